@@ -1,0 +1,104 @@
+# pgsync-c: one plain Makefile. `make` builds bin/, `make test` runs every test
+# against a real stack it starts itself, `make SANITIZE=1 test` does the same
+# under AddressSanitizer and UndefinedBehaviorSanitizer.
+
+CC      ?= cc
+PKGS    := libpq hiredis jansson libcurl
+VERSION := 0.1.0
+PREFIX  ?= /usr/local
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wwrite-strings
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icommon \
+           -DPGS_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lev -lz -lm
+
+ifeq ($(SANITIZE),1)
+BUILD   := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+CFLAGS  += $(SANFLAGS)
+LDFLAGS += $(SANFLAGS)
+else
+BUILD   := build/rel
+endif
+BIN     := bin
+
+COMMON_SRC   := $(wildcard common/*.c)
+PRODUCER_LIB := $(filter-out producer/main.c producer/%_main.c,$(wildcard producer/*.c))
+CONSUMER_LIB := $(filter-out consumer/main.c consumer/%_main.c,$(wildcard consumer/*.c))
+LIB_SRC      := $(COMMON_SRC) $(PRODUCER_LIB) $(CONSUMER_LIB)
+LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB          := $(BUILD)/libpgsync.a
+
+PROGRAMS := $(BIN)/pgsync $(BIN)/pgsync-producer $(BIN)/pgsync-consumer \
+            $(BIN)/pgsync-bootstrap
+PROGRAM_MAIN_pgsync           := consumer/pgsync_main.c
+PROGRAM_MAIN_pgsync-producer  := producer/main.c
+PROGRAM_MAIN_pgsync-consumer  := consumer/main.c
+PROGRAM_MAIN_pgsync-bootstrap := producer/bootstrap_main.c
+EXTRA_MAINS := $(filter-out $(PROGRAM_MAIN_pgsync) $(PROGRAM_MAIN_pgsync-producer) \
+               $(PROGRAM_MAIN_pgsync-consumer) $(PROGRAM_MAIN_pgsync-bootstrap), \
+               $(wildcard producer/*_main.c consumer/*_main.c))
+# further tools: producer/foo_main.c or consumer/foo_main.c -> bin/pgsync-foo
+EXTRA_PROGRAMS := $(patsubst %_main.c,$(BIN)/pgsync-%,$(notdir $(EXTRA_MAINS)))
+
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all test test-unit test-es test-integration demo clean format install unit-tests fuzz
+all: $(PROGRAMS) $(EXTRA_PROGRAMS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+define program_rule
+$(BIN)/$(1): $(BUILD)/$(2:.c=.o) $(LIB)
+	@mkdir -p $(BIN)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach p,pgsync pgsync-producer pgsync-consumer pgsync-bootstrap,\
+  $(eval $(call program_rule,$(p),$(PROGRAM_MAIN_$(p)))))
+$(foreach m,$(EXTRA_MAINS),\
+  $(eval $(call program_rule,pgsync-$(notdir $(m:_main.c=)),$(m))))
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+unit-tests: $(UNIT_TESTS)
+
+# The whole suite: unit tests, then integration tests against a stack that
+# tests/run.sh starts on free loopback ports and stops again.
+test: all unit-tests
+	BUILD=$(BUILD) tests/run.sh all
+
+test-unit: unit-tests
+	BUILD=$(BUILD) tests/run.sh unit
+
+test-integration: all
+	BUILD=$(BUILD) tests/run.sh integration
+
+# The same integration suite against a real Elasticsearch node.
+test-es: all unit-tests
+	PGS_ENGINE=elasticsearch BUILD=$(BUILD) tests/run.sh all
+
+demo: all
+	scripts/demo.sh
+
+format:
+	clang-format -i common/*.[ch] producer/*.[ch] consumer/*.[ch] tests/unit/*.c
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(PROGRAMS) $(EXTRA_PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)
