@@ -1,0 +1,122 @@
+/*
+ * es.h - the search engine client: Elasticsearch 7/8 and OpenSearch 1/2/3
+ * over HTTP(S) with libcurl (one kept-alive handle per client) and jansson.
+ *
+ * The bulk API is the heart of it. es_bulk_send() sends a bulk body, reads
+ * every item of the response and classifies it (LESSONS.md):
+ *   ok:        2xx; 409 on a versioned write (newer already there); 404 on a delete
+ *   retry:     429, 502, 503, 504, circuit breakers, connection reset, time-out
+ *   reject:    mapper_parsing_exception, illegal_argument_exception, too large...
+ *   fatal:     401, 403, cluster_block_exception, index closed
+ * es_bulk_flush() retries the retryable items with exponential backoff and
+ * jitter until each is ok or rejected (or fatal, or "stop" is set).
+ */
+#ifndef PGS_ES_H
+#define PGS_ES_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "error.h"
+
+struct es_config {
+    const char *url;         /* "http://127.0.0.1:9200", no trailing slash needed */
+    const char *user;        /* basic auth, or NULL */
+    const char *password;
+    const char *api_key;     /* "Authorization: ApiKey <api_key>", or NULL */
+    const char *ca_file;     /* HTTPS: CA bundle, or NULL for the system's */
+    const char *client_cert; /* HTTPS client certificate (PEM) and key, or NULL */
+    const char *client_key;
+    int verify_tls;          /* 1 = verify the server's certificate (default) */
+    int force_opensearch;    /* OPENSEARCH=true: skip detection */
+    long connect_timeout_ms; /* default 10 s */
+    long timeout_ms;         /* whole-request time-out; default 120 s (never a 3 s read time-out) */
+    int gzip;                /* gzip request bodies */
+};
+
+enum es_flavor { ES_FLAVOR_ELASTICSEARCH, ES_FLAVOR_OPENSEARCH };
+
+struct es_client; /* one curl handle, headers, the config; not thread-safe: one per thread */
+
+struct es_client *es_client_new(const struct es_config *cfg, struct pgs_error *err);
+void es_client_free(struct es_client *c);
+
+/* GET /: flavor and major version ("version.distribution" tells OpenSearch). */
+int es_info(struct es_client *c, enum es_flavor *flavor, int *major, char *version, size_t vlen,
+            struct pgs_error *err) PGS_MUSTCHECK;
+
+/*
+ * One request. "body" may be NULL. On a transport error returns -1 with
+ * PGS_ERR_TRANSIENT. Otherwise 0, *status set and *resp a new NUL-terminated
+ * buffer the caller frees (also for 4xx/5xx: the caller decides).
+ */
+int es_request(struct es_client *c, const char *method, const char *path, const char *body,
+               size_t len, const char *content_type, long *status, char **resp,
+               struct pgs_error *err) PGS_MUSTCHECK;
+
+/* Create "index" with settings and mappings (either may be NULL); an existing index is fine. */
+int es_create_index(struct es_client *c, const char *index, json_t *settings, json_t *mappings,
+                    struct pgs_error *err) PGS_MUSTCHECK;
+int es_index_exists(struct es_client *c, const char *index, int *exists, struct pgs_error *err)
+    PGS_MUSTCHECK;
+int es_delete_index(struct es_client *c, const char *index, struct pgs_error *err) PGS_MUSTCHECK;
+int es_refresh(struct es_client *c, const char *index, struct pgs_error *err) PGS_MUSTCHECK;
+/* _delete_by_query match_all with conflicts=proceed and refresh. */
+int es_delete_all(struct es_client *c, const char *index, struct pgs_error *err) PGS_MUSTCHECK;
+/* _count of the index into *count. */
+int es_count(struct es_client *c, const char *index, long long *count, struct pgs_error *err)
+    PGS_MUSTCHECK;
+
+/* ---- bulk ---- */
+
+enum es_op { ES_OP_INDEX, ES_OP_DELETE };
+enum es_item_class { ES_ITEM_OK = 0, ES_ITEM_RETRY, ES_ITEM_REJECT, ES_ITEM_FATAL };
+
+struct es_bulk_item {
+    enum es_op op;
+    char *index;
+    char *id;
+    uint64_t version;       /* 0 = no external version */
+    char *routing;          /* NULL when none */
+    char *pipeline;         /* NULL when none */
+    char *doc;              /* ES_OP_INDEX: the JSON document */
+    size_t doclen;
+    void *tag;              /* the caller's; untouched */
+    /* filled by es_bulk_send / es_bulk_flush */
+    int status;
+    enum es_item_class cls;
+    char error_type[128];
+    char reason[512];
+};
+
+struct es_bulk {
+    struct es_bulk_item *items;
+    int n, cap;
+    size_t bytes;           /* approximate body size so far */
+};
+
+void es_bulk_init(struct es_bulk *b);
+/* Copies "index", "id", "doc" etc.; versioned with version_type=external_gte when version > 0. */
+void es_bulk_add(struct es_bulk *b, enum es_op op, const char *index, const char *id,
+                 uint64_t version, const char *doc, size_t doclen, const char *routing,
+                 const char *pipeline, void *tag);
+void es_bulk_reset(struct es_bulk *b); /* forget the items, keep the memory */
+void es_bulk_deinit(struct es_bulk *b);
+
+/* Send every item once and classify each; -1 only when the request itself failed. */
+int es_bulk_send(struct es_client *c, struct es_bulk *b, struct pgs_error *err) PGS_MUSTCHECK;
+
+/*
+ * Send, then resend the items classed ES_ITEM_RETRY (and the whole request on
+ * a transport error) with backoff from 100 ms doubling to 30 s, with jitter,
+ * until none is left. Returns 0 when every item is OK or REJECT (the caller
+ * dead-letters the rejects); -1 with PGS_ERR_FATAL on a fatal item or status,
+ * or PGS_ERR_TRANSIENT when *stop became non-zero while retrying.
+ */
+int es_bulk_flush(struct es_client *c, struct es_bulk *b, volatile sig_atomic_t *stop,
+                  struct pgs_error *err) PGS_MUSTCHECK;
+
+#endif
