@@ -53,4 +53,17 @@ const struct catalog_table *catalog_find_table(const struct catalog *cat, const 
 int catalog_table_index(const struct catalog *cat, const struct catalog_table *t);
 const struct catalog_column *catalog_find_column(const struct catalog_table *t, const char *name);
 
+/*
+ * Build a catalog by hand (unit tests, tools), starting from a zeroed struct;
+ * free it with catalog_free. "columns" is "name type; name type; ..." (the
+ * type is everything after the first space: "character varying(20)"), "pk"
+ * is "a,b" or "" / NULL. Returns the new table's index. Adding a table moves
+ * cat->tables: take pointers into it only once the catalog is complete.
+ */
+int catalog_add_table(struct catalog *cat, const char *schema, const char *name, char relkind,
+                      const char *columns, const char *pk);
+/* "from"/"to" are "table" (public) or "schema.table"; columns "a,b". -1 if a table is absent. */
+int catalog_add_fk(struct catalog *cat, const char *name, const char *from, const char *from_cols,
+                   const char *to, const char *to_cols, int has_index);
+
 #endif

@@ -119,4 +119,34 @@ int es_bulk_send(struct es_client *c, struct es_bulk *b, struct pgs_error *err) 
 int es_bulk_flush(struct es_client *c, struct es_bulk *b, volatile sig_atomic_t *stop,
                   struct pgs_error *err) PGS_MUSTCHECK;
 
+/* ---- pure parts (no I/O), exposed for the unit tests ---- */
+
+/* The class of one bulk item from its HTTP "status" and "error_type" (NULL or "" when none). */
+enum es_item_class es_classify_item(enum es_op op, int status, const char *error_type);
+
+/*
+ * The NDJSON body for the items "sel[0..nsel)" of "b" (all items when "sel"
+ * is NULL): one action line per item, then the document for ES_OP_INDEX; it
+ * ends with a newline. Returns a new buffer (caller frees), its length in *len.
+ */
+char *es_bulk_body(const struct es_bulk *b, const int *sel, int nsel, size_t *len);
+
+/*
+ * Read a bulk response "resp" for the items "sel[0..nsel)" (all when NULL),
+ * in order, filling each item's status, error_type, reason and cls. An item
+ * missing from the response is ES_ITEM_RETRY. Returns -1 with
+ * PGS_ERR_TRANSIENT (and every selected item ES_ITEM_RETRY) when "resp" is
+ * not a bulk response (HTML from a proxy: its first 200 characters go to
+ * the detail); 0 otherwise.
+ */
+int es_bulk_apply_response(struct es_bulk *b, const int *sel, int nsel, const char *resp,
+                           size_t len, struct pgs_error *err) PGS_MUSTCHECK;
+
+/* Count the items of "b" per class into "counts[ES_ITEM_OK..ES_ITEM_FATAL]". */
+void es_bulk_count(const struct es_bulk *b, int counts[4]);
+
+/* gzip "in" (a gzip stream, as for Content-Encoding: gzip) into a new buffer *out. */
+int es_gzip(const char *in, size_t len, char **out, size_t *outlen, struct pgs_error *err)
+    PGS_MUSTCHECK;
+
 #endif

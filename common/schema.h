@@ -37,6 +37,15 @@ struct schema_field {
     char *replace_from[8]; /* transform.replace pairs applied in order (text columns) */
     char *replace_to[8];
     int nreplace;
+    const char *type; /* the column's catalog type (borrowed from the catalog), set by schema_resolve */
+};
+
+/* One of a view's "base_tables", split; "pk" is filled by schema_resolve from the catalog. */
+struct schema_base_table {
+    char *schema;
+    char *table;
+    char **pk;
+    int npk;
 };
 
 /* transform.concat: destination = columns joined by delimiter */
@@ -65,6 +74,7 @@ struct schema_node {
     int nprimary_key;
     char **base_tables;      /* for views: "table" or "schema.table" */
     int nbase_tables;
+    struct schema_base_table *bases; /* base_tables split into schema and table (nbase_tables) */
     json_t *transform;       /* the raw "transform" object (a reference owned here), or NULL */
     struct schema_concat *concat; /* parsed transform.concat */
     int nconcat;
@@ -95,6 +105,8 @@ struct schema_node {
     int nlink;
     char **through_link_cols; /* the through table's pk + join columns */
     int nthrough_link;
+    const struct catalog_table *cat_table;   /* borrowed from the catalog given to schema_resolve */
+    const struct catalog_table *cat_through; /* the through table's, NULL when none */
 };
 
 struct schema_entry {
@@ -114,13 +126,22 @@ struct schema {
     struct schema_entry *entries;
     int nentries;
     char *filename;
+    /* things accepted but ignored ("plugins", "move", nested "rename"), also logged at warn level */
+    struct schema_problems warnings;
 };
 
-/* Parse; returns 0, or -1 with every problem in "probs" ("file:line:col: ..." or "file: $.path: ..."). */
+/*
+ * Parse; returns 0, or -1 with every problem in "probs" ("file:line:col: $.path: ..." or
+ * "file: $.path: ..."). On -1 "out" is already freed (schema_free on it is harmless).
+ * Problems are appended to "probs", which may be NULL; at most 200 are kept.
+ */
 int schema_parse_file(const char *path, struct schema *out, struct schema_problems *probs) PGS_MUSTCHECK;
 int schema_parse_string(const char *text, const char *filename, struct schema *out,
                         struct schema_problems *probs) PGS_MUSTCHECK;
-/* Check against the catalog and fill in the resolved fields; -1 with every problem in "probs". */
+/*
+ * Check against the catalog and fill in the resolved fields; -1 with every problem in "probs".
+ * The resolved nodes borrow type names and catalog_table pointers from "cat": keep it alive.
+ */
 int schema_resolve(struct schema *s, const struct catalog *cat, struct schema_problems *probs) PGS_MUSTCHECK;
 void schema_free(struct schema *s);
 

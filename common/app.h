@@ -1,0 +1,53 @@
+/*
+ * app.h - what every binary builds at start-up from --config: the parsed
+ * schema, and per entry the database catalog, the generated SQL, the table
+ * list, and the names of its slot, publication and Redis keys. Everything
+ * is checked before anything is written anywhere.
+ */
+#ifndef PGS_APP_H
+#define PGS_APP_H
+
+#include "catalog.h"
+#include "config.h"
+#include "error.h"
+#include "schema.h"
+#include "sqlgen.h"
+
+struct app_entry {
+    struct schema_entry *e; /* borrowed from app.schema */
+    struct catalog cat;
+    struct sqlgen sql;
+    struct schema_table_ref *tables;
+    int ntables;
+    char slot[64];
+    char publication[64];
+    char stream[256];  /* change records and load work items */
+    char dlq[256];     /* dead letters */
+    char meta[256];    /* a hash: load progress, schema fingerprint */
+};
+
+struct app {
+    struct schema schema;
+    struct app_entry *entries;
+    int nentries;
+    const struct config *cfg; /* borrowed */
+};
+
+/*
+ * Parse "schema_path", connect to each entry's database, load its catalog,
+ * resolve and generate SQL. Problems are printed to stderr, all of them,
+ * and -1 returned; nothing is written anywhere.
+ */
+int app_load(struct app *app, const char *schema_path, const struct config *cfg,
+             struct pgs_error *err) PGS_MUSTCHECK;
+void app_free(struct app *app);
+
+/* The entry's table that matches schema.table, or -1. */
+int app_table_index(const struct app_entry *ae, const char *schema, const char *table);
+
+/* Create the index with the entry's settings and mappings when it is missing. */
+struct es_client;
+int app_ensure_index(const struct app_entry *ae, struct es_client *es, struct pgs_error *err)
+    PGS_MUSTCHECK;
+
+#endif

@@ -1,0 +1,167 @@
+/* change.c - encoding and decoding stream records. No I/O. */
+#include "change.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strbuf.h"
+
+int change_to_fields(const struct change *c, struct change_scratch *scratch, const char **argv,
+                     size_t *lens)
+{
+    int n = 0;
+    const char *op;
+
+    switch (c->op) {
+    case CHANGE_INSERT: op = "I"; break;
+    case CHANGE_UPDATE: op = "U"; break;
+    case CHANGE_DELETE: op = "D"; break;
+    case CHANGE_TRUNCATE: op = "T"; break;
+    default: op = "L"; break;
+    }
+    memset(scratch, 0, sizeof(*scratch));
+    snprintf(scratch->lsn, sizeof(scratch->lsn), "%" PRIu64, c->lsn);
+    snprintf(scratch->xid, sizeof(scratch->xid), "%" PRIu32, c->xid);
+
+#define FIELD(k, v)                                                                                \
+    do {                                                                                           \
+        argv[n] = (k), lens[n] = strlen(k), n++;                                                   \
+        argv[n] = (v), lens[n] = strlen(v), n++;                                                   \
+    } while (0)
+    FIELD("op", op);
+    if (c->schema)
+        FIELD("s", c->schema);
+    if (c->table)
+        FIELD("t", c->table);
+    FIELD("lsn", scratch->lsn);
+    FIELD("xid", scratch->xid);
+    if (c->oldv) {
+        scratch->oldtxt = json_dumps(c->oldv, JSON_COMPACT | JSON_ENCODE_ANY);
+        FIELD("old", scratch->oldtxt);
+    }
+    if (c->newv) {
+        scratch->newtxt = json_dumps(c->newv, JSON_COMPACT | JSON_ENCODE_ANY);
+        FIELD("new", scratch->newtxt);
+    }
+    if (c->op == CHANGE_LOAD) {
+        FIELD("lo", c->lo ? c->lo : "");
+        FIELD("hi", c->hi ? c->hi : "");
+        FIELD("load", c->load_id ? c->load_id : "");
+    }
+#undef FIELD
+    return n;
+}
+
+void change_scratch_free(struct change_scratch *s)
+{
+    free(s->oldtxt);
+    free(s->newtxt);
+    s->oldtxt = s->newtxt = NULL;
+}
+
+static int parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 20)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static json_t *parse_obj(const char *s, size_t len, const char *name, struct pgs_error *err)
+{
+    json_error_t je;
+    json_t *v = json_loadb(s, len, 0, &je);
+    if (v == NULL || !json_is_object(v)) {
+        pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: field \"%s\" is not a JSON object",
+                      name);
+        if (v == NULL)
+            pgs_error_detail(err, "%d:%d: %s", je.line, je.column, je.text);
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
+                       struct pgs_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i + 1 < n; i += 2) {
+        const char *k = fields[i], *v = fields[i + 1];
+        size_t kl = lens[i], vl = lens[i + 1];
+        uint64_t u;
+
+        if (kl == 2 && !memcmp(k, "op", 2)) {
+            if (vl != 1 || !strchr("IUDTL", v[0])) {
+                pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: unknown op \"%.*s\"",
+                              (int)(vl > 8 ? 8 : vl), v);
+                goto fail;
+            }
+            out->op = v[0];
+        } else if (kl == 1 && k[0] == 's') {
+            out->schema = xstrndup(v, vl);
+        } else if (kl == 1 && k[0] == 't') {
+            out->table = xstrndup(v, vl);
+        } else if (kl == 3 && !memcmp(k, "lsn", 3)) {
+            if (parse_u64(v, vl, &out->lsn) < 0) {
+                pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: bad lsn");
+                goto fail;
+            }
+        } else if (kl == 3 && !memcmp(k, "xid", 3)) {
+            if (parse_u64(v, vl, &u) < 0 || u > UINT32_MAX) {
+                pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: bad xid");
+                goto fail;
+            }
+            out->xid = (uint32_t)u;
+        } else if (kl == 3 && !memcmp(k, "old", 3)) {
+            if ((out->oldv = parse_obj(v, vl, "old", err)) == NULL)
+                goto fail;
+        } else if (kl == 3 && !memcmp(k, "new", 3)) {
+            if ((out->newv = parse_obj(v, vl, "new", err)) == NULL)
+                goto fail;
+        } else if (kl == 2 && !memcmp(k, "lo", 2)) {
+            out->lo = vl ? xstrndup(v, vl) : NULL;
+        } else if (kl == 2 && !memcmp(k, "hi", 2)) {
+            out->hi = vl ? xstrndup(v, vl) : NULL;
+        } else if (kl == 4 && !memcmp(k, "load", 4)) {
+            out->load_id = xstrndup(v, vl);
+        }
+        /* unknown fields are skipped: newer producers may add some */
+    }
+    if (out->op == 0) {
+        pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: no op field");
+        goto fail;
+    }
+    if (out->op != CHANGE_LOAD && (out->schema == NULL || out->table == NULL)) {
+        pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: no table (fields s and t)");
+        goto fail;
+    }
+    return 0;
+fail:
+    change_free(out);
+    return -1;
+}
+
+void change_free(struct change *c)
+{
+    free(c->schema);
+    free(c->table);
+    json_decref(c->oldv);
+    json_decref(c->newv);
+    free(c->lo);
+    free(c->hi);
+    free(c->load_id);
+    free(c->entry_id);
+    memset(c, 0, sizeof(*c));
+}

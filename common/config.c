@@ -1,0 +1,243 @@
+/*
+ * config.c - the settings table and the environment reader. Names and
+ * defaults follow PGSync so that its users can switch without retyping.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
+#define CFG_SECRET 1
+#define CFG_MANUAL 2 /* read by hand in config_load (URL parts) */
+
+struct cfg_key {
+    const char *env;
+    enum cfg_type type;
+    size_t offset;
+    const char *def; /* NULL: unset */
+    long min, max;   /* CFG_INT bounds */
+    int flags;
+    const char *help;
+};
+
+#define S(field) CFG_STR, offsetof(struct config, field)
+#define I(field) CFG_INT, offsetof(struct config, field)
+#define B(field) CFG_BOOL, offsetof(struct config, field)
+
+static const struct cfg_key cfg_keys[] = {
+    {"PG_URL", S(pg_url), NULL, 0, 0, CFG_SECRET, "PostgreSQL URL (postgres://user:pass@host:port); the schema's database replaces its dbname"},
+    {"PG_HOST", S(pg_host), "localhost", 0, 0, 0, "PostgreSQL host"},
+    {"PG_PORT", S(pg_port), "5432", 0, 0, 0, "PostgreSQL port"},
+    {"PG_USER", S(pg_user), "postgres", 0, 0, 0, "PostgreSQL role (needs REPLICATION and SELECT)"},
+    {"PG_PASSWORD", S(pg_password), NULL, 0, 0, CFG_SECRET, "PostgreSQL password"},
+    {"PG_SSLMODE", S(pg_sslmode), NULL, 0, 0, 0, "libpq sslmode (disable, require, verify-ca, verify-full)"},
+    {"PG_SSLROOTCERT", S(pg_sslrootcert), NULL, 0, 0, 0, "CA file for verify-ca/verify-full"},
+    {"ELASTICSEARCH_URL", S(es_url), NULL, 0, 0, CFG_SECRET, "search engine URL; else built from the three below"},
+    {"ELASTICSEARCH_SCHEME", S(es_url_buf), "http", 0, 0, CFG_MANUAL, "http or https"},
+    {"ELASTICSEARCH_HOST", S(es_url_buf), "localhost", 0, 0, CFG_MANUAL, "search engine host"},
+    {"ELASTICSEARCH_PORT", S(es_url_buf), "9200", 0, 0, CFG_MANUAL, "search engine port"},
+    {"ELASTICSEARCH_USER", S(es_user), NULL, 0, 0, 0, "basic auth user"},
+    {"ELASTICSEARCH_PASSWORD", S(es_password), NULL, 0, 0, CFG_SECRET, "basic auth password"},
+    {"ELASTICSEARCH_API_KEY", S(es_api_key), NULL, 0, 0, CFG_SECRET, "API key (base64 id:key)"},
+    {"ELASTICSEARCH_CA_CERTS", S(es_ca_file), NULL, 0, 0, 0, "CA file for HTTPS"},
+    {"ELASTICSEARCH_CLIENT_CERT", S(es_client_cert), NULL, 0, 0, 0, "client certificate (PEM)"},
+    {"ELASTICSEARCH_CLIENT_KEY", S(es_client_key), NULL, 0, 0, 0, "client key (PEM)"},
+    {"ELASTICSEARCH_VERIFY_CERTS", B(es_verify), "true", 0, 0, 0, "verify the server certificate"},
+    {"ELASTICSEARCH_TIMEOUT", I(es_timeout_s), "120", 1, 3600, 0, "whole-request time-out, seconds"},
+    {"ELASTICSEARCH_GZIP", B(es_gzip), "false", 0, 0, 0, "gzip _bulk bodies"},
+    {"OPENSEARCH", B(opensearch), "false", 0, 0, 0, "the engine is OpenSearch (else detected from GET /)"},
+    {"REDIS_URL", S(es_url_buf), NULL, 0, 0, CFG_SECRET | CFG_MANUAL, "redis://[user:pass@]host:port/db; overrides the four below"},
+    {"REDIS_HOST", S(redis_host), "localhost", 0, 0, 0, "Redis host"},
+    {"REDIS_PORT", I(redis_port), "6379", 1, 65535, 0, "Redis port"},
+    {"REDIS_DB", I(redis_db), "0", 0, 1000, 0, "Redis database number"},
+    {"REDIS_AUTH", S(redis_auth), NULL, 0, 0, CFG_SECRET, "Redis password"},
+    {"REDIS_USER", S(redis_user), NULL, 0, 0, 0, "Redis ACL user"},
+    {"REDIS_TIMEOUT_MS", I(redis_timeout_ms), "5000", 100, 600000, 0, "Redis command time-out"},
+    {"PGSYNC_BATCH_SIZE", I(batch_size), "1000", 1, 100000, 0, "stream entries per consumer batch"},
+    {"PGSYNC_BLOCK_MS", I(block_ms), "1000", 1, 60000, 0, "how long a consumer waits for entries"},
+    {"PGSYNC_CLAIM_IDLE_MS", I(claim_idle_ms), "30000", 100, 86400000, 0, "pending entries idle this long are taken over from a dead consumer"},
+    {"PGSYNC_DOC_CHUNK", I(doc_chunk), "500", 1, 100000, 0, "root keys per document query"},
+    {"PGSYNC_BULK_BYTES", I(bulk_max_bytes), "5242880", 1024, 104857600, 0, "_bulk request size"},
+    {"PGSYNC_PRODUCER_BATCH", I(producer_batch), "500", 1, 100000, 0, "records per Redis pipeline"},
+    {"PGSYNC_CONSUMER_NAME", S(consumer_name), NULL, 0, 0, 0, "consumer name in the group (default host:pid)"},
+    {"PGSYNC_SLOT", S(slot_name), NULL, 0, 0, 0, "replication slot name (default pgsync_<database>_<index>)"},
+    {"PGSYNC_STREAM_PREFIX", S(stream_prefix), "pgsync", 0, 0, 0, "prefix of Redis keys"},
+};
+
+#define NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
+
+static int parse_bool(const char *v, int *out)
+{
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
+        *out = 1;
+    else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") ||
+             !strcasecmp(v, "off") || !*v)
+        *out = 0;
+    else
+        return -1;
+    return 0;
+}
+
+/* redis://[user:pass@]host[:port][/db] */
+static int parse_redis_url(struct config *cfg, const char *url, struct pgs_error *err)
+{
+    static char host[256], user[128], pass[256];
+    const char *p = url;
+    const char *at, *slash, *colon;
+
+    if (strncmp(p, "redis://", 8) == 0)
+        p += 8;
+    else if (strncmp(p, "rediss://", 9) == 0) {
+        pgs_error_set(err, PGS_ERR_USAGE, "REDIS_URL: TLS (rediss://) is not supported");
+        return -1;
+    } else {
+        pgs_error_set(err, PGS_ERR_USAGE, "REDIS_URL must start with redis://");
+        return -1;
+    }
+    at = strrchr(p, '@');
+    if (at) {
+        const char *c = memchr(p, ':', (size_t)(at - p));
+        if (c) {
+            snprintf(user, sizeof(user), "%.*s", (int)(c - p), p);
+            snprintf(pass, sizeof(pass), "%.*s", (int)(at - c - 1), c + 1);
+            if (user[0])
+                cfg->redis_user = user;
+            cfg->redis_auth = pass;
+        } else {
+            snprintf(pass, sizeof(pass), "%.*s", (int)(at - p), p);
+            cfg->redis_auth = pass;
+        }
+        p = at + 1;
+    }
+    slash = strchr(p, '/');
+    colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
+    size_t hl = colon ? (size_t)(colon - p) : (slash ? (size_t)(slash - p) : strlen(p));
+    snprintf(host, sizeof(host), "%.*s", (int)hl, p);
+    if (host[0])
+        cfg->redis_host = host;
+    if (colon) {
+        cfg->redis_port = atoi(colon + 1);
+        if (cfg->redis_port <= 0 || cfg->redis_port > 65535) {
+            pgs_error_set(err, PGS_ERR_USAGE, "REDIS_URL: bad port");
+            return -1;
+        }
+    }
+    if (slash && slash[1])
+        cfg->redis_db = atoi(slash + 1);
+    return 0;
+}
+
+int config_load(struct config *cfg, struct pgs_error *err)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct cfg_key *k = &cfg_keys[i];
+        const char *v = getenv(k->env);
+        if (v == NULL || (*v == '\0' && k->type != CFG_STR))
+            v = k->def;
+        if (v == NULL || (k->flags & CFG_MANUAL))
+            continue;
+        void *field = (char *)cfg + k->offset;
+        if (k->type == CFG_STR) {
+            *(const char **)field = v;
+        } else if (k->type == CFG_INT) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end != '\0' || end == v || n < k->min || n > k->max) {
+                pgs_error_set(err, PGS_ERR_USAGE, "%s=%s: expected a whole number from %ld to %ld",
+                              k->env, v, k->min, k->max);
+                return -1;
+            }
+            *(int *)field = (int)n;
+        } else if (parse_bool(v, (int *)field) < 0) {
+            pgs_error_set(err, PGS_ERR_USAGE, "%s=%s: expected true or false", k->env, v);
+            return -1;
+        }
+    }
+    if (cfg->es_url == NULL || !*cfg->es_url) {
+        const char *scheme = getenv("ELASTICSEARCH_SCHEME");
+        const char *host = getenv("ELASTICSEARCH_HOST");
+        const char *port = getenv("ELASTICSEARCH_PORT");
+        snprintf(cfg->es_url_buf, sizeof(cfg->es_url_buf), "%s://%s:%s",
+                 scheme && *scheme ? scheme : "http", host && *host ? host : "localhost",
+                 port && *port ? port : "9200");
+        cfg->es_url = cfg->es_url_buf;
+    }
+    const char *rurl = getenv("REDIS_URL");
+    if (rurl && *rurl && parse_redis_url(cfg, rurl, err) < 0)
+        return -1;
+    return 0;
+}
+
+void config_print_help(FILE *out)
+{
+    fprintf(out, "\nEnvironment (PGSync's names):\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct cfg_key *k = &cfg_keys[i];
+        fprintf(out, "  %-26s %s", k->env, k->help);
+        if (k->def && !(k->flags & CFG_SECRET))
+            fprintf(out, " [%s]", k->def);
+        fputc('\n', out);
+    }
+}
+
+void config_log(const struct config *cfg)
+{
+    char url[512];
+    pgs_log(LOG_INFO, "settings",
+            "pg_host=%s pg_port=%s pg_user=%s pg_url=%s search=%s redis=%s:%d/%d batch_size=%d",
+            cfg->pg_host, cfg->pg_port, cfg->pg_user, cfg->pg_url ? "***" : "-",
+            pgs_redact_url(cfg->es_url, url, sizeof(url)), cfg->redis_host, cfg->redis_port,
+            cfg->redis_db, cfg->batch_size);
+}
+
+PGconn *config_pg_connect(const struct config *cfg, const char *dbname, int replication,
+                          const char *appname, struct pgs_error *err)
+{
+    const char *keys[16], *vals[16];
+    int n = 0;
+
+    /* PG_URL first (expanded), then the discrete settings, then the database */
+    if (cfg->pg_url && *cfg->pg_url) {
+        keys[n] = "dbname", vals[n++] = cfg->pg_url;
+    } else {
+        keys[n] = "host", vals[n++] = cfg->pg_host;
+        keys[n] = "port", vals[n++] = cfg->pg_port;
+        keys[n] = "user", vals[n++] = cfg->pg_user;
+    }
+    if (cfg->pg_password && *cfg->pg_password)
+        keys[n] = "password", vals[n++] = cfg->pg_password;
+    if (cfg->pg_sslmode && *cfg->pg_sslmode)
+        keys[n] = "sslmode", vals[n++] = cfg->pg_sslmode;
+    if (cfg->pg_sslrootcert && *cfg->pg_sslrootcert)
+        keys[n] = "sslrootcert", vals[n++] = cfg->pg_sslrootcert;
+    if (dbname)
+        keys[n] = "dbname", vals[n++] = dbname;
+    if (replication)
+        keys[n] = "replication", vals[n++] = "database";
+    keys[n] = "application_name", vals[n++] = appname ? appname : "pgsync-c";
+    keys[n] = "connect_timeout", vals[n++] = "10";
+    keys[n] = NULL, vals[n] = NULL;
+
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        const char *host = PQhost(conn) ? PQhost(conn) : cfg->pg_host;
+        const char *port = PQport(conn) ? PQport(conn) : cfg->pg_port;
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot connect to PostgreSQL at %s:%s database \"%s\"",
+                      host ? host : "?", port ? port : "?", dbname ? dbname : "(default)");
+        pgs_error_detail(err, "%s", conn ? PQerrorMessage(conn) : "out of memory");
+        if (conn && strstr(PQerrorMessage(conn), "password authentication failed"))
+            err->kind = PGS_ERR_FATAL;
+        if (conn && strstr(PQerrorMessage(conn), "does not exist"))
+            err->kind = PGS_ERR_FATAL;
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}

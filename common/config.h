@@ -1,0 +1,61 @@
+/*
+ * config.h - every setting in one table: the environment variable PGSync
+ * users already have, its default, and its help line. The table feeds
+ * config_load(), the --help text and the redacted start-up dump. Secrets
+ * (passwords, API keys) are flagged and never printed.
+ */
+#ifndef PGS_CONFIG_H
+#define PGS_CONFIG_H
+
+#include <stdio.h>
+
+#include <libpq-fe.h>
+
+#include "error.h"
+
+struct config {
+    /* PostgreSQL */
+    const char *pg_url, *pg_host, *pg_port, *pg_user, *pg_password, *pg_sslmode;
+    const char *pg_sslrootcert;
+    /* search engine */
+    const char *es_url; /* built from ELASTICSEARCH_SCHEME/HOST/PORT when unset */
+    const char *es_user, *es_password, *es_api_key, *es_ca_file, *es_client_cert, *es_client_key;
+    int es_verify;
+    int opensearch; /* OPENSEARCH=true */
+    int es_gzip;
+    int es_timeout_s;
+    /* Redis */
+    const char *redis_host, *redis_auth, *redis_user;
+    int redis_port, redis_db;
+    int redis_timeout_ms;
+    /* tuning */
+    int batch_size;      /* stream entries per consumer batch */
+    int block_ms;        /* XREADGROUP BLOCK */
+    int claim_idle_ms;   /* XAUTOCLAIM min idle */
+    int doc_chunk;       /* root keys per document query */
+    int bulk_max_bytes;  /* _bulk request size */
+    int producer_batch;  /* records per XADD pipeline */
+    const char *consumer_name;
+    const char *slot_name;   /* override of the derived name */
+    const char *stream_prefix;
+    /* where strings of a built URL live */
+    char es_url_buf[512];
+};
+
+/* Read every setting from the environment, with defaults; -1 on a bad value. */
+int config_load(struct config *cfg, struct pgs_error *err) PGS_MUSTCHECK;
+
+/* The "Environment:" section of --help: every variable, its default, its help. */
+void config_print_help(FILE *out);
+
+/* One log line per setting, secrets shown as "***". */
+void config_log(const struct config *cfg);
+
+/*
+ * Connect to "dbname" (NULL: the one in PG_URL or the user's default);
+ * replication != 0 opens a logical replication connection.
+ */
+PGconn *config_pg_connect(const struct config *cfg, const char *dbname, int replication,
+                          const char *appname, struct pgs_error *err);
+
+#endif

@@ -1,0 +1,505 @@
+/*
+ * sync.c - from change records to versioned index writes. See sync.h for
+ * the contract; the steps below follow the order of syncer_process().
+ */
+#include "sync.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "rstream.h"
+#include "strbuf.h"
+
+/* how many tuples one reverse query takes at a time */
+#define REVERSE_CHUNK 5000
+/* rows fetched per cursor round trip */
+#define FETCH_ROWS 1000
+
+void syncer_init(struct syncer *s, const struct config *cfg, struct app_entry *ae,
+                 struct es_client *es, redisContext *rc, volatile sig_atomic_t *stop)
+{
+    memset(s, 0, sizeof(*s));
+    s->cfg = cfg;
+    s->ae = ae;
+    s->es = es;
+    s->rc = rc;
+    s->stop = stop;
+    es_bulk_init(&s->bulk);
+    keyset_init(&s->roots, ae->sql.npk);
+    s->node_in = xcalloc((size_t)ae->e->nnodes, sizeof(struct keyset));
+    s->through_in = xcalloc((size_t)ae->e->nnodes, sizeof(struct keyset));
+    for (int i = 0; i < ae->e->nnodes; i++) {
+        keyset_init(&s->node_in[i], ae->sql.node_rev[i].nin);
+        keyset_init(&s->through_in[i], ae->sql.through_rev[i].nin);
+    }
+}
+
+void syncer_deinit(struct syncer *s)
+{
+    if (s->pg)
+        PQfinish(s->pg);
+    es_bulk_deinit(&s->bulk);
+    keyset_free(&s->roots);
+    for (int i = 0; s->ae && i < s->ae->e->nnodes; i++) {
+        keyset_free(&s->node_in[i]);
+        keyset_free(&s->through_in[i]);
+    }
+    free(s->node_in);
+    free(s->through_in);
+    memset(s, 0, sizeof(*s));
+}
+
+static int prepare(PGconn *conn, const char *name, const char *sql, int nparams,
+                   struct pgs_error *err)
+{
+    PGresult *res = PQprepare(conn, name, sql, nparams, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        pgs_error_set(err, PGS_ERR_FATAL, "cannot prepare the %s query", name);
+        pgs_error_detail(err, "%s", PQerrorMessage(conn));
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int syncer_connect(struct syncer *s, struct pgs_error *err)
+{
+    const struct sqlgen *g = &s->ae->sql;
+    char name[32];
+
+    if (s->pg)
+        PQfinish(s->pg);
+    s->pg = config_pg_connect(s->cfg, s->ae->e->database, 0, "pgsync-consumer", err);
+    if (s->pg == NULL)
+        return -1;
+    if (prepare(s->pg, "doc_keys", g->doc_by_keys, g->npk, err) < 0)
+        goto fail;
+    for (int i = 1; i < g->nnodes; i++) {
+        snprintf(name, sizeof(name), "rev_n%d", i);
+        if (g->node_rev[i].sql && prepare(s->pg, name, g->node_rev[i].sql, g->node_rev[i].nin, err) < 0)
+            goto fail;
+        snprintf(name, sizeof(name), "rev_t%d", i);
+        if (g->through_rev[i].sql &&
+            prepare(s->pg, name, g->through_rev[i].sql, g->through_rev[i].nin, err) < 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    PQfinish(s->pg);
+    s->pg = NULL;
+    return -1;
+}
+
+/* A failed query: the connection is gone (retry later) or the query is wrong. */
+static int query_failed(struct syncer *s, const char *what, struct pgs_error *err)
+{
+    int gone = PQstatus(s->pg) != CONNECTION_OK;
+    pgs_error_set(err, gone ? PGS_ERR_TRANSIENT : PGS_ERR_DOCUMENT, "%s failed on database \"%s\"",
+                  what, s->ae->e->database);
+    pgs_error_detail(err, "%s", PQerrorMessage(s->pg));
+    if (gone) {
+        PQfinish(s->pg);
+        s->pg = NULL;
+    }
+    return -1;
+}
+
+/* The values of "cols" in a record's old or new image; 0 when one is absent or NULL. */
+static int tuple_from(json_t *img, char **cols, int ncols, const char **out)
+{
+    if (img == NULL)
+        return 0;
+    for (int i = 0; i < ncols; i++) {
+        json_t *v = json_object_get(img, cols[i]);
+        if (!json_is_string(v))
+            return 0; /* a NULL never joins */
+        out[i] = json_string_value(v);
+    }
+    return 1;
+}
+
+static void collect(struct keyset *set, const struct change *c, char **cols, int ncols)
+{
+    const char *vals[64];
+    if (ncols == 0 || ncols > 64)
+        return;
+    if (tuple_from(c->oldv, cols, ncols, vals))
+        keyset_add(set, vals);
+    if (tuple_from(c->newv, cols, ncols, vals))
+        keyset_add(set, vals);
+}
+
+/* Which nodes (and through tables) a record's table serves; add its join values. */
+static void route_record(struct syncer *s, const struct change *c)
+{
+    const struct schema_entry *e = s->ae->e;
+    const struct sqlgen *g = &s->ae->sql;
+
+    for (int i = 0; i < e->nnodes; i++) {
+        const struct schema_node *n = e->nodes[i];
+        if (!strcmp(n->schema, c->schema) && !strcmp(n->table, c->table)) {
+            if (i == 0)
+                collect(&s->roots, c, n->pk, n->npk);
+            else
+                collect(&s->node_in[i], c, g->node_rev[i].in_cols, g->node_rev[i].nin);
+        }
+        if (n->through_table && !strcmp(n->through_schema, c->schema) &&
+            !strcmp(n->through_table, c->table))
+            collect(&s->through_in[i], c, g->through_rev[i].in_cols, g->through_rev[i].nin);
+    }
+}
+
+/* Run one reverse query over "in" in chunks; every row is a root key. */
+static int run_reverse(struct syncer *s, const char *stmt, struct keyset *in,
+                       struct pgs_error *err)
+{
+    struct strbuf *arrays = xcalloc((size_t)in->width, sizeof(struct strbuf));
+    const char **params = xcalloc((size_t)in->width, sizeof(char *));
+    int rv = 0;
+
+    for (int c = 0; c < in->width; c++)
+        sb_init(&arrays[c]);
+    for (int from = 0; from < in->n && rv == 0; from += REVERSE_CHUNK) {
+        int to = from + REVERSE_CHUNK < in->n ? from + REVERSE_CHUNK : in->n;
+        for (int c = 0; c < in->width; c++) {
+            keyset_pg_array(in, c, from, to, &arrays[c]);
+            params[c] = arrays[c].buf;
+        }
+        PGresult *res = PQexecPrepared(s->pg, stmt, in->width, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            PQclear(res);
+            rv = query_failed(s, "a reverse query", err);
+            /* a wrong reverse query is not one document's fault: retry, don't drop */
+            if (err->kind == PGS_ERR_DOCUMENT)
+                err->kind = PGS_ERR_FATAL;
+            break;
+        }
+        const char *vals[64];
+        for (int r = 0; r < PQntuples(res); r++) {
+            for (int k = 0; k < s->roots.width; k++)
+                vals[k] = PQgetvalue(res, r, k);
+            keyset_add(&s->roots, vals);
+        }
+        PQclear(res);
+    }
+    for (int c = 0; c < in->width; c++)
+        sb_free(&arrays[c]);
+    free(arrays);
+    free(params);
+    return rv;
+}
+
+static void make_id(char *const *key, int width, struct strbuf *sb)
+{
+    sb_reset(sb);
+    for (int i = 0; i < width; i++) {
+        if (i > 0)
+            sb_add(sb, SQLGEN_ID_SEP);
+        sb_add(sb, key[i]);
+    }
+}
+
+/* The routing value: the document's field named by the entry's "routing". */
+static char *routing_of(const struct schema_entry *e, const char *doc, size_t len)
+{
+    if (e->routing == NULL)
+        return NULL;
+    json_t *d = json_loadb(doc, len, 0, NULL);
+    json_t *v = json_object_get(d, e->routing);
+    char *out = NULL;
+    if (json_is_string(v))
+        out = xstrdup(json_string_value(v));
+    else if (json_is_integer(v)) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        out = xstrdup(buf);
+    }
+    json_decref(d);
+    return out;
+}
+
+static void add_index(struct syncer *s, const char *id, const char *doc, size_t len,
+                      uint64_t version)
+{
+    const struct schema_entry *e = s->ae->e;
+    char *routing = routing_of(e, doc, len);
+    es_bulk_add(&s->bulk, ES_OP_INDEX, e->index, id, version, doc, len, routing, e->pipeline,
+                NULL);
+    free(routing);
+}
+
+static void add_delete(struct syncer *s, const char *id, uint64_t version)
+{
+    es_bulk_add(&s->bulk, ES_OP_DELETE, s->ae->e->index, id, version, NULL, 0, NULL, NULL, NULL);
+}
+
+int syncer_dead_letter(struct syncer *s, const char *id, const char *reason,
+                       const char *error_type, const char *doc, size_t doclen,
+                       struct pgs_error *err)
+{
+    char ts[32];
+    snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
+    const char *argv[] = {"XADD", s->ae->dlq, "*", "index", s->ae->e->index, "id", id ? id : "",
+                          "error", error_type ? error_type : "", "reason", reason ? reason : "",
+                          "entries", s->origin ? s->origin : "", "ts", ts, "doc", doc ? doc : ""};
+    size_t lens[sizeof(argv) / sizeof(argv[0])];
+    int n = (int)(sizeof(argv) / sizeof(argv[0]));
+    for (int i = 0; i < n; i++)
+        lens[i] = strlen(argv[i]);
+    if (doc)
+        lens[n - 1] = doclen;
+    redisReply *r = redisCommandArgv(s->rc, n, argv, lens);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot write a dead letter to %s", s->ae->dlq);
+        pgs_error_detail(err, "%s", r ? r->str : s->rc->errstr);
+        freeReplyObject(r);
+        return -1;
+    }
+    freeReplyObject(r);
+    s->docs_rejected++;
+    pgs_log(LOG_WARN, "document dead-lettered", "index=%s id=%s error=%s reason=\"%s\"",
+            s->ae->e->index, id ? id : "", error_type ? error_type : "",
+            reason ? reason : "");
+    return 0;
+}
+
+int syncer_flush(struct syncer *s, struct pgs_error *err)
+{
+    if (s->bulk.n == 0)
+        return 0;
+    if (es_bulk_flush(s->es, &s->bulk, s->stop, err) < 0)
+        return -1;
+    for (int i = 0; i < s->bulk.n; i++) {
+        struct es_bulk_item *it = &s->bulk.items[i];
+        if (it->cls == ES_ITEM_REJECT) {
+            if (syncer_dead_letter(s, it->id, it->reason, it->error_type, it->doc, it->doclen,
+                                   err) < 0)
+                return -1;
+        } else if (it->op == ES_OP_INDEX) {
+            s->docs_indexed++;
+        } else {
+            s->docs_deleted++;
+        }
+    }
+    es_bulk_reset(&s->bulk);
+    return 0;
+}
+
+static int maybe_flush(struct syncer *s, struct pgs_error *err)
+{
+    if (s->bulk.bytes >= (size_t)s->cfg->bulk_max_bytes)
+        return syncer_flush(s, err);
+    return 0;
+}
+
+/* Fetch documents for root keys [from, to) and queue index or delete writes. */
+static int fetch_docs(struct syncer *s, int from, int to, uint64_t version,
+                      struct pgs_error *err)
+{
+    int width = s->roots.width;
+    struct strbuf *arrays = xcalloc((size_t)width, sizeof(struct strbuf));
+    const char **params = xcalloc((size_t)width, sizeof(char *));
+    struct keyset found;
+    struct strbuf id;
+    int rv = 0;
+
+    keyset_init(&found, width);
+    sb_init(&id);
+    for (int c = 0; c < width; c++) {
+        sb_init(&arrays[c]);
+        keyset_pg_array(&s->roots, c, from, to, &arrays[c]);
+        params[c] = arrays[c].buf;
+    }
+    PGresult *res = PQexecPrepared(s->pg, "doc_keys", width, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        rv = query_failed(s, "the document query", err);
+        if (err->kind == PGS_ERR_DOCUMENT && to - from > 1) {
+            /* one poison row must not hold the others back: split and retry */
+            int mid = from + (to - from) / 2;
+            rv = fetch_docs(s, from, mid, version, err);
+            if (rv == 0)
+                rv = fetch_docs(s, mid, to, version, err);
+        } else if (err->kind == PGS_ERR_DOCUMENT) {
+            make_id(keyset_tuple(&s->roots, from), width, &id);
+            rv = syncer_dead_letter(s, id.buf, err->detail, "document_query_failed", NULL, 0, err);
+        }
+        goto out;
+    }
+    const char *vals[64];
+    for (int r = 0; r < PQntuples(res); r++) {
+        for (int k = 0; k < width; k++)
+            vals[k] = PQgetvalue(res, r, 2 + k);
+        keyset_add(&found, vals);
+        add_index(s, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1),
+                  version);
+    }
+    PQclear(res);
+    /* keys asked for and not found: the root row is gone */
+    for (int i = from; i < to; i++) {
+        char **key = keyset_tuple(&s->roots, i);
+        if (!keyset_contains(&found, (const char *const *)key)) {
+            make_id(key, width, &id);
+            add_delete(s, id.buf, version);
+        }
+    }
+    rv = maybe_flush(s, err);
+out:
+    for (int c = 0; c < width; c++)
+        sb_free(&arrays[c]);
+    free(arrays);
+    free(params);
+    keyset_free(&found);
+    sb_free(&id);
+    return rv;
+}
+
+static int reindex_all(struct syncer *s, uint64_t version, struct pgs_error *err)
+{
+    long long n = 0;
+    PGresult *res = PQexec(s->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    PQclear(res);
+    int rv = syncer_index_query(s, s->pg, s->ae->sql.doc_all, 0, NULL, version, NULL, NULL, &n,
+                                err);
+    res = PQexec(s->pg, rv == 0 ? "COMMIT" : "ROLLBACK");
+    PQclear(res);
+    if (rv == 0)
+        pgs_log(LOG_INFO, "documents re-indexed after a truncate", "index=%s docs=%lld",
+                s->ae->e->index, n);
+    return rv;
+}
+
+int syncer_process(struct syncer *s, const struct change *recs, int n, struct pgs_error *err)
+{
+    const struct schema_entry *e = s->ae->e;
+    uint64_t version = 0;
+    int truncate_root = 0, truncate_other = 0;
+    char name[32];
+    int rv = 0;
+
+    if (s->pg == NULL && syncer_connect(s, err) < 0)
+        return -1;
+    keyset_clear(&s->roots);
+    for (int i = 0; i < e->nnodes; i++) {
+        keyset_clear(&s->node_in[i]);
+        keyset_clear(&s->through_in[i]);
+    }
+    es_bulk_reset(&s->bulk);
+
+    /* 1. one version for the batch: its newest commit; every read below is newer still */
+    for (int i = 0; i < n; i++) {
+        const struct change *c = &recs[i];
+        if (c->op == CHANGE_LOAD)
+            continue;
+        if (c->lsn > version)
+            version = c->lsn;
+        if (c->op == CHANGE_TRUNCATE) {
+            if (!strcmp(c->schema, e->root->schema) && !strcmp(c->table, e->root->table))
+                truncate_root = 1;
+            else if (app_table_index(s->ae, c->schema, c->table) >= 0)
+                truncate_other = 1;
+            continue;
+        }
+        route_record(s, c);
+    }
+    s->records += (unsigned long long)n;
+    if (version == 0)
+        return 0; /* nothing but load items or nothing at all */
+
+    if (truncate_root) {
+        if (es_delete_all(s->es, e->index, err) < 0)
+            return -1;
+        pgs_log(LOG_INFO, "root table truncated: index emptied", "index=%s", e->index);
+    }
+    if (truncate_other && !truncate_root) {
+        if (reindex_all(s, version, err) < 0)
+            return -1;
+    }
+
+    /* 2. reverse queries: one per node (and through table) per batch */
+    for (int i = 1; i < e->nnodes && rv == 0; i++) {
+        if (s->node_in[i].n > 0) {
+            snprintf(name, sizeof(name), "rev_n%d", i);
+            rv = run_reverse(s, name, &s->node_in[i], err);
+        }
+        if (rv == 0 && s->through_in[i].n > 0) {
+            snprintf(name, sizeof(name), "rev_t%d", i);
+            rv = run_reverse(s, name, &s->through_in[i], err);
+        }
+    }
+    if (rv < 0)
+        return -1;
+
+    /* 3. documents for every affected root, in chunks; 4. bulk */
+    for (int from = 0; from < s->roots.n; from += s->cfg->doc_chunk) {
+        int to = from + s->cfg->doc_chunk < s->roots.n ? from + s->cfg->doc_chunk : s->roots.n;
+        if (fetch_docs(s, from, to, version, err) < 0)
+            return -1;
+    }
+    if (syncer_flush(s, err) < 0)
+        return -1;
+    s->batches++;
+    return 0;
+}
+
+int syncer_index_query(struct syncer *s, PGconn *conn, const char *sql, int nparams,
+                       const char *const *params, uint64_t version, syncer_progress_fn progress,
+                       void *arg, long long *ndocs, struct pgs_error *err)
+{
+    struct strbuf q;
+    char fetch[64];
+    PGresult *res;
+    long long done = 0;
+
+    sb_init(&q);
+    sb_printf(&q, "DECLARE pgsync_docs NO SCROLL CURSOR FOR %s", sql);
+    res = PQexecParams(conn, q.buf, nparams, NULL, params, NULL, NULL, 0);
+    sb_free(&q);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        pgs_error_set(err, PQstatus(conn) == CONNECTION_OK ? PGS_ERR_FATAL : PGS_ERR_TRANSIENT,
+                      "the document query failed on database \"%s\"", s->ae->e->database);
+        pgs_error_detail(err, "%s", PQerrorMessage(conn));
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    snprintf(fetch, sizeof(fetch), "FETCH %d FROM pgsync_docs", FETCH_ROWS);
+    for (;;) {
+        res = PQexec(conn, fetch);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            pgs_error_set(err, PQstatus(conn) == CONNECTION_OK ? PGS_ERR_FATAL : PGS_ERR_TRANSIENT,
+                          "fetching documents failed on database \"%s\"", s->ae->e->database);
+            pgs_error_detail(err, "%s", PQerrorMessage(conn));
+            PQclear(res);
+            return -1;
+        }
+        int rows = PQntuples(res);
+        for (int r = 0; r < rows; r++)
+            add_index(s, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+                      (size_t)PQgetlength(res, r, 1), version);
+        PQclear(res);
+        done += rows;
+        if (maybe_flush(s, err) < 0)
+            return -1;
+        if (progress)
+            progress(arg, done);
+        if (rows < FETCH_ROWS)
+            break;
+        if (s->stop && *s->stop) {
+            pgs_error_set(err, PGS_ERR_TRANSIENT, "interrupted");
+            return -1;
+        }
+    }
+    res = PQexec(conn, "CLOSE pgsync_docs");
+    PQclear(res);
+    if (syncer_flush(s, err) < 0)
+        return -1;
+    if (ndocs)
+        *ndocs = done;
+    return 0;
+}
