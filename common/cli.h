@@ -1,0 +1,37 @@
+/*
+ * cli.h - what every binary's command line shares: --config, --help,
+ * --version, --log-level, --log-format, and turning a bad argument into a
+ * one-line reason and exit code 2.
+ */
+#ifndef PGS_CLI_H
+#define PGS_CLI_H
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+
+#define CLI_COMMON_LONGOPTS                                                                        \
+    {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},                    \
+        {"version", no_argument, NULL, 'V'}, {"log-level", required_argument, NULL, 1001},         \
+        {"log-format", required_argument, NULL, 1002}
+
+struct cli_common {
+    const char *prog;
+    const char *config;
+    const char *log_level;
+    const char *log_format;
+};
+
+/*
+ * Handle a common option "opt"; returns 1 when handled, 0 when not a
+ * common option. --help and --version print and exit 0 (only main calls this).
+ */
+int cli_common_option(struct cli_common *c, int opt, const char *arg, const char *usage);
+/* After parsing: require --config, set up logging. Exits 2 with a reason on a bad value. */
+void cli_common_finish(struct cli_common *c, int need_config);
+/* Exit 2 with "prog: reason" and a pointer to --help. */
+void cli_die_usage(const char *prog, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+/* SIGTERM and SIGINT set *flag; SIGPIPE is ignored. */
+void cli_install_signals(volatile sig_atomic_t *flag);
+
+#endif

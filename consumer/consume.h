@@ -1,0 +1,24 @@
+/*
+ * consume.h - the consumer loop: read a batch from the entry's stream with
+ * the consumer group, apply it, acknowledge it; take over what dead
+ * consumers left pending; survive Redis, PostgreSQL and search engine
+ * restarts by retrying the same batch (it stays pending until acked).
+ */
+#ifndef PGS_CONSUME_H
+#define PGS_CONSUME_H
+
+#include <signal.h>
+
+#include "app.h"
+#include "config.h"
+
+struct consume_opts {
+    const char *name;   /* consumer name in the group */
+    int exit_when_idle; /* stop after a read that found nothing (tests, catch-up runs) */
+};
+
+/* Runs until *stop; returns 0 on a clean stop, -1 on a fatal error (logged). */
+int consume_run(const struct config *cfg, struct app *app, const struct consume_opts *opts,
+                volatile sig_atomic_t *stop);
+
+#endif

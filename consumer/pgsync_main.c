@@ -1,0 +1,270 @@
+/*
+ * pgsync_main.c - pgsync: the one command most users run. Sets up what is
+ * missing (publication, slot, index), loads every document, and exits; or,
+ * with --daemon, then runs a producer and consumers and keeps them running.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "bootstrap.h"
+#include "cli.h"
+#include "config.h"
+#include "es.h"
+#include "load.h"
+#include "log.h"
+#include "rstream.h"
+
+static const char usage[] =
+    "Usage: pgsync --config FILE [--daemon] [options]\n"
+    "\n"
+    "Without --daemon: set up what is missing (publication, replication slot,\n"
+    "index), load every document of every schema entry, and exit 0.\n"
+    "With --daemon: the same (the load only when the index was never loaded,\n"
+    "or with --resync), then run pgsync-producer and pgsync-consumer\n"
+    "processes and restart them if they die, until SIGTERM or SIGINT.\n"
+    "\n"
+    "Options:\n"
+    "  -d, --daemon           keep following changes after the load\n"
+    "  -n, --consumers N      consumer processes to run with --daemon [1]\n"
+    "      --resync           load every document again, even if loaded before\n"
+    "      --no-load          skip the load\n"
+    "  -q, --quiet            no progress output\n";
+
+static volatile sig_atomic_t stop;
+
+struct child {
+    const char *what;
+    const char *argv[8];
+    pid_t pid;
+    double started;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void spawn(struct child *c)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(c->argv[0], (char *const *)c->argv);
+        fprintf(stderr, "pgsync: cannot run %s: %s\n", c->argv[0], strerror(errno));
+        _exit(127);
+    }
+    c->pid = pid;
+    c->started = now_s();
+    pgs_log(LOG_INFO, "started", "process=%s pid=%d", c->what, (int)pid);
+}
+
+/* Run the children until a signal; restart any that dies, with a pause if it dies young. */
+static int supervise(struct child *kids, int n)
+{
+    for (int i = 0; i < n; i++)
+        spawn(&kids[i]);
+    while (!stop) {
+        int status;
+        pid_t pid = waitpid(-1, &status, 0);
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            if (kids[i].pid != pid)
+                continue;
+            kids[i].pid = 0;
+            pgs_log(LOG_WARN, "process ended", "process=%s pid=%d status=%d", kids[i].what,
+                    (int)pid, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+            if (stop)
+                break;
+            if (now_s() - kids[i].started < 5)
+                sleep(2);
+            if (!stop)
+                spawn(&kids[i]);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (kids[i].pid > 0)
+            kill(kids[i].pid, SIGTERM);
+    for (int i = 0; i < n; i++)
+        if (kids[i].pid > 0)
+            waitpid(kids[i].pid, NULL, 0);
+    pgs_log(LOG_INFO, "daemon stopped", NULL);
+    return 0;
+}
+
+static int was_loaded(redisContext *rc, const struct app_entry *ae)
+{
+    struct pgs_error err;
+    redisReply *r = rstream_command(rc, &err, "HGET %s loaded_version", ae->meta);
+    int loaded = r && r->type == REDIS_REPLY_STRING;
+    freeReplyObject(r);
+    return loaded;
+}
+
+static void mark_loaded(redisContext *rc, const struct app_entry *ae, const struct load_result *lr)
+{
+    struct pgs_error err;
+    char v[32], d[32], t[32];
+    snprintf(v, sizeof(v), "%llu", (unsigned long long)lr->version);
+    snprintf(d, sizeof(d), "%lld", lr->docs);
+    snprintf(t, sizeof(t), "%lld", (long long)time(NULL));
+    redisReply *r = rstream_command(rc, &err, "HSET %s loaded_version %s loaded_docs %s loaded_at %s",
+                                    ae->meta, v, d, t);
+    freeReplyObject(r);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
+                                             {"daemon", no_argument, NULL, 'd'},
+                                             {"consumers", required_argument, NULL, 'n'},
+                                             {"resync", no_argument, NULL, 'r'},
+                                             {"no-load", no_argument, NULL, 'N'},
+                                             {"quiet", no_argument, NULL, 'q'},
+                                             {NULL, 0, NULL, 0}};
+    struct cli_common cli = {.prog = "pgsync"};
+    struct config cfg;
+    struct pgs_error err;
+    struct app app;
+    char buf[1600];
+    int opt, daemon = 0, consumers = 1, resync = 0, noload = 0, quiet = 0, rv = 1;
+    struct es_client *es = NULL;
+    redisContext *rc = NULL;
+
+    while ((opt = getopt_long(argc, argv, "c:hVdn:q", longopts, NULL)) != -1) {
+        if (cli_common_option(&cli, opt, optarg, usage))
+            continue;
+        switch (opt) {
+        case 'd':
+            daemon = 1;
+            break;
+        case 'n':
+            consumers = atoi(optarg);
+            if (consumers < 1 || consumers > 64)
+                cli_die_usage(cli.prog, "--consumers must be from 1 to 64");
+            break;
+        case 'r':
+            resync = 1;
+            break;
+        case 'N':
+            noload = 1;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        default:
+            cli_die_usage(cli.prog, "bad argument");
+        }
+    }
+    if (optind < argc)
+        cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
+    cli_common_finish(&cli, 1);
+    if (config_load(&cfg, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
+        return 2;
+    }
+    cli_install_signals(&stop);
+    if (app_load(&app, cli.config, &cfg, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+        return 1;
+    }
+
+    struct es_config ecfg = {
+        .url = cfg.es_url, .user = cfg.es_user, .password = cfg.es_password,
+        .api_key = cfg.es_api_key, .ca_file = cfg.es_ca_file, .client_cert = cfg.es_client_cert,
+        .client_key = cfg.es_client_key, .verify_tls = cfg.es_verify,
+        .force_opensearch = cfg.opensearch, .timeout_ms = (long)cfg.es_timeout_s * 1000,
+        .gzip = cfg.es_gzip,
+    };
+    es = es_client_new(&ecfg, &err);
+    if (es == NULL)
+        goto fail;
+    rc = rstream_connect(&cfg, &err);
+    if (rc == NULL)
+        goto fail;
+
+    for (int i = 0; i < app.nentries; i++) {
+        struct app_entry *ae = &app.entries[i];
+        struct load_opts lo = {.quiet = quiet};
+        struct load_result lr;
+
+        /* the slot first: every change after the load's snapshot reaches the stream */
+        if (bootstrap_setup(&cfg, ae, NULL, &err) < 0)
+            goto fail;
+        if (rstream_group_create(rc, ae->stream, RSTREAM_GROUP, &err) < 0)
+            goto fail;
+        if (app_ensure_index(ae, es, &err) < 0)
+            goto fail;
+        if (noload || (daemon && !resync && was_loaded(rc, ae))) {
+            pgs_log(LOG_INFO, "load skipped", "index=%s", ae->e->index);
+            continue;
+        }
+        if (load_entry(&cfg, ae, es, rc, &lo, &stop, &lr, &err) < 0)
+            goto fail;
+        if (es_refresh(es, ae->e->index, &err) < 0)
+            goto fail;
+        mark_loaded(rc, ae, &lr);
+        pgs_log(LOG_INFO, "load done", "index=%s docs=%lld seconds=%.2f rate=%.0f version=%llu",
+                ae->e->index, lr.docs, lr.seconds, lr.docs / (lr.seconds > 1e-6 ? lr.seconds : 1e-6),
+                (unsigned long long)lr.version);
+        if (!daemon)
+            printf("%s: %lld documents loaded into \"%s\"\n", cli.prog, lr.docs, ae->e->index);
+    }
+    redisFree(rc);
+    rc = NULL;
+    es_client_free(es);
+    es = NULL;
+    if (!daemon) {
+        app_free(&app);
+        return 0;
+    }
+
+    /* the daemon: one producer, N consumers, all siblings of this binary */
+    {
+        char self[PATH_MAX], dir[PATH_MAX], prod[PATH_MAX + 32], cons[PATH_MAX + 32];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n < 0) {
+            pgs_error_set(&err, PGS_ERR_FATAL, "cannot find my own binary");
+            goto fail;
+        }
+        self[n] = '\0';
+        snprintf(dir, sizeof(dir), "%s", dirname(self));
+        snprintf(prod, sizeof(prod), "%s/pgsync-producer", dir);
+        snprintf(cons, sizeof(cons), "%s/pgsync-consumer", dir);
+        struct child *kids = calloc((size_t)consumers + 1, sizeof(struct child));
+        const char *config_path = cli.config;
+        kids[0] = (struct child){.what = "producer", .argv = {prod, "--config", config_path, NULL}};
+        for (int i = 1; i <= consumers; i++)
+            kids[i] = (struct child){.what = "consumer", .argv = {cons, "--config", config_path, NULL}};
+        if (cli.log_level)
+            for (int i = 0; i <= consumers; i++) {
+                kids[i].argv[3] = "--log-level";
+                kids[i].argv[4] = cli.log_level;
+            }
+        pgs_log(LOG_INFO, "daemon running", "consumers=%d", consumers);
+        rv = supervise(kids, consumers + 1);
+        free(kids);
+    }
+    app_free(&app);
+    return rv;
+
+fail:
+    fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+    if (rc)
+        redisFree(rc);
+    es_client_free(es);
+    app_free(&app);
+    return 1;
+}

@@ -1,0 +1,482 @@
+/*
+ * repl.c - the replication stream of one entry.
+ *
+ * Reading: the socket's ev_io drains every CopyData frame available, decodes
+ * it and appends change records to "pending"; a full batch is written to
+ * Redis at once, so memory stays bounded whatever the transaction's size.
+ * After the drain, pending records are written and the position of the last
+ * complete transaction whose records Redis accepted becomes the flushed
+ * position we report. Any failure (Redis or PostgreSQL) closes the stream
+ * and retries with backoff: the slot resumes at the confirmed position, so
+ * at worst records are written twice, never lost.
+ */
+#include "repl.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "change.h"
+#include "log.h"
+#include "pgoutput.h"
+#include "rstream.h"
+#include "strbuf.h"
+
+#define STATUS_INTERVAL 10.0 /* seconds between unsolicited status updates */
+
+/* per relation oid: which of the entry's tables, and where its link columns are */
+struct relmap {
+    uint32_t oid;
+    int tref;     /* index into ae->tables, -1 = not ours */
+    int *colidx;  /* per link column: position in the relation, -1 = absent */
+    int ncols;
+};
+
+struct repl {
+    struct ev_loop *loop;
+    const struct config *cfg;
+    struct app_entry *ae;
+    redisContext **rcp;
+    PGconn *conn;
+    struct pgo_decoder *dec;
+    ev_io io;
+    ev_timer status_timer;
+    ev_timer retry_timer;
+    double backoff;
+    int failing;
+    /* relation map */
+    struct relmap *rels;
+    int nrels;
+    /* the transaction in hand */
+    int in_txn;
+    uint64_t txn_lsn;         /* Begin's final_lsn: the version of its records */
+    uint32_t txn_xid;
+    uint64_t last_commit_end; /* end of the last transaction fully decoded */
+    /* records not yet in Redis */
+    struct change *pending;
+    int npending;
+    uint64_t written_upto;    /* every transaction ending at or before this is in Redis */
+    struct repl_stats stats;
+};
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
+static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents);
+static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents);
+
+struct repl *repl_new(struct ev_loop *loop, const struct config *cfg, struct app_entry *ae,
+                      redisContext **rcp)
+{
+    struct repl *r = xcalloc(1, sizeof(*r));
+    r->loop = loop;
+    r->cfg = cfg;
+    r->ae = ae;
+    r->rcp = rcp;
+    r->backoff = 0.2;
+    r->pending = xcalloc((size_t)cfg->producer_batch, sizeof(struct change));
+    ev_timer_init(&r->status_timer, on_status_timer, STATUS_INTERVAL, STATUS_INTERVAL);
+    r->status_timer.data = r;
+    ev_timer_init(&r->retry_timer, on_retry_timer, 0, 0);
+    r->retry_timer.data = r;
+    return r;
+}
+
+const struct repl_stats *repl_get_stats(const struct repl *r)
+{
+    return &r->stats;
+}
+
+static void relmap_clear(struct repl *r)
+{
+    for (int i = 0; i < r->nrels; i++)
+        free(r->rels[i].colidx);
+    free(r->rels);
+    r->rels = NULL;
+    r->nrels = 0;
+}
+
+static void pending_clear(struct repl *r)
+{
+    for (int i = 0; i < r->npending; i++)
+        change_free(&r->pending[i]);
+    r->npending = 0;
+}
+
+static void close_stream(struct repl *r)
+{
+    if (r->conn) {
+        ev_io_stop(r->loop, &r->io);
+        ev_timer_stop(r->loop, &r->status_timer);
+        PQfinish(r->conn);
+        r->conn = NULL;
+    }
+    if (r->dec) {
+        pgo_decoder_free(r->dec);
+        r->dec = NULL;
+    }
+    relmap_clear(r);
+    pending_clear(r);
+    r->in_txn = 0;
+    r->stats.connected = 0;
+}
+
+/* Close and try again later; log once per state change, not once per retry. */
+static void fail(struct repl *r, const struct pgs_error *err)
+{
+    char buf[1600];
+    if (!r->failing)
+        pgs_log(LOG_WARN, "replication stream interrupted, retrying", "slot=%s error=\"%s\"",
+                r->ae->slot, pgs_error_str(err, buf, sizeof(buf)));
+    else
+        pgs_log(LOG_DEBUG, "retry failed", "slot=%s error=\"%s\"", r->ae->slot,
+                pgs_error_str(err, buf, sizeof(buf)));
+    r->failing = 1;
+    close_stream(r);
+    double delay = r->backoff * (0.5 + (double)rand() / RAND_MAX / 2);
+    r->backoff = r->backoff * 2 > 30 ? 30 : r->backoff * 2;
+    ev_timer_set(&r->retry_timer, delay, 0);
+    ev_timer_start(r->loop, &r->retry_timer);
+}
+
+static int send_status(struct repl *r, int reply, struct pgs_error *err)
+{
+    char msg[64];
+    uint64_t pos = r->written_upto;
+    size_t n = pgo_build_status(msg, pos, pos, pos, pgo_now(), reply);
+    if (PQputCopyData(r->conn, msg, (int)n) <= 0 || PQflush(r->conn) < 0) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot send a status update on slot \"%s\"",
+                      r->ae->slot);
+        pgs_error_detail(err, "%s", PQerrorMessage(r->conn));
+        return -1;
+    }
+    if (pos != r->stats.confirmed_lsn) {
+        char a[24];
+        pgs_log(LOG_DEBUG, "position confirmed", "slot=%s lsn=%s", r->ae->slot,
+                pgo_lsn_str(pos, a));
+    }
+    r->stats.confirmed_lsn = pos;
+    return 0;
+}
+
+/* Write the pending records to Redis. */
+static int flush_pending(struct repl *r, struct pgs_error *err)
+{
+    if (r->npending == 0)
+        return 0;
+    if (*r->rcp == NULL) {
+        *r->rcp = rstream_connect(r->cfg, err);
+        if (*r->rcp == NULL)
+            return -1;
+    }
+    if (rstream_add(*r->rcp, r->ae->stream, r->pending, r->npending, err) < 0) {
+        if ((*r->rcp)->err) {
+            redisFree(*r->rcp);
+            *r->rcp = NULL;
+        }
+        return -1;
+    }
+    r->stats.records_written += (unsigned long long)r->npending;
+    pending_clear(r);
+    return 0;
+}
+
+static struct relmap *relmap_find(struct repl *r, uint32_t oid)
+{
+    for (int i = 0; i < r->nrels; i++)
+        if (r->rels[i].oid == oid)
+            return &r->rels[i];
+    return NULL;
+}
+
+/* A Relation message: is the table ours, and where are its link columns? */
+static void relmap_update(struct repl *r, const struct pgo_relation *rel)
+{
+    struct relmap *m = relmap_find(r, rel->oid);
+    const char *nsp = rel->nspname[0] ? rel->nspname : "pg_catalog";
+
+    if (m == NULL) {
+        r->rels = xrealloc(r->rels, sizeof(struct relmap) * (size_t)(r->nrels + 1));
+        m = &r->rels[r->nrels++];
+        memset(m, 0, sizeof(*m));
+        m->oid = rel->oid;
+    }
+    free(m->colidx);
+    m->colidx = NULL;
+    m->tref = app_table_index(r->ae, nsp, rel->relname);
+    if (m->tref < 0)
+        return;
+    const struct schema_table_ref *t = &r->ae->tables[m->tref];
+    m->ncols = t->nlink;
+    m->colidx = xcalloc((size_t)t->nlink, sizeof(int));
+    for (int i = 0; i < t->nlink; i++) {
+        m->colidx[i] = -1;
+        for (int c = 0; c < rel->ncols; c++)
+            if (!strcmp(rel->cols[c].name, t->link_cols[i]))
+                m->colidx[i] = c;
+    }
+}
+
+/* The link columns of a tuple as {"col": "text" | null}; absent (unchanged TOAST) left out. */
+static json_t *tuple_json(const struct relmap *m, const struct schema_table_ref *t,
+                          const struct pgo_tuple *tup, const struct pgo_tuple *fallback)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < m->ncols; i++) {
+        int c = m->colidx[i];
+        if (c < 0 || c >= tup->nvalues)
+            continue;
+        const struct pgo_value *v = &tup->values[c];
+        if (v->kind == 'u' && fallback && c < fallback->nvalues)
+            v = &fallback->values[c];
+        if (v->kind == 'n')
+            json_object_set_new(o, t->link_cols[i], json_null());
+        else if (v->kind == 't' || v->kind == 'b')
+            json_object_set_new(o, t->link_cols[i], json_stringn(v->data, v->len));
+    }
+    return o;
+}
+
+static struct change *new_record(struct repl *r, char op, const struct schema_table_ref *t,
+                                 struct pgs_error *err)
+{
+    if (r->npending == r->cfg->producer_batch && flush_pending(r, err) < 0)
+        return NULL;
+    struct change *c = &r->pending[r->npending++];
+    memset(c, 0, sizeof(*c));
+    c->op = op;
+    c->schema = xstrdup(t->schema);
+    c->table = xstrdup(t->table);
+    c->lsn = r->txn_lsn;
+    c->xid = r->txn_xid;
+    r->stats.changes_read++;
+    return c;
+}
+
+static int handle_message(struct repl *r, const struct pgo_msg *m, struct pgs_error *err)
+{
+    struct relmap *rm;
+    struct change *c;
+
+    switch (m->type) {
+    case PGO_BEGIN:
+        r->in_txn = 1;
+        r->txn_lsn = m->final_lsn;
+        r->txn_xid = m->xid;
+        return 0;
+    case PGO_COMMIT:
+        r->in_txn = 0;
+        r->last_commit_end = m->end_lsn;
+        r->stats.transactions++;
+        return 0;
+    case PGO_RELATION:
+        relmap_update(r, m->rel);
+        return 0;
+    case PGO_INSERT:
+    case PGO_UPDATE:
+    case PGO_DELETE:
+        rm = relmap_find(r, m->rel->oid);
+        if (rm == NULL || rm->tref < 0)
+            return 0; /* a table of the publication we do not use (or no longer) */
+        {
+            const struct schema_table_ref *t = &r->ae->tables[rm->tref];
+            c = new_record(r, (char)m->type, t, err);
+            if (c == NULL)
+                return -1;
+            const struct pgo_tuple *old = m->old_kind ? &m->oldtup : NULL;
+            if (m->type != PGO_DELETE)
+                c->newv = tuple_json(rm, t, &m->newtup, old);
+            if (old)
+                c->oldv = tuple_json(rm, t, old, NULL);
+        }
+        return 0;
+    case PGO_TRUNCATE:
+        for (int i = 0; i < m->ntruncated; i++) {
+            rm = relmap_find(r, m->truncated[i]->oid);
+            if (rm == NULL || rm->tref < 0)
+                continue;
+            if (new_record(r, CHANGE_TRUNCATE, &r->ae->tables[rm->tref], err) == NULL)
+                return -1;
+        }
+        return 0;
+    default:
+        return 0; /* Origin, Type, Message: nothing to index */
+    }
+}
+
+/* Read every frame available now; then write and confirm. */
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct repl *r = w->data;
+    struct pgs_error err;
+    int reply = 0;
+    uint64_t keepalive_end = 0;
+
+    (void)loop;
+    (void)revents;
+    pgs_error_clear(&err);
+    if (!PQconsumeInput(r->conn)) {
+        pgs_error_set(&err, PGS_ERR_TRANSIENT, "lost the replication connection of slot \"%s\"",
+                      r->ae->slot);
+        pgs_error_detail(&err, "%s", PQerrorMessage(r->conn));
+        fail(r, &err);
+        return;
+    }
+    for (;;) {
+        char *buf = NULL;
+        int len = PQgetCopyData(r->conn, &buf, 1);
+        if (len == 0)
+            break; /* nothing more for now */
+        if (len < 0) {
+            PGresult *res = PQgetResult(r->conn);
+            pgs_error_set(&err, PGS_ERR_TRANSIENT, "replication stream of slot \"%s\" ended",
+                          r->ae->slot);
+            pgs_error_detail(&err, "%s", PQerrorMessage(r->conn));
+            PQclear(res);
+            fail(r, &err);
+            return;
+        }
+        struct pgo_frame f;
+        struct pgo_msg m;
+        int rv = pgo_parse_frame(buf, (size_t)len, &f, &err);
+        if (rv == 0 && f.kind == 'k') {
+            r->stats.server_lsn = f.wal_end;
+            keepalive_end = f.wal_end;
+            reply |= f.reply_requested;
+        } else if (rv == 0 && f.kind == 'w') {
+            if (f.wal_end > r->stats.server_lsn)
+                r->stats.server_lsn = f.wal_end;
+            rv = pgo_decode(r->dec, f.data, f.len, &m, &err);
+            if (rv == 0)
+                rv = handle_message(r, &m, &err);
+        }
+        PQfreemem(buf);
+        if (rv < 0) {
+            fail(r, &err);
+            return;
+        }
+    }
+    if (flush_pending(r, &err) < 0) {
+        fail(r, &err);
+        return;
+    }
+    /* everything decoded is in Redis: complete transactions may be confirmed */
+    if (r->last_commit_end > r->written_upto)
+        r->written_upto = r->last_commit_end;
+    /*
+     * Idle, between transactions: the keepalive's position is safe to
+     * confirm too, or an idle slot would hold WAL forever (LESSONS.md).
+     */
+    if (!r->in_txn && keepalive_end > r->written_upto)
+        r->written_upto = keepalive_end;
+    if ((reply || r->written_upto != r->stats.confirmed_lsn) && send_status(r, 0, &err) < 0) {
+        fail(r, &err);
+        return;
+    }
+    if (r->failing) {
+        pgs_log(LOG_INFO, "replication stream recovered", "slot=%s", r->ae->slot);
+        r->failing = 0;
+        r->backoff = 0.2;
+    }
+}
+
+static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct repl *r = w->data;
+    struct pgs_error err;
+    (void)loop;
+    (void)revents;
+    if (r->conn && send_status(r, 0, &err) < 0)
+        fail(r, &err);
+}
+
+static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    repl_start(w->data);
+}
+
+void repl_start(struct repl *r)
+{
+    struct pgs_error err;
+    struct strbuf sql;
+    PGresult *res;
+
+    pgs_error_clear(&err);
+    /* Redis first: no point reading WAL that cannot be written anywhere */
+    if (*r->rcp == NULL && (*r->rcp = rstream_connect(r->cfg, &err)) == NULL) {
+        fail(r, &err);
+        return;
+    }
+    r->conn = config_pg_connect(r->cfg, r->ae->e->database, 1, "pgsync-producer", &err);
+    if (r->conn == NULL) {
+        fail(r, &err);
+        return;
+    }
+    sb_init(&sql);
+    sb_add(&sql, "START_REPLICATION SLOT ");
+    sb_ident(&sql, r->ae->slot);
+    sb_add(&sql, " LOGICAL 0/0 (proto_version '1', publication_names ");
+    {
+        struct strbuf pub;
+        sb_init(&pub);
+        sb_ident(&pub, r->ae->publication);
+        sb_literal(&sql, pub.buf);
+        sb_free(&pub);
+    }
+    sb_add(&sql, ")");
+    res = PQexec(r->conn, sql.buf);
+    sb_free(&sql);
+    if (PQresultStatus(res) != PGRES_COPY_BOTH) {
+        pgs_error_set(&err, PGS_ERR_TRANSIENT, "cannot start replication on slot \"%s\"",
+                      r->ae->slot);
+        pgs_error_detail(&err, "%s", PQerrorMessage(r->conn));
+        if (strstr(PQerrorMessage(r->conn), "does not exist"))
+            snprintf(err.msg, sizeof(err.msg),
+                     "replication slot \"%s\" does not exist: run pgsync-bootstrap --config FILE",
+                     r->ae->slot);
+        PQclear(res);
+        fail(r, &err);
+        return;
+    }
+    PQclear(res);
+    PQsetnonblocking(r->conn, 1);
+    r->dec = pgo_decoder_new();
+    ev_io_init(&r->io, on_readable, PQsocket(r->conn), EV_READ);
+    r->io.data = r;
+    ev_io_start(r->loop, &r->io);
+    ev_timer_again(r->loop, &r->status_timer);
+    r->stats.connected = 1;
+    pgs_log(LOG_INFO, "streaming", "slot=%s publication=%s stream=%s", r->ae->slot,
+            r->ae->publication, r->ae->stream);
+    /* data may already be buffered inside libpq */
+    ev_feed_event(r->loop, &r->io, EV_READ);
+}
+
+int repl_stop(struct repl *r)
+{
+    struct pgs_error err;
+    int rv = 0;
+
+    ev_timer_stop(r->loop, &r->retry_timer);
+    if (r->conn) {
+        /* finish the batch in hand and confirm what Redis has */
+        if (flush_pending(r, &err) < 0)
+            rv = -1;
+        else if (r->last_commit_end > r->written_upto)
+            r->written_upto = r->last_commit_end;
+        if (send_status(r, 0, &err) < 0)
+            rv = -1;
+    }
+    close_stream(r);
+    return rv;
+}
+
+void repl_free(struct repl *r)
+{
+    if (r == NULL)
+        return;
+    close_stream(r);
+    free(r->pending);
+    free(r);
+}
