@@ -46,7 +46,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all test test-unit test-es test-integration demo clean format install unit-tests fuzz
+.PHONY: all test test-unit test-es test-integration demo demo-stop clean format install unit-tests fuzz deps
 all: $(PROGRAMS) $(EXTRA_PROGRAMS)
 
 $(BUILD)/%.o: %.c
@@ -88,8 +88,14 @@ test-integration: all
 test-es: all unit-tests
 	PGS_ENGINE=elasticsearch BUILD=$(BUILD) tests/run.sh all
 
-demo: all
+# On a fresh Debian machine: installs what is missing, builds, runs the demo.
+demo:
+	scripts/install-deps.sh
+	$(MAKE) all
 	scripts/demo.sh
+
+demo-stop:
+	scripts/demo.sh stop
 
 format:
 	clang-format -i common/*.[ch] producer/*.[ch] consumer/*.[ch] tests/unit/*.c
