@@ -603,7 +603,9 @@ static int get_strv(struct pctx *c, json_t *obj, const char *key, const char *jp
     }
     *nout = (int)json_array_size(v);
     *out = xmalloc((size_t)*nout * sizeof(char *));
-    json_array_foreach(v, i, el)(*out)[i] = xstrdup(json_string_value(el));
+    json_array_foreach(v, i, el) {
+        (*out)[i] = xstrdup(json_string_value(el));
+    }
     free(p);
     return 1;
 }
@@ -775,7 +777,8 @@ static void fields_apply_transform(struct schema_node *n)
 
 /* ------------------------------------------------------------ transform */
 
-static const char *const transform_keys[] = {"rename", "mapping", "concat", "replace", "move", NULL};
+static const char *const transform_keys[] = {"rename",  "mapping", "concat",
+                                             "replace", "move",    NULL};
 static const char *const concat_keys[] = {"columns", "destination", "delimiter", NULL};
 
 static void parse_concat_one(struct pctx *c, struct schema_node *n, json_t *j, const char *jpath,
@@ -1599,20 +1602,29 @@ static void resolve_fields(struct rctx *r, struct schema_node *n, const struct c
     }
 }
 
+/* The i-th key of a node's document object: fields, then concat destinations, then children. */
+static const char *doc_key(const struct schema_node *n, int i, int *is_concat)
+{
+    *is_concat = i >= n->nfields && i < n->nfields + n->nconcat;
+    if (i < n->nfields)
+        return n->fields[i].key;
+    if (*is_concat)
+        return n->concat[i - n->nfields].destination;
+    return n->children[i - n->nfields - n->nconcat]->label;
+}
+
 static void check_document_keys(struct rctx *r, struct schema_node *n)
 {
-    int total = n->nfields + n->nconcat + n->nchildren;
+    int total = n->nfields + n->nconcat + n->nchildren, concat, concat_k;
 
     for (int i = 0; i < total; i++) {
-        const char *ki = i < n->nfields               ? n->fields[i].key
-                         : i < n->nfields + n->nconcat ? n->concat[i - n->nfields].destination
-                                                       : n->children[i - n->nfields - n->nconcat]->label;
-        for (int k = 0; k < i && ki != NULL; k++) {
-            const char *kk = k < n->nfields               ? n->fields[k].key
-                             : k < n->nfields + n->nconcat ? n->concat[k - n->nfields].destination
-                                                           : n->children[k - n->nfields - n->nconcat]->label;
-            /* a concat may overwrite a column it joins, as in PGSync */
-            if (kk != NULL && strcmp(ki, kk) == 0 && !(i >= n->nfields && i < n->nfields + n->nconcat)) {
+        const char *ki = doc_key(n, i, &concat);
+        /* a concat may overwrite a column it joins, as in PGSync */
+        if (ki == NULL || concat)
+            continue;
+        for (int k = 0; k < i; k++) {
+            const char *kk = doc_key(n, k, &concat_k);
+            if (kk != NULL && strcmp(ki, kk) == 0) {
                 rprob(r, n, "document key %s appears twice in node %s: rename a column "
                             "(transform.rename) or give the child another \"label\"",
                       q(&r->qr, ki), q(&r->qr, n->label));

@@ -37,7 +37,7 @@ struct schema_field {
     char *replace_from[8]; /* transform.replace pairs applied in order (text columns) */
     char *replace_to[8];
     int nreplace;
-    const char *type; /* the column's catalog type (borrowed from the catalog), set by schema_resolve */
+    const char *type; /* catalog type (borrowed from the catalog), set by schema_resolve */
 };
 
 /* One of a view's "base_tables", split; "pk" is filled by schema_resolve from the catalog. */
@@ -126,7 +126,7 @@ struct schema {
     struct schema_entry *entries;
     int nentries;
     char *filename;
-    /* things accepted but ignored ("plugins", "move", nested "rename"), also logged at warn level */
+    /* accepted but ignored ("plugins", "move", nested "rename"); also logged at warn level */
     struct schema_problems warnings;
 };
 
