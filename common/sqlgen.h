@@ -41,6 +41,13 @@ struct sqlgen {
     int npk;           /* root key columns */
     struct sqlgen_reverse *node_rev;    /* by node id; [0] (the root) has sql NULL */
     struct sqlgen_reverse *through_rev; /* by node id; sql NULL when the node has no through table */
+    /*
+     * By node id, then by index into the node's "bases" (views only): from a
+     * base table's changed rows to root keys; in_cols are the base table's
+     * columns. sql NULL (with nin 0) means the view cannot be keyed from that
+     * base table: a change to it re-indexes every document of the entry.
+     */
+    struct sqlgen_reverse **base_rev;
     int nnodes;
 };
 

@@ -32,9 +32,18 @@ void syncer_init(struct syncer *s, const struct config *cfg, struct app_entry *a
     keyset_init(&s->roots, ae->sql.npk);
     s->node_in = xcalloc((size_t)ae->e->nnodes, sizeof(struct keyset));
     s->through_in = xcalloc((size_t)ae->e->nnodes, sizeof(struct keyset));
+    s->base_in = xcalloc((size_t)ae->e->nnodes, sizeof(struct keyset *));
     for (int i = 0; i < ae->e->nnodes; i++) {
+        const struct schema_node *n = ae->e->nodes[i];
         keyset_init(&s->node_in[i], ae->sql.node_rev[i].nin);
         keyset_init(&s->through_in[i], ae->sql.through_rev[i].nin);
+        if (n->nbase_tables > 0) {
+            s->base_in[i] = xcalloc((size_t)n->nbase_tables, sizeof(struct keyset));
+            for (int b = 0; b < n->nbase_tables; b++)
+                keyset_init(&s->base_in[i][b], ae->sql.base_rev && ae->sql.base_rev[i]
+                                                   ? ae->sql.base_rev[i][b].nin
+                                                   : 0);
+        }
     }
 }
 
@@ -47,9 +56,13 @@ void syncer_deinit(struct syncer *s)
     for (int i = 0; s->ae && i < s->ae->e->nnodes; i++) {
         keyset_free(&s->node_in[i]);
         keyset_free(&s->through_in[i]);
+        for (int b = 0; s->base_in[i] && b < s->ae->e->nodes[i]->nbase_tables; b++)
+            keyset_free(&s->base_in[i][b]);
+        free(s->base_in[i]);
     }
     free(s->node_in);
     free(s->through_in);
+    free(s->base_in);
     memset(s, 0, sizeof(*s));
 }
 
@@ -87,6 +100,14 @@ int syncer_connect(struct syncer *s, struct pgs_error *err)
         if (g->through_rev[i].sql &&
             prepare(s->pg, name, g->through_rev[i].sql, g->through_rev[i].nin, err) < 0)
             goto fail;
+    }
+    for (int i = 0; i < g->nnodes && g->base_rev; i++) {
+        for (int b = 0; g->base_rev[i] && b < s->ae->e->nodes[i]->nbase_tables; b++) {
+            snprintf(name, sizeof(name), "rev_b%d_%d", i, b);
+            if (g->base_rev[i][b].sql &&
+                prepare(s->pg, name, g->base_rev[i][b].sql, g->base_rev[i][b].nin, err) < 0)
+                goto fail;
+        }
     }
     return 0;
 fail:
@@ -151,6 +172,14 @@ static void route_record(struct syncer *s, const struct change *c)
         if (n->through_table && !strcmp(n->through_schema, c->schema) &&
             !strcmp(n->through_table, c->table))
             collect(&s->through_in[i], c, g->through_rev[i].in_cols, g->through_rev[i].nin);
+        for (int b = 0; b < n->nbase_tables && g->base_rev; b++) {
+            if (strcmp(n->bases[b].schema, c->schema) || strcmp(n->bases[b].table, c->table))
+                continue;
+            if (g->base_rev[i] == NULL || g->base_rev[i][b].sql == NULL)
+                s->reindex_all = 1; /* the view cannot be keyed from this table */
+            else
+                collect(&s->base_in[i][b], c, g->base_rev[i][b].in_cols, g->base_rev[i][b].nin);
+        }
     }
 }
 
@@ -388,7 +417,10 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
     for (int i = 0; i < e->nnodes; i++) {
         keyset_clear(&s->node_in[i]);
         keyset_clear(&s->through_in[i]);
+        for (int b = 0; s->base_in[i] && b < e->nodes[i]->nbase_tables; b++)
+            keyset_clear(&s->base_in[i][b]);
     }
+    s->reindex_all = 0;
     es_bulk_reset(&s->bulk);
 
     /* 1. one version for the batch: its newest commit; every read below is newer still */
@@ -416,7 +448,7 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
             return -1;
         pgs_log(LOG_INFO, "root table truncated: index emptied", "index=%s", e->index);
     }
-    if (truncate_other && !truncate_root) {
+    if ((truncate_other || s->reindex_all) && !truncate_root) {
         if (reindex_all(s, version, err) < 0)
             return -1;
     }
@@ -430,6 +462,14 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
         if (rv == 0 && s->through_in[i].n > 0) {
             snprintf(name, sizeof(name), "rev_t%d", i);
             rv = run_reverse(s, name, &s->through_in[i], err);
+        }
+    }
+    for (int i = 0; i < e->nnodes && rv == 0; i++) {
+        for (int b = 0; s->base_in[i] && b < e->nodes[i]->nbase_tables && rv == 0; b++) {
+            if (s->base_in[i][b].n == 0)
+                continue;
+            snprintf(name, sizeof(name), "rev_b%d_%d", i, b);
+            rv = run_reverse(s, name, &s->base_in[i][b], err);
         }
     }
     if (rv < 0)

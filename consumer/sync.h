@@ -35,6 +35,8 @@ struct syncer {
     struct keyset roots;         /* root keys of the batch */
     struct keyset *node_in;      /* by node id: join values of changed rows */
     struct keyset *through_in;   /* by node id: join values of changed through rows */
+    struct keyset **base_in;     /* by node id, base table: values of a view's changed base rows */
+    int reindex_all;             /* the batch touched a table no reverse query can key */
     const char *origin;          /* stream ids of the batch, for dead letters */
     /* counters, for logs and metrics */
     unsigned long long docs_indexed, docs_deleted, docs_rejected, batches, records;

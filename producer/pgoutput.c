@@ -22,7 +22,7 @@
 #define PGO_EPOCH_OFFSET_SECS 946684800LL
 
 /* XLogData: 'w', Int64 start, Int64 end, Int64 send time, then the message. */
-#define PGO_XLOGDATA_HDR 25
+#define PGO_XLOGDATA_HDR  25
 /* Primary keepalive: 'k', Int64 end, Int64 send time, Byte1 reply requested. */
 #define PGO_KEEPALIVE_LEN 18
 #define PGO_STATUS_LEN    34
@@ -207,8 +207,7 @@ int pgo_parse_frame(const char *buf, size_t len, struct pgo_frame *out, struct p
     case 'w':
         r.what = "XLogData";
         if (pgo_read64(&r, "WAL start", &out->wal_start) < 0 ||
-            pgo_read64(&r, "WAL end", &out->wal_end) < 0 ||
-            pgo_read64(&r, "send time", &v) < 0)
+            pgo_read64(&r, "WAL end", &out->wal_end) < 0 || pgo_read64(&r, "send time", &v) < 0)
             return -1;
         out->send_time = (int64_t)v;
         out->data = buf + PGO_XLOGDATA_HDR;
@@ -216,8 +215,8 @@ int pgo_parse_frame(const char *buf, size_t len, struct pgo_frame *out, struct p
         return 0;
     case 'k':
         r.what = "primary keepalive";
-        if (pgo_read64(&r, "WAL end", &out->wal_end) < 0 ||
-            pgo_read64(&r, "send time", &v) < 0 || pgo_read8(&r, "reply flag", &reply) < 0)
+        if (pgo_read64(&r, "WAL end", &out->wal_end) < 0 || pgo_read64(&r, "send time", &v) < 0 ||
+            pgo_read8(&r, "reply flag", &reply) < 0)
             return -1;
         out->send_time = (int64_t)v;
         out->reply_requested = reply != 0;
@@ -713,7 +712,8 @@ int pgo_decode(struct pgo_decoder *d, const char *buf, size_t len, struct pgo_ms
         return pgo_expect_end(&r);
     case PGO_COMMIT:
         /* flags are unused in version 1 and deliberately not checked */
-        if (pgo_read8(&r, "flags", &flags) < 0 || pgo_read64(&r, "commit LSN", &out->commit_lsn) < 0 ||
+        if (pgo_read8(&r, "flags", &flags) < 0 ||
+            pgo_read64(&r, "commit LSN", &out->commit_lsn) < 0 ||
             pgo_read64(&r, "end LSN", &out->end_lsn) < 0 || pgo_read64(&r, "commit time", &v) < 0)
             return -1;
         out->commit_time = (int64_t)v;
