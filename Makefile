@@ -69,7 +69,7 @@ $(foreach m,$(EXTRA_MAINS),\
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iproducer -Iconsumer $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -MF $(dir $@).$(notdir $@).d -Iproducer -Iconsumer $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
 unit-tests: $(UNIT_TESTS)
 

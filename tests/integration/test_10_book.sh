@@ -38,17 +38,20 @@ start_bg consumer pgsync-consumer --config "$schema"
 
 authors_of() { es_doc "$index" "$1" | jq -c .authors; }
 title_of() { es_doc "$index" "$1" | jq -r .title; }
+# predicates for wait_until, which re-runs them (a "$(...)" argument would be read once)
+authors_are() { [ "$(authors_of "$1")" = "$2" ]; }
+title_is() { [ "$(title_of "$1")" = "$2" ]; }
 
 # an author who writes two books: renaming reaches both documents
 psql_q "INSERT INTO book_author (book_isbn, author_id) VALUES ('9781471331435', 2)"
-if wait_until 20 test "$(authors_of 9781471331435)" = '["George Orwell","Haruki Murakami"]'; then
+if wait_until 20 authors_are 9781471331435 '["George Orwell","Haruki Murakami"]'; then
     pass "adding a book_author row adds the name"
 else
     fail "adding a book_author row adds the name" "got $(authors_of 9781471331435)"
 fi
 psql_q "UPDATE author SET name = 'Haruki Murakami (村上春樹)' WHERE id = 2"
-if wait_until 20 test "$(authors_of 9788374950978)" = '["Haruki Murakami (村上春樹)","Philip Gabriel"]' &&
-    wait_until 5 test "$(authors_of 9781471331435)" = '["George Orwell","Haruki Murakami (村上春樹)"]'; then
+if wait_until 20 authors_are 9788374950978 '["Haruki Murakami (村上春樹)","Philip Gabriel"]' &&
+    wait_until 5 authors_are 9781471331435 '["George Orwell","Haruki Murakami (村上春樹)"]'; then
     pass "renaming an author changes every book that lists them"
 else
     fail "renaming an author changes every book that lists them" \
@@ -58,21 +61,21 @@ check_eq "the rename leaves other books alone" '["Roald Dahl"]' "$(authors_of 97
 
 psql_q "INSERT INTO book (isbn, title, description) VALUES ('9780099448792', 'Norwegian Wood', 'A novel.');
         INSERT INTO book_author (book_isbn, author_id) VALUES ('9780099448792', 2)"
-if wait_until 20 test "$(authors_of 9780099448792)" = '["Haruki Murakami (村上春樹)"]'; then
+if wait_until 20 authors_are 9780099448792 '["Haruki Murakami (村上春樹)"]'; then
     pass "inserting a book adds a document"
 else
     fail "inserting a book adds a document" "got '$(es_doc "$index" 9780099448792)'"
 fi
 
 psql_q "UPDATE book SET title = 'Nineteen Eighty-Four' WHERE isbn = '9781471331435'"
-if wait_until 20 test "$(title_of 9781471331435)" = "Nineteen Eighty-Four"; then
+if wait_until 20 title_is 9781471331435 "Nineteen Eighty-Four"; then
     pass "updating a book's title re-indexes it"
 else
     fail "updating a book's title re-indexes it" "got $(title_of 9781471331435)"
 fi
 
 psql_q "DELETE FROM book_author WHERE book_isbn = '9788374950978' AND author_id = 3"
-if wait_until 20 test "$(authors_of 9788374950978)" = '["Haruki Murakami (村上春樹)"]'; then
+if wait_until 20 authors_are 9788374950978 '["Haruki Murakami (村上春樹)"]'; then
     pass "deleting a book_author row removes the name"
 else
     fail "deleting a book_author row removes the name" "got $(authors_of 9788374950978)"
