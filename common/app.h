@@ -21,7 +21,8 @@ struct app_entry {
     int ntables;
     char slot[64];
     char publication[64];
-    char stream[256];  /* change records and load work items */
+    char stream[256];  /* change records */
+    char load_stream[256]; /* work items of the initial load (one per range) */
     char dlq[256];     /* dead letters */
     char meta[256];    /* a hash: load progress, schema fingerprint */
 };

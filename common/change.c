@@ -49,6 +49,9 @@ int change_to_fields(const struct change *c, struct change_scratch *scratch, con
         FIELD("lo", c->lo ? c->lo : "");
         FIELD("hi", c->hi ? c->hi : "");
         FIELD("load", c->load_id ? c->load_id : "");
+        FIELD("snap", c->snapshot ? c->snapshot : "");
+        snprintf(scratch->part, sizeof(scratch->part), "%d", c->part);
+        FIELD("part", scratch->part);
     }
 #undef FIELD
     return n;
@@ -136,6 +139,14 @@ int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
             out->hi = vl ? xstrndup(v, vl) : NULL;
         } else if (kl == 4 && !memcmp(k, "load", 4)) {
             out->load_id = xstrndup(v, vl);
+        } else if (kl == 4 && !memcmp(k, "snap", 4)) {
+            out->snapshot = vl ? xstrndup(v, vl) : NULL;
+        } else if (kl == 4 && !memcmp(k, "part", 4)) {
+            if (parse_u64(v, vl, &u) < 0 || u > 1000000000) {
+                pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: bad part");
+                goto fail;
+            }
+            out->part = (int)u;
         }
         /* unknown fields are skipped: newer producers may add some */
     }
@@ -162,6 +173,7 @@ void change_free(struct change *c)
     free(c->lo);
     free(c->hi);
     free(c->load_id);
+    free(c->snapshot);
     free(c->entry_id);
     memset(c, 0, sizeof(*c));
 }

@@ -7,9 +7,10 @@
  * current rows themselves, so unchanged TOAST values cannot leak in.
  *
  * Stream entry fields: op, s, t, lsn, xid, old, new (old/new are JSON
- * objects of column -> text value or null). Load work items use op "L" with
- * lo, hi (range bounds as text, "" = open), load (a load id) and lsn (the
- * version of the load's snapshot).
+ * objects of column -> text value or null). Load work items (on the entry's
+ * load stream) use op "L" with lo, hi (ctid range bounds, "" = open), load
+ * (the load's id), part (the range's number), snap (the exported snapshot
+ * to read from) and lsn (the version to write with).
  */
 #ifndef PGS_CHANGE_H
 #define PGS_CHANGE_H
@@ -39,6 +40,8 @@ struct change {
     json_t *newv;   /* owned reference or NULL */
     char *lo, *hi;  /* load items: range bounds, NULL = open */
     char *load_id;
+    char *snapshot;
+    int part;
     char *entry_id; /* the stream entry id, when read from the stream */
 };
 
@@ -50,7 +53,7 @@ struct change {
  * number of strings written to argv/lens (an even number).
  */
 struct change_scratch {
-    char lsn[24], xid[16];
+    char lsn[24], xid[16], part[16];
     char *oldtxt, *newtxt; /* owned by the scratch: change_scratch_free */
 };
 int change_to_fields(const struct change *c, struct change_scratch *scratch, const char **argv,

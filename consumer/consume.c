@@ -8,16 +8,23 @@
 #include <unistd.h>
 
 #include "es.h"
+#include "load.h"
 #include "log.h"
 #include "rstream.h"
 #include "strbuf.h"
 #include "sync.h"
 
+struct stream_state {
+    const char *key;
+    int load;             /* the load stream: one item at a time */
+    char claim_cursor[64];
+    double next_claim;
+};
+
 struct entry_state {
     struct app_entry *ae;
     struct syncer sync;
-    char claim_cursor[64];
-    double next_claim;
+    struct stream_state streams[2]; /* changes, load */
 };
 
 static double now_s(void)
@@ -35,10 +42,9 @@ static void sleep_interruptible(double seconds, volatile sig_atomic_t *stop)
 }
 
 /* Apply a batch and acknowledge it; dead-letter entries that did not decode. */
-static int apply_batch(struct entry_state *st, redisContext *rc, struct rstream_batch *b,
-                       struct pgs_error *err)
+static int apply_batch(struct entry_state *st, struct stream_state *ss, redisContext *rc,
+                       struct rstream_batch *b, struct pgs_error *err)
 {
-    struct app_entry *ae = st->ae;
     char origin[160];
 
     if (b->n == 0 && b->nbad == 0)
@@ -50,8 +56,17 @@ static int apply_batch(struct entry_state *st, redisContext *rc, struct rstream_
     for (int i = 0; i < b->nbad; i++)
         if (syncer_dead_letter(&st->sync, NULL, b->bad_why[i], "bad_record", NULL, 0, err) < 0)
             return -1;
-    if (syncer_process(&st->sync, b->recs, b->n, err) < 0)
+    if (ss->load) {
+        for (int i = 0; i < b->n; i++) {
+            int dropped = 0;
+            if (b->recs[i].op != CHANGE_LOAD)
+                continue;
+            if (load_range(&st->sync, rc, &b->recs[i], &dropped, err) < 0)
+                return -1;
+        }
+    } else if (syncer_process(&st->sync, b->recs, b->n, err) < 0) {
         return -1;
+    }
 
     /* the stream is our redo log: acknowledge only what the engine accepted */
     char **ids = xcalloc((size_t)(b->n + b->nbad), sizeof(char *));
@@ -60,11 +75,46 @@ static int apply_batch(struct entry_state *st, redisContext *rc, struct rstream_
         ids[n++] = b->recs[i].entry_id;
     for (int i = 0; i < b->nbad; i++)
         ids[n++] = b->bad_ids[i];
-    int rv = rstream_ack(rc, ae->stream, RSTREAM_GROUP, ids, n, err);
+    int rv = rstream_ack(rc, ss->key, RSTREAM_GROUP, ids, n, err);
     free(ids);
     if (rv == 0)
-        pgs_log(LOG_DEBUG, "batch done", "stream=%s entries=%d roots=%d", ae->stream, n,
+        pgs_log(LOG_DEBUG, "batch done", "stream=%s entries=%d roots=%d", ss->key, n,
                 st->sync.roots.n);
+    return rv;
+}
+
+/*
+ * One round on one stream: what this consumer holds already (a failed
+ * batch, or a restart under the same name), else what a dead consumer left
+ * pending, else new entries. Adds the number of entries seen to *got.
+ */
+static int poll_stream(const struct config *cfg, const struct consume_opts *opts,
+                       struct entry_state *st, struct stream_state *ss, redisContext *rc,
+                       int block, int *got, struct pgs_error *err)
+{
+    struct rstream_batch b = {0};
+    int count = ss->load ? 1 : cfg->batch_size;
+    int rv = -1;
+
+    if (rstream_read_own_pending(rc, ss->key, RSTREAM_GROUP, opts->name, count, &b, err) < 0)
+        goto out;
+    if (b.n == 0 && b.nbad == 0 && now_s() >= ss->next_claim) {
+        if (rstream_autoclaim(rc, ss->key, RSTREAM_GROUP, opts->name, cfg->claim_idle_ms,
+                              ss->claim_cursor, sizeof(ss->claim_cursor), count, &b, err) < 0)
+            goto out;
+        if (b.n > 0 || b.nbad > 0)
+            pgs_log(LOG_INFO, "claimed pending entries of another consumer",
+                    "stream=%s entries=%d", ss->key, b.n + b.nbad);
+        if (!strcmp(ss->claim_cursor, "0-0"))
+            ss->next_claim = now_s() + cfg->claim_idle_ms / 2000.0;
+    }
+    if (b.n == 0 && b.nbad == 0 &&
+        rstream_read(rc, ss->key, RSTREAM_GROUP, opts->name, count, block, &b, err) < 0)
+        goto out;
+    *got += b.n + b.nbad;
+    rv = apply_batch(st, ss, rc, &b, err);
+out:
+    rstream_batch_free(&b);
     return rv;
 }
 
@@ -102,7 +152,11 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
     for (int i = 0; i < app->nentries; i++) {
         states[i].ae = &app->entries[i];
         syncer_init(&states[i].sync, cfg, &app->entries[i], es, NULL, stop);
-        snprintf(states[i].claim_cursor, sizeof(states[i].claim_cursor), "0-0");
+        states[i].streams[0] = (struct stream_state){.key = app->entries[i].stream};
+        states[i].streams[1] = (struct stream_state){.key = app->entries[i].load_stream, .load = 1};
+        for (int k = 0; k < 2; k++)
+            snprintf(states[i].streams[k].claim_cursor, sizeof(states[i].streams[k].claim_cursor),
+                     "0-0");
     }
     pgs_log(LOG_INFO, "consumer started", "name=%s entries=%d", opts->name, app->nentries);
 
@@ -115,8 +169,9 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
             if (rc == NULL)
                 goto failed;
             for (int i = 0; i < app->nentries; i++)
-                if (rstream_group_create(rc, app->entries[i].stream, RSTREAM_GROUP, &err) < 0)
-                    goto failed;
+                for (int k = 0; k < 2; k++)
+                    if (rstream_group_create(rc, states[i].streams[k].key, RSTREAM_GROUP, &err) < 0)
+                        goto failed;
         }
         if (!ensured) {
             for (int i = 0; i < app->nentries; i++)
@@ -126,37 +181,22 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
         }
         for (int i = 0; i < app->nentries && !*stop; i++) {
             struct entry_state *st = &states[i];
-            struct rstream_batch b = {0};
-            int block = app->nentries > 1 ? cfg->block_ms / app->nentries : cfg->block_ms;
-
-            /* what we hold already (a failed batch, or a restart with the same name) */
-            if (rstream_read_own_pending(rc, st->ae->stream, RSTREAM_GROUP, opts->name,
-                                         cfg->batch_size, &b, &err) < 0)
-                goto failed_batch;
-            /* what a dead consumer left behind */
-            if (b.n == 0 && b.nbad == 0 && now_s() >= st->next_claim) {
-                if (rstream_autoclaim(rc, st->ae->stream, RSTREAM_GROUP, opts->name,
-                                      cfg->claim_idle_ms, st->claim_cursor,
-                                      sizeof(st->claim_cursor), cfg->batch_size, &b, &err) < 0)
-                    goto failed_batch;
-                if (b.n > 0 || b.nbad > 0)
-                    pgs_log(LOG_INFO, "claimed pending entries of another consumer",
-                            "stream=%s entries=%d", st->ae->stream, b.n + b.nbad);
-                if (!strcmp(st->claim_cursor, "0-0"))
-                    st->next_claim = now_s() + cfg->claim_idle_ms / 2000.0;
+            int nstreams = opts->load_only ? 1 : 2;
+            /* the load stream only rarely has work: wait on the changes stream */
+            int block = cfg->block_ms / app->nentries;
+            for (int k = 0; k < nstreams && !*stop; k++) {
+                struct stream_state *ss = &st->streams[opts->load_only ? 1 : k];
+                if (poll_stream(cfg, opts, st, ss, rc, ss->load && !opts->load_only ? -1 : block,
+                                &got, &err) < 0)
+                    goto failed;
             }
-            if (b.n == 0 && b.nbad == 0 &&
-                rstream_read(rc, st->ae->stream, RSTREAM_GROUP, opts->name, cfg->batch_size,
-                             block, &b, &err) < 0)
-                goto failed_batch;
-            got += b.n + b.nbad;
-            if (apply_batch(st, rc, &b, &err) < 0)
-                goto failed_batch;
-            rstream_batch_free(&b);
-            continue;
-        failed_batch:
-            rstream_batch_free(&b);
-            goto failed;
+            if (opts->load_only && got == 0) {
+                int finished = 0;
+                if (load_is_finished(cfg, rc, st->ae, opts->load_id, &finished, &err) < 0)
+                    goto failed;
+                if (finished)
+                    goto done;
+            }
         }
         if (failing) {
             pgs_log(LOG_INFO, "recovered", "name=%s", opts->name);
@@ -166,6 +206,8 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
         if (got == 0 && opts->exit_when_idle)
             break;
         continue;
+    done:
+        break;
 
     failed:
         if (err.kind == PGS_ERR_FATAL) {

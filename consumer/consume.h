@@ -13,8 +13,10 @@
 #include "config.h"
 
 struct consume_opts {
-    const char *name;   /* consumer name in the group */
-    int exit_when_idle; /* stop after a read that found nothing (tests, catch-up runs) */
+    const char *name;    /* consumer name in the group */
+    int exit_when_idle;  /* stop after a read that found nothing (tests, catch-up runs) */
+    int load_only;       /* a load worker: only the load stream, until load_id is finished */
+    const char *load_id;
 };
 
 /* Runs until *stop; returns 0 on a clean stop, -1 on a fatal error (logged). */

@@ -1,27 +1,31 @@
-/* load.c - the initial load from an exported snapshot, with progress. */
+/*
+ * load.c - the initial load: the coordinator (snapshot, ranges, work items,
+ * workers, progress) and the work item itself (load_range).
+ */
 #include "load.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "consume.h"
 #include "log.h"
+#include "rstream.h"
 #include "strbuf.h"
 #include "sync.h"
 
 #include "../producer/pgoutput.h"
 
-struct progress {
-    const char *index;
-    long long total;  /* estimate from the catalog */
-    double start;
-    double last;
-    int tty;
-    int quiet;
-};
+/* pages per range: about 8 MB of heap, a few seconds of work */
+#define PAGES_PER_PART 1000
+#define MAX_PARTS      10000
 
 static double now_s(void)
 {
@@ -30,9 +34,25 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void progress_show(void *arg, long long done)
+static void done_key(const struct config *cfg, const struct app_entry *ae, char *buf, size_t len)
 {
-    struct progress *p = arg;
+    rstream_key(cfg, ae->e->index, "loaddone", buf, len);
+}
+
+/* ---- progress ---- */
+
+struct progress {
+    const char *index;
+    long long total; /* estimate from the catalog; 0 = unknown */
+    double start;
+    double last;
+    int tty;
+    int quiet;
+};
+
+static void progress_show(struct progress *p, long long done, int parts_done, int parts,
+                          int final)
+{
     double t = now_s();
     double rate = done / (t - p->start > 1e-6 ? t - p->start : 1e-6);
     long long total = p->total > done ? p->total : done;
@@ -40,19 +60,22 @@ static void progress_show(void *arg, long long done)
     if (p->quiet)
         return;
     if (p->tty) {
-        if (t - p->last < 0.2)
+        if (!final && t - p->last < 0.2)
             return;
         int width = 30, fill = total > 0 ? (int)(width * done / total) : 0;
-        double eta = rate > 0 ? (double)(total - done) / rate : 0;
-        fprintf(stderr, "\r%s [%.*s%*s] %lld/%s%lld docs %.0f/s ETA %.0fs   ", p->index, fill,
-                "##############################", width - fill, "", done,
-                p->total > done ? "~" : "", total, rate, eta);
+        double eta = rate > 0 && !final ? (double)(total - done) / rate : 0;
+        fprintf(stderr, "\r%s [%.*s%*s] %lld/%s%lld docs  %d/%d ranges  %.0f docs/s  ETA %.0fs  ",
+                p->index, fill, "##############################", width - fill, "", done,
+                final || p->total <= done ? "" : "~", total, parts_done, parts, rate, eta);
+        if (final)
+            fputc('\n', stderr);
         fflush(stderr);
     } else {
-        if (t - p->last < 5.0)
+        if (!final && t - p->last < 5.0)
             return;
-        pgs_log(LOG_INFO, "loading", "index=%s docs=%lld total_estimate=%lld rate=%.0f", p->index,
-                done, p->total, rate);
+        pgs_log(LOG_INFO, final ? "load finished" : "loading",
+                "index=%s docs=%lld total_estimate=%lld ranges_done=%d ranges=%d rate=%.0f",
+                p->index, done, p->total, parts_done, parts, rate);
     }
     p->last = t;
 }
@@ -72,35 +95,235 @@ static long long estimate_rows(PGconn *conn, const struct schema_node *root)
     return n;
 }
 
-static int exec_cmd(PGconn *conn, const char *sql, struct pgs_error *err)
+/* Heap pages of the root (the largest partition for a partitioned table); -1 for a view. */
+static long long root_pages(PGconn *conn, const struct app_entry *ae)
 {
-    PGresult *res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        pgs_error_set(err, PGS_ERR_TRANSIENT, "load: \"%s\" failed", sql);
-        pgs_error_detail(err, "%s", PQerrorMessage(conn));
-        PQclear(res);
+    const struct catalog_table *t =
+        catalog_find_table(&ae->cat, ae->e->root->schema, ae->e->root->table);
+    struct strbuf q;
+    long long pages = -1;
+
+    if (t == NULL || t->relkind == 'v' || t->relkind == 'f')
         return -1;
+    sb_init(&q);
+    sb_add(&q, "SELECT coalesce(max(pg_relation_size(relid)), 0) / "
+               "current_setting('block_size')::bigint FROM pg_partition_tree(");
+    {
+        struct strbuf name;
+        sb_init(&name);
+        sb_ident(&name, t->schema);
+        sb_addc(&name, '.');
+        sb_ident(&name, t->name);
+        sb_literal(&q, name.buf);
+        sb_free(&name);
+    }
+    sb_add(&q, "::regclass) WHERE isleaf");
+    PGresult *res = PQexec(conn, q.buf);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        pages = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    sb_free(&q);
+    return pages;
+}
+
+/* ---- one work item ---- */
+
+struct range_progress {
+    redisContext *rc;
+    const char *meta;
+    long long reported;
+};
+
+static void range_progress(void *arg, long long done)
+{
+    struct range_progress *rp = arg;
+    struct pgs_error err;
+    char n[32];
+    snprintf(n, sizeof(n), "%lld", done - rp->reported);
+    redisReply *r = rstream_command(rp->rc, &err, "HINCRBY %s load_docs %s", rp->meta, n);
+    freeReplyObject(r);
+    rp->reported = done;
+}
+
+int load_range(struct syncer *s, redisContext *rc, const struct change *item, int *dropped,
+               struct pgs_error *err)
+{
+    const struct app_entry *ae = s->ae;
+    char done[300], part[16], buf[64];
+    struct strbuf sql;
+    const char *params[2];
+    int nparams = 0;
+    redisReply *r;
+
+    *dropped = 0;
+    done_key(s->cfg, ae, done, sizeof(done));
+    snprintf(part, sizeof(part), "%d", item->part);
+
+    /* obsolete: another load is current, or this range is done already */
+    r = rstream_command(rc, err, "HGET %s load_id", ae->meta);
+    if (r == NULL)
+        return -1;
+    int current = r->type == REDIS_REPLY_STRING && item->load_id && !strcmp(r->str, item->load_id);
+    freeReplyObject(r);
+    if (!current) {
+        *dropped = 1;
+        return 0;
+    }
+    r = rstream_command(rc, err, "SISMEMBER %s %s", done, part);
+    if (r == NULL)
+        return -1;
+    int is_done = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    if (is_done) {
+        *dropped = 1;
+        return 0;
+    }
+
+    if (s->pg == NULL && syncer_connect(s, err) < 0)
+        return -1;
+    PGresult *res = PQexec(s->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    PQclear(res);
+    sb_init(&sql);
+    sb_add(&sql, "SET TRANSACTION SNAPSHOT ");
+    sb_literal(&sql, item->snapshot ? item->snapshot : "");
+    res = PQexec(s->pg, sql.buf);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        int gone = PQstatus(s->pg) != CONNECTION_OK;
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot import the load's snapshot");
+        pgs_error_detail(err, "%s", PQerrorMessage(s->pg));
+        PQclear(res);
+        sb_free(&sql);
+        if (gone) {
+            PQfinish(s->pg);
+            s->pg = NULL;
+            return -1;
+        }
+        PQclear(PQexec(s->pg, "ROLLBACK"));
+        /* its coordinator is gone; the next run issues the range again */
+        pgs_log(LOG_INFO, "load item dropped: its snapshot is gone", "load=%s part=%d",
+                item->load_id, item->part);
+        *dropped = 1;
+        return 0;
     }
     PQclear(res);
+
+    sb_reset(&sql);
+    if (item->lo == NULL && item->hi == NULL) {
+        sb_add(&sql, ae->sql.doc_all);
+    } else {
+        sb_add(&sql, ae->sql.doc_select);
+        sb_add(&sql, " WHERE n0.ctid >= $1::tid");
+        params[nparams++] = item->lo ? item->lo : "(0,0)";
+        if (item->hi) {
+            sb_add(&sql, " AND n0.ctid < $2::tid");
+            params[nparams++] = item->hi;
+        }
+    }
+    struct range_progress rp = {rc, ae->meta, 0};
+    long long n = 0;
+    int rv = syncer_index_query(s, s->pg, sql.buf, nparams, params, item->lsn, range_progress, &rp,
+                                &n, err);
+    sb_free(&sql);
+    if (rv < 0) {
+        if (s->pg && PQstatus(s->pg) == CONNECTION_OK)
+            PQclear(PQexec(s->pg, "ROLLBACK"));
+        return -1;
+    }
+    PQclear(PQexec(s->pg, "COMMIT"));
+    r = rstream_command(rc, err, "SADD %s %s", done, part);
+    if (r == NULL)
+        return -1;
+    freeReplyObject(r);
+    pgs_log(LOG_DEBUG, "load range done", "load=%s part=%d docs=%lld", item->load_id, item->part,
+            n);
+    (void)buf;
     return 0;
 }
 
-int load_entry(const struct config *cfg, struct app_entry *ae, struct es_client *es,
-               redisContext *rc, const struct load_opts *opts, volatile sig_atomic_t *stop,
+int load_is_finished(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+                     const char *load_id, int *finished, struct pgs_error *err)
+{
+    char done[300];
+    redisReply *r = rstream_command(rc, err, "HMGET %s load_id load_parts", ae->meta);
+    if (r == NULL)
+        return -1;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, load_id) != 0) {
+        *finished = 1; /* not the current load any more */
+        freeReplyObject(r);
+        return 0;
+    }
+    long long parts = r->element[1]->type == REDIS_REPLY_STRING ? atoll(r->element[1]->str) : 0;
+    freeReplyObject(r);
+    done_key(cfg, ae, done, sizeof(done));
+    r = rstream_command(rc, err, "SCARD %s", done);
+    if (r == NULL)
+        return -1;
+    *finished = r->type == REDIS_REPLY_INTEGER && r->integer >= parts;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* ---- the coordinator ---- */
+
+static pid_t spawn_worker(const struct config *cfg, struct app_entry *ae, const char *load_id,
+                          int n)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    /* a worker must not outlive its coordinator: the snapshot dies with it */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    static volatile sig_atomic_t stop;
+    char name[64];
+    struct app one = {.entries = ae, .nentries = 1, .cfg = cfg};
+    snprintf(name, sizeof(name), "load-worker:%d:%d", (int)getppid(), n);
+    struct consume_opts opts = {.name = name, .load_only = 1, .load_id = load_id};
+    _exit(consume_run(cfg, &one, &opts, &stop) == 0 ? 0 : 1);
+}
+
+static int parse_bounds(const char *s, long long **out, int *n)
+{
+    int cap = 16;
+    *out = xcalloc((size_t)cap, sizeof(long long));
+    *n = 0;
+    while (s && *s) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s)
+            return -1;
+        if (*n == cap) {
+            cap *= 2;
+            *out = xrealloc(*out, sizeof(long long) * (size_t)cap);
+        }
+        (*out)[(*n)++] = v;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return 0;
+}
+
+int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
+               const struct load_opts *opts, volatile sig_atomic_t *stop,
                struct load_result *result, struct pgs_error *err)
 {
     PGconn *repl = NULL, *conn = NULL;
     PGresult *res = NULL;
-    struct syncer s;
-    struct strbuf sql;
-    char slot[64];
+    struct strbuf sql, bounds_txt;
+    char slot[64], done[300], load_id[40], snap[128];
     uint64_t cp = 0;
-    int rv = -1;
+    long long *bounds = NULL;
+    int nbounds = 0, parts = 0, rv = -1;
+    pid_t *kids = NULL;
+    redisReply *r = NULL;
 
     memset(result, 0, sizeof(*result));
-    syncer_init(&s, cfg, ae, es, rc, stop);
     sb_init(&sql);
+    sb_init(&bounds_txt);
+    done_key(cfg, ae, done, sizeof(done));
 
+    /* 1. the snapshot, from a temporary slot created after the entry's own slot */
     repl = config_pg_connect(cfg, ae->e->database, 1, "pgsync-load", err);
     if (repl == NULL)
         goto out;
@@ -118,45 +341,194 @@ int load_entry(const struct config *cfg, struct app_entry *ae, struct es_client 
         pgs_error_set(err, PGS_ERR_FATAL, "bad consistent point \"%s\"", PQgetvalue(res, 0, 1));
         goto out;
     }
-    conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-load", err);
-    if (conn == NULL)
-        goto out;
-    if (exec_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) < 0)
-        goto out;
-    sb_reset(&sql);
-    sb_add(&sql, "SET TRANSACTION SNAPSHOT ");
-    sb_literal(&sql, PQgetvalue(res, 0, 2));
-    if (exec_cmd(conn, sql.buf, err) < 0)
-        goto out;
+    snprintf(snap, sizeof(snap), "%s", PQgetvalue(res, 0, 2));
     PQclear(res);
     res = NULL;
-
     /*
      * Transactions committed before the consistent point are in the
      * snapshot; those after it come through the stream with a commit LSN
      * at or above it. One below it as the version lets them always win.
      */
     result->version = cp - 1;
-    struct progress p = {ae->e->index, estimate_rows(conn, ae->e->root), now_s(), 0,
-                         isatty(2), opts->quiet};
-    if (syncer_index_query(&s, conn, ae->sql.doc_all, 0, NULL, result->version, progress_show, &p,
-                           &result->docs, err) < 0)
+
+    conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-load", err);
+    if (conn == NULL)
         goto out;
-    if (exec_cmd(conn, "COMMIT", err) < 0)
+    struct progress p = {ae->e->index, estimate_rows(conn, ae->e->root), now_s(), 0, isatty(2),
+                         opts->quiet};
+
+    /* 2. a new split, or the one of a load that was interrupted */
+    r = rstream_command(rc, err, "HMGET %s load_id load_bounds", ae->meta);
+    if (r == NULL)
         goto out;
+    if (!opts->resync && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+        parse_bounds(r->element[1]->str, &bounds, &nbounds) == 0 && nbounds >= 1) {
+        snprintf(load_id, sizeof(load_id), "%s", r->element[0]->str);
+        pgs_log(LOG_INFO, "resuming an interrupted load", "index=%s load=%s", ae->e->index,
+                load_id);
+    } else {
+        long long pages = root_pages(conn, ae);
+        free(bounds);
+        bounds = xcalloc(MAX_PARTS + 1, sizeof(long long));
+        nbounds = 0;
+        if (pages < 0) {
+            bounds[nbounds++] = -1; /* a view: one range, the whole query */
+        } else {
+            long long step = PAGES_PER_PART;
+            if (pages / step > MAX_PARTS)
+                step = pages / MAX_PARTS + 1;
+            for (long long b = 0; b <= pages - step || nbounds == 0; b += step)
+                bounds[nbounds++] = b;
+        }
+        snprintf(load_id, sizeof(load_id), "%" PRIx64 "-%d", cp, (int)getpid());
+        freeReplyObject(r);
+        r = rstream_command(rc, err, "DEL %s", done);
+        if (r == NULL)
+            goto out;
+        for (int i = 0; i < nbounds; i++)
+            sb_printf(&bounds_txt, "%s%lld", i ? "," : "", bounds[i]);
+        freeReplyObject(r);
+        r = rstream_command(rc, err, "HSET %s load_id %s load_bounds %s load_parts %d load_docs 0",
+                            ae->meta, load_id, bounds_txt.buf, nbounds);
+        if (r == NULL)
+            goto out;
+    }
+    freeReplyObject(r);
+    r = NULL;
+    parts = nbounds;
+    result->parts = parts;
+
+    /* 3. one work item per range not done yet */
+    r = rstream_command(rc, err, "SMEMBERS %s", done);
+    if (r == NULL)
+        goto out;
+    {
+        char *is_done = xcalloc((size_t)parts, 1);
+        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            int k = atoi(r->element[i]->str);
+            if (k >= 0 && k < parts && !is_done[k]) {
+                is_done[k] = 1;
+                result->parts_already_done++;
+            }
+        }
+        freeReplyObject(r);
+        r = NULL;
+        struct change *items = xcalloc((size_t)parts, sizeof(struct change));
+        char lo[64], hi[64];
+        int nitems = 0;
+        for (int i = 0; i < parts; i++) {
+            if (is_done[i])
+                continue;
+            struct change *c = &items[nitems++];
+            c->op = CHANGE_LOAD;
+            c->lsn = result->version;
+            c->load_id = load_id;
+            c->snapshot = snap;
+            c->part = i;
+            if (bounds[i] >= 0) {
+                snprintf(lo, sizeof(lo), "(%lld,0)", bounds[i]);
+                c->lo = xstrdup(lo);
+                if (i + 1 < parts) {
+                    snprintf(hi, sizeof(hi), "(%lld,0)", bounds[i + 1]);
+                    c->hi = xstrdup(hi);
+                }
+            }
+        }
+        int arv = nitems ? rstream_add(rc, ae->load_stream, items, nitems, err) : 0;
+        for (int i = 0; i < nitems; i++) {
+            free(items[i].lo);
+            free(items[i].hi);
+        }
+        free(items);
+        free(is_done);
+        if (arv < 0)
+            goto out;
+        pgs_log(LOG_INFO, "load started", "index=%s load=%s ranges=%d already_done=%d "
+                "workers=%d version=%" PRIu64, ae->e->index, load_id, parts,
+                result->parts_already_done, opts->workers, result->version);
+    }
+
+    /* 4. workers; then wait for every range, showing progress */
+    kids = xcalloc((size_t)(opts->workers > 0 ? opts->workers : 1), sizeof(pid_t));
+    for (int i = 0; i < opts->workers; i++)
+        kids[i] = spawn_worker(cfg, ae, load_id, i);
+    for (;;) {
+        long long docs = 0, ndone = 0;
+        if (*stop) {
+            pgs_error_set(err, PGS_ERR_TRANSIENT, "load interrupted; run again to resume");
+            goto out;
+        }
+        r = rstream_command(rc, err, "HGET %s load_docs", ae->meta);
+        if (r == NULL)
+            goto out;
+        docs = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+        freeReplyObject(r);
+        r = rstream_command(rc, err, "SCARD %s", done);
+        if (r == NULL)
+            goto out;
+        ndone = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        freeReplyObject(r);
+        r = NULL;
+        result->docs = docs;
+        if (ndone >= parts) {
+            progress_show(&p, docs, (int)ndone, parts, 1);
+            break;
+        }
+        progress_show(&p, docs, (int)ndone, parts, 0);
+        /* a worker that died is replaced; one that finished early stays gone */
+        for (int i = 0; i < opts->workers; i++) {
+            int status;
+            if (kids[i] > 0 && waitpid(kids[i], &status, WNOHANG) == kids[i]) {
+                if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+                    pgs_log(LOG_WARN, "load worker died; starting another", "pid=%d",
+                            (int)kids[i]);
+                    kids[i] = spawn_worker(cfg, ae, load_id, i);
+                } else {
+                    kids[i] = 0;
+                }
+            }
+        }
+        usleep(200000);
+    }
     result->seconds = now_s() - p.start;
-    if (!opts->quiet && p.tty)
-        fprintf(stderr, "\r%s: %lld documents in %.1fs (%.0f/s)%*s\n", ae->e->index,
-                result->docs, result->seconds,
-                result->docs / (result->seconds > 1e-6 ? result->seconds : 1e-6), 20, "");
+
+    /* 5. done: remember it, forget the split */
+    {
+        char v[32], d[32], t[32];
+        snprintf(v, sizeof(v), "%" PRIu64, result->version);
+        snprintf(d, sizeof(d), "%lld", result->docs);
+        snprintf(t, sizeof(t), "%lld", (long long)time(NULL));
+        r = rstream_command(rc, err,
+                            "HSET %s loaded_version %s loaded_docs %s loaded_at %s", ae->meta, v,
+                            d, t);
+        if (r == NULL)
+            goto out;
+        freeReplyObject(r);
+        r = rstream_command(rc, err, "HDEL %s load_id load_bounds load_parts", ae->meta);
+        freeReplyObject(r);
+        r = rstream_command(rc, err, "DEL %s", done);
+        freeReplyObject(r);
+        r = NULL;
+    }
     rv = 0;
 out:
+    if (kids) {
+        for (int i = 0; i < opts->workers; i++)
+            if (kids[i] > 0) {
+                kill(kids[i], SIGTERM);
+                waitpid(kids[i], NULL, 0);
+            }
+        free(kids);
+    }
+    freeReplyObject(r);
     PQclear(res);
     if (conn)
         PQfinish(conn);
     if (repl)
-        PQfinish(repl); /* drops the temporary slot */
-    syncer_deinit(&s);
+        PQfinish(repl); /* drops the temporary slot and with it the snapshot */
+    free(bounds);
     sb_free(&sql);
+    sb_free(&bounds_txt);
     return rv;
 }

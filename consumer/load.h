@@ -1,13 +1,18 @@
 /*
  * load.h - the initial load: every document of an entry, read from one
- * consistent snapshot and written with the snapshot's LSN as version, so
- * that a change committed during the load (it reaches the stream, since the
- * slot exists first) always wins over the loaded copy.
+ * consistent snapshot and written with the version just below the
+ * snapshot's LSN, so that a change committed during the load (it reaches
+ * the stream: the slot exists first) always wins over the loaded copy.
  *
- * The snapshot comes from a temporary logical slot created with
- * EXPORT_SNAPSHOT on a replication connection: its consistent point splits
- * the transactions exactly into those the snapshot sees and those the
- * stream will carry.
+ * The coordinator (load_entry) creates a temporary logical slot with
+ * EXPORT_SNAPSHOT on a replication connection and holds it open: its
+ * consistent point splits the transactions exactly into those the snapshot
+ * sees and those the stream carries. It splits the root table into ranges
+ * of ctid pages and puts one work item per range on the entry's load
+ * stream; every consumer of the group (its own forked workers and any
+ * pgsync-consumer running) takes items one at a time, imports the snapshot
+ * and indexes the range. Finished ranges are recorded in Redis, so a load
+ * killed half-way and run again reads only what is left.
  */
 #ifndef PGS_LOAD_H
 #define PGS_LOAD_H
@@ -17,21 +22,43 @@
 #include <hiredis/hiredis.h>
 
 #include "app.h"
+#include "change.h"
 #include "config.h"
 #include "es.h"
 
+struct sync_t;
+struct syncer;
+
 struct load_opts {
     int quiet;   /* no progress output */
+    int workers; /* worker processes forked by the coordinator (0 = only other consumers) */
+    int resync;  /* start a new load even if one was finished or is half-done */
 };
 
 struct load_result {
     long long docs;
     double seconds;
     uint64_t version;
+    int parts;
+    int parts_already_done;
 };
 
-int load_entry(const struct config *cfg, struct app_entry *ae, struct es_client *es,
-               redisContext *rc, const struct load_opts *opts, volatile sig_atomic_t *stop,
+/* Coordinate a whole load of "ae" and wait for it; -1 on error (the load can be resumed). */
+int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
+               const struct load_opts *opts, volatile sig_atomic_t *stop,
                struct load_result *result, struct pgs_error *err) PGS_MUSTCHECK;
+
+/*
+ * Index the range of one work item with the syncer's connection. Sets
+ * *dropped when the item is obsolete (its range is done, or its snapshot
+ * is gone because its coordinator died: a new run re-issues the range);
+ * either way the caller acknowledges it after a 0 return.
+ */
+int load_range(struct syncer *s, redisContext *rc, const struct change *item, int *dropped,
+               struct pgs_error *err) PGS_MUSTCHECK;
+
+/* Is the load "load_id" of "ae" complete (every range done, or no longer current)? */
+int load_is_finished(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+                     const char *load_id, int *finished, struct pgs_error *err) PGS_MUSTCHECK;
 
 #endif

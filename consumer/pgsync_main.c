@@ -34,6 +34,8 @@ static const char usage[] =
     "Options:\n"
     "  -d, --daemon           keep following changes after the load\n"
     "  -n, --consumers N      consumer processes to run with --daemon [1]\n"
+    "  -w, --workers N        load worker processes [the number of cores]; with 0 the\n"
+    "                         running pgsync-consumers take the load's work items\n"
     "      --resync           load every document again, even if loaded before\n"
     "      --no-load          skip the load\n"
     "  -q, --quiet            no progress output\n";
@@ -113,18 +115,6 @@ static int was_loaded(redisContext *rc, const struct app_entry *ae)
     return loaded;
 }
 
-static void mark_loaded(redisContext *rc, const struct app_entry *ae, const struct load_result *lr)
-{
-    struct pgs_error err;
-    char v[32], d[32], t[32];
-    snprintf(v, sizeof(v), "%llu", (unsigned long long)lr->version);
-    snprintf(d, sizeof(d), "%lld", lr->docs);
-    snprintf(t, sizeof(t), "%lld", (long long)time(NULL));
-    redisReply *r = rstream_command(rc, &err, "HSET %s loaded_version %s loaded_docs %s loaded_at %s",
-                                    ae->meta, v, d, t);
-    freeReplyObject(r);
-}
-
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
@@ -133,6 +123,7 @@ int main(int argc, char **argv)
                                              {"resync", no_argument, NULL, 'r'},
                                              {"no-load", no_argument, NULL, 'N'},
                                              {"quiet", no_argument, NULL, 'q'},
+                                             {"workers", required_argument, NULL, 'w'},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync"};
     struct config cfg;
@@ -140,10 +131,11 @@ int main(int argc, char **argv)
     struct app app;
     char buf[1600];
     int opt, daemon = 0, consumers = 1, resync = 0, noload = 0, quiet = 0, rv = 1;
+    int workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
     struct es_client *es = NULL;
     redisContext *rc = NULL;
 
-    while ((opt = getopt_long(argc, argv, "c:hVdn:q", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:hVdn:qw:", longopts, NULL)) != -1) {
         if (cli_common_option(&cli, opt, optarg, usage))
             continue;
         switch (opt) {
@@ -163,6 +155,11 @@ int main(int argc, char **argv)
             break;
         case 'q':
             quiet = 1;
+            break;
+        case 'w':
+            workers = atoi(optarg);
+            if (workers < 0 || workers > 256)
+                cli_die_usage(cli.prog, "--workers must be from 0 to 256");
             break;
         default:
             cli_die_usage(cli.prog, "bad argument");
@@ -197,7 +194,7 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < app.nentries; i++) {
         struct app_entry *ae = &app.entries[i];
-        struct load_opts lo = {.quiet = quiet};
+        struct load_opts lo = {.quiet = quiet, .workers = workers, .resync = resync};
         struct load_result lr;
 
         /* the slot first: every change after the load's snapshot reaches the stream */
@@ -211,14 +208,14 @@ int main(int argc, char **argv)
             pgs_log(LOG_INFO, "load skipped", "index=%s", ae->e->index);
             continue;
         }
-        if (load_entry(&cfg, ae, es, rc, &lo, &stop, &lr, &err) < 0)
+        if (load_entry(&cfg, ae, rc, &lo, &stop, &lr, &err) < 0)
             goto fail;
         if (es_refresh(es, ae->e->index, &err) < 0)
             goto fail;
-        mark_loaded(rc, ae, &lr);
-        pgs_log(LOG_INFO, "load done", "index=%s docs=%lld seconds=%.2f rate=%.0f version=%llu",
+        pgs_log(LOG_INFO, "load done",
+                "index=%s docs=%lld seconds=%.2f rate=%.0f ranges=%d ranges_resumed=%d version=%llu",
                 ae->e->index, lr.docs, lr.seconds, lr.docs / (lr.seconds > 1e-6 ? lr.seconds : 1e-6),
-                (unsigned long long)lr.version);
+                lr.parts, lr.parts_already_done, (unsigned long long)lr.version);
         if (!daemon)
             printf("%s: %lld documents loaded into \"%s\"\n", cli.prog, lr.docs, ae->e->index);
     }
