@@ -106,18 +106,23 @@ static long long root_pages(PGconn *conn, const struct app_entry *ae)
     if (t == NULL || t->relkind == 'v' || t->relkind == 'f')
         return -1;
     sb_init(&q);
-    sb_add(&q, "SELECT coalesce(max(pg_relation_size(relid)), 0) / "
-               "current_setting('block_size')::bigint FROM pg_partition_tree(");
     {
-        struct strbuf name;
+        /* pg_partition_tree() is empty for a plain table */
+        struct strbuf name, lit;
         sb_init(&name);
+        sb_init(&lit);
         sb_ident(&name, t->schema);
         sb_addc(&name, '.');
         sb_ident(&name, t->name);
-        sb_literal(&q, name.buf);
+        sb_literal(&lit, name.buf);
+        sb_printf(&q,
+                  "SELECT coalesce((SELECT max(pg_relation_size(relid)) FROM "
+                  "pg_partition_tree(%s::regclass) WHERE isleaf), pg_relation_size(%s::regclass)) "
+                  "/ current_setting('block_size')::bigint",
+                  lit.buf, lit.buf);
         sb_free(&name);
+        sb_free(&lit);
     }
-    sb_add(&q, "::regclass) WHERE isleaf");
     PGresult *res = PQexec(conn, q.buf);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
         pages = atoll(PQgetvalue(res, 0, 0));
