@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "rstream.h"
@@ -297,10 +298,32 @@ int syncer_dead_letter(struct syncer *s, const char *id, const char *reason,
     return 0;
 }
 
+/*
+ * Test hook (tests/integration/test_40_consumers.sh): while the file named
+ * by PGSYNC_TEST_PAUSE_FILE exists, hold the documents already read before
+ * sending them, to force the interleaving where a later change overtakes.
+ */
+static void test_pause(void)
+{
+    static const char *path;
+    static int checked;
+    if (!checked) {
+        path = getenv("PGSYNC_TEST_PAUSE_FILE");
+        checked = 1;
+    }
+    if (path == NULL)
+        return;
+    if (access(path, F_OK) == 0)
+        pgs_log(LOG_INFO, "test pause: holding a bulk request", "file=%s", path);
+    while (access(path, F_OK) == 0)
+        usleep(50000);
+}
+
 int syncer_flush(struct syncer *s, struct pgs_error *err)
 {
     if (s->bulk.n == 0)
         return 0;
+    test_pause();
     if (es_bulk_flush(s->es, &s->bulk, s->stop, err) < 0)
         return -1;
     for (int i = 0; i < s->bulk.n; i++) {
