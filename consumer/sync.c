@@ -426,6 +426,59 @@ static int reindex_all(struct syncer *s, uint64_t version, struct pgs_error *err
     return rv;
 }
 
+/*
+ * Wait until every transaction of the batch is visible to new snapshots.
+ * The walsender may send a commit as soon as it is flushed, a moment
+ * before the committing backend leaves the proc array; a document read in
+ * that moment would miss the change yet carry its version, and win.
+ */
+static int wait_visible(struct syncer *s, const struct change *recs, int n, struct pgs_error *err)
+{
+    static const char sql[] =
+        "WITH c AS (SELECT pg_current_snapshot() AS snap), "
+        "e AS (SELECT snap, pg_snapshot_xmax(snap)::text::numeric AS xmax, "
+        "floor(pg_snapshot_xmax(snap)::text::numeric / 4294967296) * 4294967296 AS base FROM c) "
+        "SELECT coalesce(bool_and(pg_visible_in_snapshot((CASE WHEN e.base + x > e.xmax "
+        "THEN e.base + x - 4294967296 ELSE e.base + x END)::text::xid8, e.snap)), true) "
+        "FROM e, unnest($1::bigint[]) AS x";
+    struct strbuf xids;
+    uint32_t last = 0;
+    int rv = -1;
+
+    sb_init(&xids);
+    sb_addc(&xids, '{');
+    for (int i = 0; i < n; i++) {
+        if (recs[i].op == CHANGE_LOAD || recs[i].xid == 0 || recs[i].xid == last)
+            continue;
+        last = recs[i].xid;
+        sb_printf(&xids, "%s%" PRIu32, xids.len > 1 ? "," : "", recs[i].xid);
+    }
+    sb_addc(&xids, '}');
+    for (int tries = 0;; tries++) {
+        const char *params[1] = {xids.buf};
+        PGresult *res = PQexecParams(s->pg, sql, 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            PQclear(res);
+            query_failed(s, "the visibility check", err);
+            goto out;
+        }
+        int visible = !strcmp(PQgetvalue(res, 0, 0), "t");
+        PQclear(res);
+        if (visible)
+            break;
+        if (tries == 2000) {
+            /* 2 s: not a race of microseconds; proceed, later changes will correct it */
+            pgs_log(LOG_WARN, "transactions of the batch still not visible; going on", NULL);
+            break;
+        }
+        usleep(1000);
+    }
+    rv = 0;
+out:
+    sb_free(&xids);
+    return rv;
+}
+
 int syncer_process(struct syncer *s, const struct change *recs, int n, struct pgs_error *err)
 {
     const struct schema_entry *e = s->ae->e;
@@ -465,6 +518,8 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
     s->records += (unsigned long long)n;
     if (version == 0)
         return 0; /* nothing but load items or nothing at all */
+    if (wait_visible(s, recs, n, err) < 0)
+        return -1;
 
     if (truncate_root) {
         if (es_delete_all(s->es, e->index, err) < 0)

@@ -7,7 +7,8 @@
 
 ROWS=${PGS_LOAD_ROWS:-200000}
 new_db load >/dev/null
-psql_q -v books="$ROWS" -v authors=$((ROWS / 3)) <"$PGS_ROOT/bench/gen_books.sql" >/dev/null ||
+psql -XAtq -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PGDATABASE" -v books="$ROWS" \
+    -v authors=$((ROWS / 3)) -f "$PGS_ROOT/bench/gen_books.sql" >/dev/null ||
     fail "generate $ROWS books" "psql failed"
 index=$(unique_name load)
 schema=$PGS_STACK_DIR/$index.json
