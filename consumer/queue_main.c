@@ -1,0 +1,587 @@
+/*
+ * queue_main.c - pgsync-queue: how far behind the consumers are. Per schema
+ * entry: the change stream (length, first and last ids), each consumer
+ * group (position, pending entries, lag in entries and in time), each
+ * consumer, the dead letters, and the replication slot's retained WAL.
+ * Reads only; a table for people, stable JSON for scripts (man pgsync-queue).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "app.h"
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "ops.h"
+#include "rstream.h"
+#include "strbuf.h"
+
+static const char usage[] =
+    "Usage: pgsync-queue [--config FILE | --index NAME...] [options]\n"
+    "\n"
+    "Shows, for each schema entry, the Redis change stream and how far each\n"
+    "consumer group is behind it: pending (delivered, not yet acknowledged)\n"
+    "entries, the lag in entries and in time, each consumer's pending count\n"
+    "and idle time, the dead letters, and (with --config) the replication\n"
+    "slot: whether it is active and how much WAL it holds back.\n"
+    "\n"
+    "Options:\n"
+    "  -i, --index NAME       only this index (repeatable); without --config,\n"
+    "                         shows its Redis keys only (no slot)\n"
+    "  -j, --json             one JSON document (keys: man pgsync-queue)\n"
+    "  -w, --watch SECONDS    refresh every SECONDS until Ctrl-C\n";
+
+#define MAX_INDEXES 64
+
+/* What to look at: one per schema entry, or per --index. */
+struct queue_target {
+    const char *index;
+    const char *database; /* NULL without --config */
+    const char *slot;     /* NULL without --config */
+    char stream[256];
+    char dlq[256];
+};
+
+struct queue_opts {
+    int json;
+    int watch;
+    const char *indexes[MAX_INDEXES];
+    int nindexes;
+};
+
+static volatile sig_atomic_t stop;
+
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+/* The id of an XINFO STREAM first-entry/last-entry ([id, fields] or nil). */
+static const char *entry_id(const redisReply *e)
+{
+    if (e && e->type == REDIS_REPLY_ARRAY && e->elements >= 1 &&
+        e->element[0]->type == REDIS_REPLY_STRING)
+        return e->element[0]->str;
+    return NULL;
+}
+
+/*
+ * Entries after the group's last-delivered id. Redis 7.0 reports a "lag"
+ * that is nil after XDEL or XGROUP SETID, so count: from whichever end the
+ * ids' timestamps say is nearer, so a small backlog costs little.
+ */
+static int count_undelivered(redisContext *rc, const char *stream, long long length,
+                             const char *first, const char *last, const char *delivered,
+                             long long *out, struct pgs_error *err)
+{
+    struct ops_sid f, l, d;
+    char id[48], after[64];
+
+    if (length == 0 || first == NULL || last == NULL) {
+        *out = 0;
+        return 0;
+    }
+    if (ops_sid_parse(delivered, &d) < 0)
+        d.ms = d.seq = 0;
+    if (ops_sid_parse(first, &f) < 0 || ops_sid_parse(last, &l) < 0) {
+        pgs_error_set(err, PGS_ERR_FATAL, "stream %s has ids that are not ms-seq", stream);
+        return -1;
+    }
+    if (ops_sid_cmp(&d, &l) >= 0) {
+        *out = 0;
+        return 0;
+    }
+    if (ops_sid_cmp(&d, &f) < 0) {
+        *out = length;
+        return 0;
+    }
+    double span = (double)(l.ms - f.ms);
+    double at = span > 0 ? (double)(d.ms - f.ms) / span : 0.5;
+    ops_sid_format(&d, id, sizeof(id));
+    snprintf(after, sizeof(after), "(%s", id);
+    if (at >= 0.5)
+        return ops_stream_count(rc, stream, after, "+", out, err);
+    long long delivered_n;
+    if (ops_stream_count(rc, stream, "-", id, &delivered_n, err) < 0)
+        return -1;
+    *out = length - delivered_n > 0 ? length - delivered_n : 0;
+    return 0;
+}
+
+/* Milliseconds between the id's timestamp and "now_ms" (0 if in the future). */
+static long long age_ms(const char *id, uint64_t now_ms)
+{
+    struct ops_sid s;
+    if (id == NULL || ops_sid_parse(id, &s) < 0 || s.ms >= now_ms)
+        return 0;
+    return (long long)(now_ms - s.ms);
+}
+
+static json_t *collect_consumers(redisContext *rc, const char *stream, const char *group,
+                                 struct pgs_error *err)
+{
+    redisReply *r = rstream_command(rc, err, "XINFO CONSUMERS %s %s", stream, group);
+    if (r == NULL)
+        return NULL;
+    json_t *list = json_array();
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *c = r->element[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "name", str_or_null(ops_reply_str(c, "name")));
+        json_object_set_new(o, "pending", json_integer(ops_reply_int(c, "pending", 0)));
+        json_object_set_new(o, "idle_ms", json_integer(ops_reply_int(c, "idle", 0)));
+        json_array_append_new(list, o);
+    }
+    freeReplyObject(r);
+    return list;
+}
+
+static json_t *collect_group(redisContext *rc, const char *stream, const redisReply *g,
+                             long long length, const char *first, const char *last, uint64_t now_ms,
+                             struct pgs_error *err)
+{
+    const char *name = ops_reply_str(g, "name");
+    const char *delivered = ops_reply_str(g, "last-delivered-id");
+    long long pending = ops_reply_int(g, "pending", 0), undelivered = 0;
+    const char *oldest_id = NULL;
+    long long oldest_idle = -1;
+    redisReply *p = NULL, *u = NULL;
+    json_t *o = NULL, *consumers = NULL;
+
+    if (name == NULL)
+        name = "";
+    if (count_undelivered(rc, stream, length, first, last, delivered, &undelivered, err) < 0)
+        return NULL;
+    /* the oldest pending entry: its id dates it, its idle says how long since delivery */
+    if (pending > 0) {
+        p = rstream_command(rc, err, "XPENDING %s %s - + 1", stream, name);
+        if (p == NULL)
+            return NULL;
+        if (p->type == REDIS_REPLY_ARRAY && p->elements > 0 &&
+            p->element[0]->type == REDIS_REPLY_ARRAY && p->element[0]->elements >= 3) {
+            const redisReply *e = p->element[0];
+            if (e->element[0]->type == REDIS_REPLY_STRING)
+                oldest_id = e->element[0]->str;
+            if (e->element[2]->type == REDIS_REPLY_INTEGER)
+                oldest_idle = e->element[2]->integer;
+        }
+    }
+    /* the first entry not yet delivered */
+    const char *first_undelivered = NULL;
+    if (undelivered > 0) {
+        u = rstream_command(rc, err, "XRANGE %s (%s + COUNT 1", stream,
+                            delivered ? delivered : "0-0");
+        if (u == NULL)
+            goto out;
+        if (u->type == REDIS_REPLY_ARRAY && u->elements > 0)
+            first_undelivered = entry_id(u->element[0]);
+    }
+    consumers = collect_consumers(rc, stream, name, err);
+    if (consumers == NULL)
+        goto out;
+
+    long long lag_ms = 0;
+    if (oldest_id)
+        lag_ms = age_ms(oldest_id, now_ms);
+    if (first_undelivered && age_ms(first_undelivered, now_ms) > lag_ms)
+        lag_ms = age_ms(first_undelivered, now_ms);
+
+    o = json_object();
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "last_delivered_id", str_or_null(delivered));
+    json_object_set_new(o, "pending", json_integer(pending));
+    json_object_set_new(o, "oldest_pending_id", str_or_null(oldest_id));
+    json_object_set_new(o, "oldest_pending_age_ms",
+                        oldest_id ? json_integer(age_ms(oldest_id, now_ms)) : json_null());
+    json_object_set_new(o, "oldest_pending_idle_ms",
+                        oldest_idle >= 0 ? json_integer(oldest_idle) : json_null());
+    json_object_set_new(o, "undelivered", json_integer(undelivered));
+    json_object_set_new(o, "lag", json_integer(undelivered + pending));
+    json_object_set_new(o, "lag_ms", json_integer(lag_ms));
+    json_object_set_new(o, "lag_seconds", json_real((double)lag_ms / 1000.0));
+    json_object_set_new(o, "consumers", consumers);
+out:
+    freeReplyObject(p);
+    freeReplyObject(u);
+    return o;
+}
+
+static json_t *collect_slot(const struct config *cfg, const struct queue_target *t,
+                            struct pgs_error *err)
+{
+    struct ops_slot s;
+    PGconn *conn = config_pg_connect(cfg, t->database, 0, "pgsync-queue", err);
+    if (conn == NULL)
+        return NULL;
+    int rv = ops_slot_query(conn, t->slot, &s, err);
+    PQfinish(conn);
+    return rv < 0 ? NULL : ops_slot_json(t->slot, &s);
+}
+
+/* Everything about one target, as the JSON object the man page documents. */
+static json_t *collect_target(redisContext *rc, const struct config *cfg,
+                              const struct queue_target *t, uint64_t now_ms, struct pgs_error *err)
+{
+    json_t *o = json_object(), *groups = json_array();
+    redisReply *info = NULL, *gr = NULL, *dl = NULL;
+    long long length = 0;
+    const char *first = NULL, *last = NULL;
+
+    json_object_set_new(o, "index", json_string(t->index));
+    json_object_set_new(o, "database", str_or_null(t->database));
+    json_object_set_new(o, "stream", json_string(t->stream));
+
+    info = redisCommand(rc, "XINFO STREAM %s", t->stream);
+    if (info == NULL) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XINFO STREAM %s failed", t->stream);
+        pgs_error_detail(err, "%s", rc->errstr);
+        goto fail;
+    }
+    /* a stream that does not exist yet is empty, not an error */
+    int exists = !(info->type == REDIS_REPLY_ERROR && strstr(info->str, "no such key"));
+    if (info->type == REDIS_REPLY_ERROR && exists) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XINFO STREAM %s failed", t->stream);
+        pgs_error_detail(err, "%s", info->str);
+        goto fail;
+    }
+    if (exists) {
+        length = ops_reply_int(info, "length", 0);
+        first = entry_id(ops_reply_get(info, "first-entry"));
+        last = entry_id(ops_reply_get(info, "last-entry"));
+    }
+    json_object_set_new(o, "exists", json_boolean(exists));
+    json_object_set_new(o, "length", json_integer(length));
+    json_object_set_new(o, "first_id", str_or_null(first));
+    json_object_set_new(o, "last_id", str_or_null(last));
+
+    if (exists) {
+        gr = rstream_command(rc, err, "XINFO GROUPS %s", t->stream);
+        if (gr == NULL)
+            goto fail;
+        for (size_t i = 0; gr->type == REDIS_REPLY_ARRAY && i < gr->elements; i++) {
+            json_t *g =
+                collect_group(rc, t->stream, gr->element[i], length, first, last, now_ms, err);
+            if (g == NULL)
+                goto fail;
+            json_array_append_new(groups, g);
+        }
+    }
+    json_object_set_new(o, "groups", groups);
+    groups = NULL;
+
+    dl = rstream_command(rc, err, "XLEN %s", t->dlq);
+    if (dl == NULL)
+        goto fail;
+    json_t *dlq = json_object();
+    json_object_set_new(dlq, "key", json_string(t->dlq));
+    json_object_set_new(dlq, "length",
+                        json_integer(dl->type == REDIS_REPLY_INTEGER ? dl->integer : 0));
+    json_object_set_new(o, "dlq", dlq);
+
+    if (t->slot) {
+        json_t *slot = collect_slot(cfg, t, err);
+        if (slot == NULL)
+            goto fail;
+        json_object_set_new(o, "slot", slot);
+    } else {
+        json_object_set_new(o, "slot", json_null());
+    }
+    freeReplyObject(info);
+    freeReplyObject(gr);
+    freeReplyObject(dl);
+    return o;
+fail:
+    freeReplyObject(info);
+    freeReplyObject(gr);
+    freeReplyObject(dl);
+    json_decref(groups);
+    json_decref(o);
+    return NULL;
+}
+
+static json_t *collect_all(redisContext *rc, const struct config *cfg,
+                           const struct queue_target *targets, int n, struct pgs_error *err)
+{
+    uint64_t now_ms;
+    if (ops_redis_now_ms(rc, &now_ms, err) < 0)
+        return NULL;
+    json_t *root = json_object(), *list = json_array();
+    json_object_set_new(root, "time", json_integer((json_int_t)(now_ms / 1000)));
+    json_object_set_new(root, "entries", list);
+    for (int i = 0; i < n; i++) {
+        json_t *e = collect_target(rc, cfg, &targets[i], now_ms, err);
+        if (e == NULL) {
+            json_decref(root);
+            return NULL;
+        }
+        json_array_append_new(list, e);
+    }
+    return root;
+}
+
+/* "1.2s", "3m04s", "2h05m", "-" for null. */
+static const char *fmt_ms(const json_t *v, char *buf, size_t len)
+{
+    if (!json_is_integer(v))
+        return "-";
+    long long ms = json_integer_value(v);
+    if (ms < 60000)
+        snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
+    else if (ms < 3600000)
+        snprintf(buf, len, "%lldm%02llds", ms / 60000, (ms / 1000) % 60);
+    else
+        snprintf(buf, len, "%lldh%02lldm", ms / 3600000, (ms / 60000) % 60);
+    return buf;
+}
+
+static const char *fmt_bytes(long long b, char *buf, size_t len)
+{
+    static const char *units[] = {"B", "kB", "MB", "GB", "TB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%lld B", b);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "-";
+}
+
+static long long jint(const json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static void print_table(const json_t *root)
+{
+    size_t i, j, k;
+    json_t *e, *g, *c;
+    char b1[32], b2[32], b3[32];
+
+    json_array_foreach(json_object_get(root, "entries"), i, e)
+    {
+        if (i > 0)
+            putchar('\n');
+        printf("index %s", jstr(e, "index"));
+        if (json_is_string(json_object_get(e, "database")))
+            printf(" (database %s)", jstr(e, "database"));
+        printf("\n  stream   %s: ", jstr(e, "stream"));
+        if (json_is_true(json_object_get(e, "exists")))
+            printf("%lld entries, first %s, last %s\n", jint(e, "length"), jstr(e, "first_id"),
+                   jstr(e, "last_id"));
+        else
+            printf("does not exist yet\n");
+        json_t *dlq = json_object_get(e, "dlq");
+        printf("  dlq      %s: %lld dead letter%s\n", jstr(dlq, "key"), jint(dlq, "length"),
+               jint(dlq, "length") == 1 ? "" : "s");
+        json_t *groups = json_object_get(e, "groups");
+        if (json_array_size(groups) == 0) {
+            printf("  groups   none (no consumer has started yet)\n");
+        } else {
+            printf("  %-10s %-22s %9s %9s %9s %-9s %-12s %s\n", "GROUP", "LAST-DELIVERED",
+                   "PENDING", "UNDELIV", "LAG", "LAG-AGE", "OLDEST-PEND", "OLDEST-IDLE");
+            json_array_foreach(groups, j, g)
+            {
+                printf("  %-10s %-22s %9lld %9lld %9lld %-9s %-12s %s\n", jstr(g, "name"),
+                       jstr(g, "last_delivered_id"), jint(g, "pending"), jint(g, "undelivered"),
+                       jint(g, "lag"), fmt_ms(json_object_get(g, "lag_ms"), b1, sizeof(b1)),
+                       fmt_ms(json_object_get(g, "oldest_pending_age_ms"), b2, sizeof(b2)),
+                       fmt_ms(json_object_get(g, "oldest_pending_idle_ms"), b3, sizeof(b3)));
+                json_array_foreach(json_object_get(g, "consumers"), k, c)
+                {
+                    printf("    consumer %-30s pending %lld, idle %s\n", jstr(c, "name"),
+                           jint(c, "pending"),
+                           fmt_ms(json_object_get(c, "idle_ms"), b1, sizeof(b1)));
+                }
+            }
+        }
+        json_t *slot = json_object_get(e, "slot");
+        if (json_is_object(slot)) {
+            printf("  slot     %s: ", jstr(slot, "name"));
+            if (!json_is_true(json_object_get(slot, "exists"))) {
+                printf("does not exist (run pgsync-bootstrap)\n");
+                continue;
+            }
+            if (json_is_true(json_object_get(slot, "active")))
+                printf("active (pid %lld)", jint(slot, "active_pid"));
+            else
+                printf("inactive");
+            json_t *ret = json_object_get(slot, "retained_wal_bytes");
+            printf(", retains %s of WAL, confirmed %s, restart %s, wal_status %s\n",
+                   json_is_integer(ret) ? fmt_bytes(json_integer_value(ret), b1, sizeof(b1)) : "?",
+                   jstr(slot, "confirmed_flush_lsn"), jstr(slot, "restart_lsn"),
+                   jstr(slot, "wal_status"));
+        }
+    }
+}
+
+/* Sleep "seconds", waking early on Ctrl-C. */
+static void nap(int seconds)
+{
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    for (int i = 0; i < seconds * 10 && !stop; i++)
+        nanosleep(&ts, NULL);
+}
+
+static int run(const struct config *cfg, const struct queue_target *targets, int n,
+               const struct queue_opts *o)
+{
+    redisContext *rc = NULL;
+    struct pgs_error err;
+    char buf[1600];
+    int rv = 0, tty = isatty(STDOUT_FILENO);
+
+    do {
+        pgs_error_clear(&err);
+        if (rc == NULL)
+            rc = rstream_connect(cfg, &err);
+        json_t *root = rc ? collect_all(rc, cfg, targets, n, &err) : NULL;
+        if (root == NULL) {
+            fprintf(stderr, "pgsync-queue: %s\n", pgs_error_str(&err, buf, sizeof(buf)));
+            rv = 1;
+            if (rc && rc->err) {
+                redisFree(rc);
+                rc = NULL;
+            }
+        } else {
+            rv = 0;
+            if (o->json) {
+                char *text = json_dumps(root, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15) |
+                                                  (o->watch ? JSON_COMPACT : JSON_INDENT(2)));
+                puts(text);
+                free(text);
+            } else {
+                if (o->watch && tty)
+                    fputs("\033[H\033[2J", stdout);
+                if (o->watch) {
+                    time_t now = time(NULL);
+                    char when[64];
+                    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&now));
+                    printf("every %ds: %s (Ctrl-C to stop)\n\n", o->watch, when);
+                }
+                print_table(root);
+            }
+            fflush(stdout);
+            json_decref(root);
+        }
+        if (o->watch)
+            nap(o->watch);
+    } while (o->watch && !stop);
+    redisFree(rc);
+    return o->watch ? 0 : rv;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
+                                             {"index", required_argument, NULL, 'i'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"watch", required_argument, NULL, 'w'},
+                                             {NULL, 0, NULL, 0}};
+    struct cli_common cli = {.prog = "pgsync-queue", .log_level = "warn"};
+    struct queue_opts o = {0};
+    struct queue_target *targets;
+    struct config cfg;
+    struct app app = {0};
+    struct pgs_error err;
+    char buf[1600], *end;
+    int opt, n = 0, rv;
+
+    while ((opt = getopt_long(argc, argv, "c:hVi:jw:", longopts, NULL)) != -1) {
+        if (cli_common_option(&cli, opt, optarg, usage))
+            continue;
+        switch (opt) {
+        case 'i':
+            if (o.nindexes == MAX_INDEXES)
+                cli_die_usage(cli.prog, "at most %d --index options", MAX_INDEXES);
+            if (*optarg == '\0')
+                cli_die_usage(cli.prog, "--index needs a name");
+            o.indexes[o.nindexes++] = optarg;
+            break;
+        case 'j':
+            o.json = 1;
+            break;
+        case 'w': {
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 1 || v > 86400)
+                cli_die_usage(cli.prog,
+                              "--watch needs a number of seconds from 1 to 86400, not \"%s\"",
+                              optarg);
+            o.watch = (int)v;
+            break;
+        }
+        default:
+            cli_die_usage(cli.prog, "bad argument");
+        }
+    }
+    if (optind < argc)
+        cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
+    cli_common_finish(&cli, 0);
+    if (cli.config == NULL && o.nindexes == 0)
+        cli_die_usage(cli.prog, "--config FILE or --index NAME is required");
+
+    if (cli.config) {
+        if ((rv = ops_load(cli.prog, cli.config, &cfg, &app)) != 0)
+            return rv;
+        targets = xcalloc((size_t)app.nentries, sizeof(*targets));
+        for (int i = 0; i < app.nentries; i++) {
+            struct app_entry *ae = &app.entries[i];
+            int wanted = o.nindexes == 0;
+            for (int k = 0; k < o.nindexes; k++)
+                if (!strcmp(o.indexes[k], ae->e->index))
+                    wanted = 1;
+            if (!wanted)
+                continue;
+            targets[n].index = ae->e->index;
+            targets[n].database = ae->e->database;
+            targets[n].slot = ae->slot;
+            snprintf(targets[n].stream, sizeof(targets[n].stream), "%s", ae->stream);
+            snprintf(targets[n].dlq, sizeof(targets[n].dlq), "%s", ae->dlq);
+            n++;
+        }
+        for (int k = 0; k < o.nindexes; k++) {
+            int found = 0;
+            for (int i = 0; i < n; i++)
+                found |= !strcmp(targets[i].index, o.indexes[k]);
+            if (!found) {
+                fprintf(stderr, "pgsync-queue: index \"%s\" is not in %s\n", o.indexes[k],
+                        cli.config);
+                free(targets);
+                app_free(&app);
+                return 2;
+            }
+        }
+    } else {
+        if (config_load(&cfg, &err) < 0) {
+            fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+            return 2;
+        }
+        targets = xcalloc((size_t)o.nindexes, sizeof(*targets));
+        for (int k = 0; k < o.nindexes; k++, n++) {
+            targets[n].index = o.indexes[k];
+            rstream_key(&cfg, o.indexes[k], "changes", targets[n].stream,
+                        sizeof(targets[n].stream));
+            rstream_key(&cfg, o.indexes[k], "dlq", targets[n].dlq, sizeof(targets[n].dlq));
+        }
+    }
+    cli_install_signals(&stop);
+    rv = run(&cfg, targets, n, &o);
+    free(targets);
+    if (cli.config)
+        app_free(&app);
+    return rv;
+}

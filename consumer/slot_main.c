@@ -1,0 +1,168 @@
+/*
+ * slot_main.c - pgsync-slot: the replication slot of each schema entry (is
+ * a producer attached, how much WAL it holds back, its confirmed position)
+ * and, with --drop --yes, removing it: never while a producer reads it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "app.h"
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "ops.h"
+
+static const char usage[] =
+    "Usage: pgsync-slot --config FILE [--json] [--drop --yes]\n"
+    "\n"
+    "Shows the logical replication slot of each schema entry: whether a\n"
+    "producer is attached (active, active_pid), restart_lsn and\n"
+    "confirmed_flush_lsn, the WAL it keeps on the server (retained bytes)\n"
+    "and wal_status. With --drop --yes, drops it; a slot in use (a producer\n"
+    "is running) is refused. After a drop, changes are no longer captured:\n"
+    "run pgsync --config FILE to create it again and reload the documents.\n"
+    "\n"
+    "Options:\n"
+    "  -j, --json             the state as JSON\n"
+    "      --drop             drop the slot (needs --yes)\n"
+    "  -y, --yes              confirm --drop\n"
+    "  -i, --index NAME       only this schema entry (default: all)\n";
+
+static void print_slot(const struct ops_slot *s, const char *name, const char *database)
+{
+    if (!s->exists) {
+        printf("slot %s (database %s): does not exist (run pgsync-bootstrap --config FILE)\n", name,
+               database);
+        return;
+    }
+    printf("slot %s (database %s)\n", name, database);
+    if (s->active)
+        printf("  active               yes (pid %d)\n", s->active_pid);
+    else
+        printf("  active               no\n");
+    printf("  restart_lsn          %s\n", *s->restart_lsn ? s->restart_lsn : "-");
+    printf("  confirmed_flush_lsn  %s\n", *s->confirmed_flush_lsn ? s->confirmed_flush_lsn : "-");
+    if (s->retained_bytes >= 0)
+        printf("  retained WAL         %lld bytes\n", s->retained_bytes);
+    else
+        printf("  retained WAL         unknown\n");
+    printf("  wal_status           %s\n", *s->wal_status ? s->wal_status : "-");
+}
+
+static int drop_slot(PGconn *conn, const char *name, const struct ops_slot *s)
+{
+    const char *params[1] = {name};
+
+    if (!s->exists) {
+        printf("slot %s does not exist: nothing to drop\n", name);
+        return 0;
+    }
+    if (s->active) {
+        fprintf(stderr,
+                "pgsync-slot: slot %s is active: a producer (pid %d) is reading it; stop the "
+                "producer first, then drop it\n",
+                name, s->active_pid);
+        return 1;
+    }
+    PGresult *res =
+        PQexecParams(conn, "SELECT pg_drop_replication_slot($1)", 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* a producer may have attached since we looked */
+        fprintf(stderr, "pgsync-slot: cannot drop slot %s: %s", name, PQerrorMessage(conn));
+        PQclear(res);
+        return 1;
+    }
+    PQclear(res);
+    printf("slot %s dropped: changes are no longer captured; run pgsync --config FILE to create "
+           "it again and reload\n",
+           name);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"drop", no_argument, NULL, 'D'},
+                                             {"yes", no_argument, NULL, 'y'},
+                                             {"index", required_argument, NULL, 'i'},
+                                             {NULL, 0, NULL, 0}};
+    struct cli_common cli = {.prog = "pgsync-slot", .log_level = "warn"};
+    struct config cfg;
+    struct app app;
+    struct pgs_error err;
+    const char *index = NULL;
+    int opt, rv, json = 0, drop = 0, yes = 0, matched = 0;
+    char buf[1600];
+
+    while ((opt = getopt_long(argc, argv, "c:hVjyi:", longopts, NULL)) != -1) {
+        if (cli_common_option(&cli, opt, optarg, usage))
+            continue;
+        switch (opt) {
+        case 'j':
+            json = 1;
+            break;
+        case 'D':
+            drop = 1;
+            break;
+        case 'y':
+            yes = 1;
+            break;
+        case 'i':
+            index = optarg;
+            break;
+        default:
+            cli_die_usage(cli.prog, "bad argument");
+        }
+    }
+    if (optind < argc)
+        cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
+    if (drop && !yes)
+        cli_die_usage(cli.prog, "--drop removes the slot and stops change capture: add --yes");
+    if (yes && !drop)
+        cli_die_usage(cli.prog, "--yes goes with --drop only");
+    cli_common_finish(&cli, 1);
+
+    if ((rv = ops_load(cli.prog, cli.config, &cfg, &app)) != 0)
+        return rv;
+    json_t *all = json_array();
+    for (int i = 0; i < app.nentries; i++) {
+        struct app_entry *ae = &app.entries[i];
+        struct ops_slot s;
+        if (index && strcmp(index, ae->e->index) != 0)
+            continue;
+        matched++;
+        PGconn *conn = config_pg_connect(&cfg, ae->e->database, 0, "pgsync-slot", &err);
+        if (conn == NULL || ops_slot_query(conn, ae->slot, &s, &err) < 0) {
+            fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+            PQfinish(conn);
+            rv = 1;
+            continue;
+        }
+        if (drop) {
+            if (drop_slot(conn, ae->slot, &s) != 0)
+                rv = 1;
+        } else if (json) {
+            json_t *o = ops_slot_json(ae->slot, &s);
+            json_object_set_new(o, "index", json_string(ae->e->index));
+            json_array_append_new(all, o);
+        } else {
+            print_slot(&s, ae->slot, ae->e->database);
+        }
+        PQfinish(conn);
+    }
+    if (index && matched == 0) {
+        fprintf(stderr, "%s: index \"%s\" is not in %s\n", cli.prog, index, cli.config);
+        rv = 2;
+    } else if (json && !drop) {
+        char *text = json_dumps(all, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        puts(text);
+        free(text);
+    }
+    json_decref(all);
+    app_free(&app);
+    return rv;
+}
