@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 export PG_PASSWORD=sekrit-pg ELASTICSEARCH_PASSWORD=sekrit-es REDIS_AUTH=sekrit-redis
-for bin in pgsync pgsync-producer pgsync-consumer pgsync-bootstrap pgsync-verify; do
+for bin in pgsync pgsync-producer pgsync-consumer pgsync-bootstrap pgsync-verify pgsync-queue pgsync-replay pgsync-dlq pgsync-slot; do
     out=$($bin --help 2>&1)
     rc=$?
     if [ $rc -eq 0 ] && grep -q "Usage: $bin" <<<"$out" && grep -q -- "--config" <<<"$out"; then
