@@ -30,13 +30,15 @@ for bin in pgsync pgsync-producer pgsync-consumer pgsync-bootstrap pgsync-verify
     else
         fail "$bin rejects a bad argument" "rc=$rc out=$out"
     fi
-    out=$($bin 2>&1)
+    sub=()
+    [ "$bin" = pgsync-dlq ] && sub=(list) # its command comes first
+    out=$($bin "${sub[@]}" 2>&1)
     if [ $? -ne 0 ] && grep -q -- "--config" <<<"$out"; then
         pass "$bin without --config says it is needed"
     else
         fail "$bin without --config says it is needed" "$out"
     fi
-    out=$($bin --config /nonexistent/schema.json 2>&1)
+    out=$($bin "${sub[@]}" --config /nonexistent/schema.json 2>&1)
     if [ $? -ne 0 ] && grep -q "/nonexistent/schema.json" <<<"$out"; then
         pass "$bin names a missing schema file"
     else
