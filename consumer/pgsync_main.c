@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analyze.h"
 #include "app.h"
 #include "bootstrap.h"
 #include "cli.h"
@@ -37,6 +38,8 @@ static const char usage[] =
     "  -w, --workers N        load worker processes [the number of cores]; with 0 the\n"
     "                         running pgsync-consumers take the load's work items\n"
     "      --resync           load every document again, even if loaded before\n"
+    "      --analyze          print the plan of every generated query and warn about\n"
+    "                         foreign keys without an index; changes nothing\n"
     "      --no-load          skip the load\n"
     "  -q, --quiet            no progress output\n";
 
@@ -124,6 +127,7 @@ int main(int argc, char **argv)
                                              {"no-load", no_argument, NULL, 'N'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"workers", required_argument, NULL, 'w'},
+                                             {"analyze", no_argument, NULL, 'A'},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync"};
     struct config cfg;
@@ -131,7 +135,7 @@ int main(int argc, char **argv)
     struct app app;
     char buf[1600];
     int opt, daemon = 0, consumers = 1, resync = 0, noload = 0, quiet = 0, rv = 1;
-    int workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int workers = (int)sysconf(_SC_NPROCESSORS_ONLN), analyze = 0;
     struct es_client *es = NULL;
     redisContext *rc = NULL;
 
@@ -156,6 +160,9 @@ int main(int argc, char **argv)
         case 'q':
             quiet = 1;
             break;
+        case 'A':
+            analyze = 1;
+            break;
         case 'w':
             workers = atoi(optarg);
             if (workers < 0 || workers > 256)
@@ -176,6 +183,18 @@ int main(int argc, char **argv)
     if (app_load(&app, cli.config, &cfg, &err) < 0) {
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
         return 1;
+    }
+
+    if (analyze) {
+        int warnings = 0;
+        for (int i = 0; i < app.nentries; i++) {
+            int w = analyze_entry(&cfg, &app.entries[i], stdout, &err);
+            if (w < 0)
+                goto fail;
+            warnings += w;
+        }
+        app_free(&app);
+        return warnings > 0 ? 3 : 0;
     }
 
     struct es_config ecfg = {
