@@ -727,7 +727,22 @@ static int field_parse_spec(struct schema_field *f, const char *spec, char *why,
             field_push_path(f, opnd, (size_t)(stop - opnd));
         }
     }
-    f->key = xstrdup(f->npath > 0 ? f->path[f->npath - 1] : f->column);
+    /*
+     * PGSync names a JSON path field by its column and path keys joined with
+     * "_" ("data->key" and "data->>key" are "data_key", "tags->0" is
+     * "tags_0"): "rename" refers to that name.
+     */
+    {
+        size_t len = strlen(f->column) + 1;
+        for (int i = 0; i < f->npath; i++)
+            len += strlen(f->path[i]) + 1;
+        f->key = xmalloc(len);
+        strcpy(f->key, f->column);
+        for (int i = 0; i < f->npath; i++) {
+            strcat(f->key, "_");
+            strcat(f->key, f->path[i]);
+        }
+    }
     return 0;
 }
 

@@ -9,8 +9,18 @@
  *  - per node, the reverse query: from changed rows' join values (text
  *    arrays, one per column) to the distinct root keys whose documents hold
  *    them, walking up through parents and through tables in one statement;
- *  - per node with a through table, the same from the through table's rows.
+ *  - per node with a through table, the same from the through table's rows;
+ *  - per view node and base table, the same from the base table's rows.
  * Identifiers are always quoted; every value is a parameter. No I/O here.
+ *
+ * Documents follow PGSync: an empty one_to_many and a missing one_to_one
+ * are null; json_agg orders by the through table's key, then the child's
+ * key, so a document is the same every time it is built. Transforms apply
+ * as PGSync's latest does: replace (on string values), then rename, then
+ * concat (see sqlgen.c).
+ *
+ * A materialized view changes only on REFRESH, which logical replication
+ * does not carry: after a REFRESH, run a full sync (pgsync --config F).
  */
 #ifndef PGS_SQLGEN_H
 #define PGS_SQLGEN_H
@@ -30,8 +40,8 @@ struct sqlgen {
      * Output columns of every document query: _id text, doc json, then the
      * root key columns as text (k0, k1, ...).
      * doc_by_keys:  $1..$npk text[] (the root key columns, as text)
-     * doc_by_range: single orderable key: $1 lower bound (exclusive, NULL = none),
-     *               $2 upper bound (inclusive, NULL = none), ordered by key
+     * doc_by_range: single key only (NULL otherwise): rows with
+     *               $1 <= key < $2, either bound NULL = open; ordered by key
      * doc_all:      every root row
      */
     char *doc_by_keys;
@@ -44,16 +54,22 @@ struct sqlgen {
     /*
      * By node id, then by index into the node's "bases" (views only): from a
      * base table's changed rows to root keys; in_cols are the base table's
-     * columns. sql NULL (with nin 0) means the view cannot be keyed from that
+     * primary key columns, which the view must show under the same names.
+     * sql NULL (with nin 0) means the view cannot be keyed from that
      * base table: a change to it re-indexes every document of the entry.
+     * base_rev[id] is NULL for a node without base tables.
      */
     struct sqlgen_reverse **base_rev;
+    int *nbase_rev;    /* by node id: entries in base_rev[id] */
     int nnodes;
 };
 
 int sqlgen_build(const struct schema_entry *e, const struct catalog *cat, struct sqlgen *out,
                  struct pgs_error *err) PGS_MUSTCHECK;
 void sqlgen_free(struct sqlgen *g);
+
+/* The document key of child "c" in its parent's object: its label, or the parent's rename of it. */
+const char *sqlgen_child_key(const struct schema_node *c);
 
 /* The separator of composite key values in a document _id. */
 #define SQLGEN_ID_SEP "|"

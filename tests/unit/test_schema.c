@@ -311,7 +311,7 @@ static void test_parse_json_path_columns(void **state)
     assert_string_equal(n->fields[3].path[0], "a");
     assert_string_equal(n->fields[3].path[1], "b");
     assert_true(n->fields[3].last_text);
-    assert_string_equal(n->fields[3].key, "b");
+    assert_string_equal(n->fields[3].key, "data_a_b"); /* PGSync's naming: the path joined by _ */
     assert_string_equal(n->fields[3].spec, "data->'a'->>'b'");
     assert_false(n->fields[4].last_text);
     assert_string_equal(n->fields[4].path[1], "b");
