@@ -279,3 +279,83 @@ redisReply *rstream_command(redisContext *rc, struct pgs_error *err, const char 
     }
     return r;
 }
+
+/* "ms-seq" -> numbers; 0 on success */
+static int parse_id(const char *id, unsigned long long *ms, unsigned long long *seq)
+{
+    char *end;
+    *ms = strtoull(id, &end, 10);
+    if (*end != '-')
+        return -1;
+    *seq = strtoull(end + 1, &end, 10);
+    return *end == '\0' ? 0 : -1;
+}
+
+static int id_less(unsigned long long ams, unsigned long long aseq, unsigned long long bms,
+                   unsigned long long bseq)
+{
+    return ams < bms || (ams == bms && aseq < bseq);
+}
+
+int rstream_trim_acked(redisContext *rc, const char *stream, long long *trimmed,
+                       struct pgs_error *err)
+{
+    unsigned long long min_ms = ~0ULL, min_seq = ~0ULL, ms, seq;
+    int ngroups = 0;
+
+    *trimmed = 0;
+    redisReply *r = redisCommand(rc, "XINFO GROUPS %s", stream);
+    if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "no such key")) {
+        freeReplyObject(r);
+        return 0;
+    }
+    if (reply_error(rc, r, "XINFO GROUPS", err) < 0) {
+        freeReplyObject(r);
+        return -1;
+    }
+    for (size_t g = 0; r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+        redisReply *info = r->element[g];
+        const char *name = NULL, *last = NULL;
+        for (size_t k = 0; info->type == REDIS_REPLY_ARRAY && k + 1 < info->elements; k += 2) {
+            const char *key = info->element[k]->str;
+            if (key && !strcmp(key, "name"))
+                name = info->element[k + 1]->str;
+            else if (key && !strcmp(key, "last-delivered-id"))
+                last = info->element[k + 1]->str;
+        }
+        if (name == NULL || last == NULL || parse_id(last, &ms, &seq) < 0)
+            continue;
+        ngroups++;
+        /* everything after the last delivered entry is still to be read */
+        if (id_less(ms, seq + 1, min_ms, min_seq)) {
+            min_ms = ms;
+            min_seq = seq + 1;
+        }
+        /* and the oldest pending entry is still to be acknowledged */
+        redisReply *p = redisCommand(rc, "XPENDING %s %s", stream, name);
+        if (reply_error(rc, p, "XPENDING", err) < 0) {
+            freeReplyObject(p);
+            freeReplyObject(r);
+            return -1;
+        }
+        if (p->type == REDIS_REPLY_ARRAY && p->elements >= 2 &&
+            p->element[1]->type == REDIS_REPLY_STRING &&
+            parse_id(p->element[1]->str, &ms, &seq) == 0 && id_less(ms, seq, min_ms, min_seq)) {
+            min_ms = ms;
+            min_seq = seq;
+        }
+        freeReplyObject(p);
+    }
+    freeReplyObject(r);
+    if (ngroups == 0 || min_ms == ~0ULL)
+        return 0;
+    r = redisCommand(rc, "XTRIM %s MINID %llu-%llu", stream, min_ms, min_seq);
+    if (reply_error(rc, r, "XTRIM", err) < 0) {
+        freeReplyObject(r);
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_INTEGER)
+        *trimmed = r->integer;
+    freeReplyObject(r);
+    return 0;
+}

@@ -58,6 +58,15 @@ int rstream_autoclaim(redisContext *rc, const char *stream, const char *group,
 int rstream_ack(redisContext *rc, const char *stream, const char *group, char **ids, int n,
                 struct pgs_error *err) PGS_MUSTCHECK;
 
+/*
+ * Trim "stream" to what some consumer group may still need: drop the
+ * entries older than every group's oldest pending entry and last delivered
+ * one (XTRIM MINID). Sets *trimmed to the number dropped. A stream without
+ * groups is left alone: nobody has read it yet.
+ */
+int rstream_trim_acked(redisContext *rc, const char *stream, long long *trimmed,
+                       struct pgs_error *err) PGS_MUSTCHECK;
+
 /* Run one command that must not fail (strings only); returns the reply or NULL. */
 redisReply *rstream_command(redisContext *rc, struct pgs_error *err, const char *fmt, ...);
 
