@@ -64,23 +64,6 @@ void change_scratch_free(struct change_scratch *s)
     s->oldtxt = s->newtxt = NULL;
 }
 
-static int parse_u64(const char *s, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (len == 0 || len > 20)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
 static json_t *parse_obj(const char *s, size_t len, const char *name, struct pgs_error *err)
 {
     json_error_t je;
@@ -117,12 +100,12 @@ int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
         } else if (kl == 1 && k[0] == 't') {
             out->table = xstrndup(v, vl);
         } else if (kl == 3 && !memcmp(k, "lsn", 3)) {
-            if (parse_u64(v, vl, &out->lsn) < 0) {
+            if (pgs_parse_u64(v, vl, &out->lsn) < 0) {
                 pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: bad lsn");
                 goto fail;
             }
         } else if (kl == 3 && !memcmp(k, "xid", 3)) {
-            if (parse_u64(v, vl, &u) < 0 || u > UINT32_MAX) {
+            if (pgs_parse_u64(v, vl, &u) < 0 || u > UINT32_MAX) {
                 pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: bad xid");
                 goto fail;
             }
@@ -142,7 +125,7 @@ int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
         } else if (kl == 4 && !memcmp(k, "snap", 4)) {
             out->snapshot = vl ? xstrndup(v, vl) : NULL;
         } else if (kl == 4 && !memcmp(k, "part", 4)) {
-            if (parse_u64(v, vl, &u) < 0 || u > 1000000000) {
+            if (pgs_parse_u64(v, vl, &u) < 0 || u > 1000000000) {
                 pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: bad part");
                 goto fail;
             }

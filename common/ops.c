@@ -25,23 +25,6 @@ int ops_load(const char *prog, const char *config_path, struct config *cfg, stru
     return 0;
 }
 
-static int parse_u64(const char *s, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (len == 0 || len > 20)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
 int ops_sid_parse(const char *s, struct ops_sid *out)
 {
     const char *dash;
@@ -51,10 +34,10 @@ int ops_sid_parse(const char *s, struct ops_sid *out)
     dash = strchr(s, '-');
     out->seq = 0;
     if (dash == NULL)
-        return parse_u64(s, strlen(s), &out->ms);
-    if (parse_u64(s, (size_t)(dash - s), &out->ms) < 0)
+        return pgs_parse_u64(s, strlen(s), &out->ms);
+    if (pgs_parse_u64(s, (size_t)(dash - s), &out->ms) < 0)
         return -1;
-    return parse_u64(dash + 1, strlen(dash + 1), &out->seq);
+    return pgs_parse_u64(dash + 1, strlen(dash + 1), &out->seq);
 }
 
 int ops_sid_cmp(const struct ops_sid *a, const struct ops_sid *b)

@@ -7,6 +7,7 @@
 #define PGS_STRBUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -29,6 +30,9 @@ void sb_ident(struct strbuf *sb, const char *name);
 void sb_literal(struct strbuf *sb, const char *text);
 /* Hand the buffer to the caller (free() it) and reset "sb". */
 char *sb_steal(struct strbuf *sb);
+
+/* Exactly "len" decimal digits, no sign, no overflow; 0 on success. */
+int pgs_parse_u64(const char *s, size_t len, uint64_t *out);
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
