@@ -132,19 +132,21 @@ static void add_node_mappings(const struct schema_node *n, json_t *props)
     }
     for (int i = 0; i < n->nchildren; i++) {
         const struct schema_node *c = n->children[i];
+        /* the child's key in the document: its label, or a parent's rename of it */
+        const char *key = sqlgen_child_key(c);
         if (c->variant == REL_SCALAR) {
             /* a scalar child is a value or list of values under its label */
             if (c->es_mapping && c->nfields > 0) {
                 json_t *m = json_object_get(c->es_mapping, c->fields[0].key);
-                if (m && json_object_get(props, c->label) == NULL)
-                    json_object_set(props, c->label, m);
+                if (m && json_object_get(props, key) == NULL)
+                    json_object_set(props, key, m);
             }
             continue;
         }
-        json_t *sub = json_object_get(props, c->label);
+        json_t *sub = json_object_get(props, key);
         if (sub == NULL) {
             sub = json_object();
-            json_object_set_new(props, c->label, sub);
+            json_object_set_new(props, key, sub);
         }
         json_t *subprops = json_object_get(sub, "properties");
         if (subprops == NULL) {
@@ -153,7 +155,7 @@ static void add_node_mappings(const struct schema_node *n, json_t *props)
         }
         add_node_mappings(c, subprops);
         if (json_object_size(subprops) == 0)
-            json_object_del(props, c->label);
+            json_object_del(props, key);
     }
 }
 

@@ -527,6 +527,10 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
         pgs_log(LOG_INFO, "root table truncated: index emptied", "index=%s", e->index);
     }
     if ((truncate_other || s->reindex_all) && !truncate_root) {
+        /*
+         * The keyed steps below still run: a root deleted in the same batch
+         * is not in the re-index and must become a delete.
+         */
         if (reindex_all(s, version, err) < 0)
             return -1;
     }
