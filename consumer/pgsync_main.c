@@ -22,6 +22,7 @@
 #include "load.h"
 #include "log.h"
 #include "rstream.h"
+#include "verify.h"
 
 static const char usage[] =
     "Usage: pgsync --config FILE [--daemon] [options]\n"
@@ -237,6 +238,23 @@ int main(int argc, char **argv)
                 lr.parts, lr.parts_already_done, (unsigned long long)lr.version);
         if (!daemon)
             printf("%s: %lld documents loaded into \"%s\"\n", cli.prog, lr.docs, ae->e->index);
+        if (resync) {
+            /*
+             * A rebuild from scratch also drops what the database no longer
+             * generates: documents a lost delete left behind, say. The sweep
+             * is versioned like every write, so it never undoes newer work.
+             */
+            struct verify_opts vo = {.repair = 1, .max_diffs = 0, .progress = !quiet,
+                                     .stop = &stop};
+            struct verify_result vr;
+            if (verify_entry(&cfg, ae, es, &vo, &vr, &err) < 0)
+                goto fail;
+            pgs_log(LOG_INFO, "resync sweep done",
+                    "index=%s checked=%lld extra_deleted=%lld missing=%lld different=%lld",
+                    ae->e->index, vr.counts.checked, vr.counts.extra, vr.counts.missing,
+                    vr.counts.different);
+            verify_result_free(&vr);
+        }
     }
     redisFree(rc);
     rc = NULL;
