@@ -1,24 +1,58 @@
 /*
- * bootstrap.h - the database side of an entry: checks (wal_level, slots,
- * the role's rights), the publication of exactly the entry's tables,
- * REPLICA IDENTITY FULL where a change must carry non-key join columns,
- * and the logical replication slot. Idempotent; teardown undoes it.
- * Where the role may not do a step, the error says the SQL a DBA must run.
+ * bootstrap.h - the database side of an entry, in either capture mode.
+ *
+ * logical (default): checks (wal_level, free slots and WAL senders, the
+ * role's REPLICATION and SELECT), the publication of exactly the entry's
+ * tables, REPLICA IDENTITY FULL where a change must carry non-key join
+ * columns, and the logical replication slot (pgoutput).
+ * notify (PGSYNC_MODE=notify, for servers without logical decoding): the
+ * outbox table pgsync."<slot>", the trigger function pgsync."<slot>"() and
+ * per table a row trigger "<slot>" and a TRUNCATE trigger "<slot>_t".
+ *
+ * Idempotent: only what is missing or different is changed. A step the
+ * role may not take (it needs a superuser or the table's owner) is not an
+ * error on its own: every such step is collected and printed to stderr as
+ * one SQL script for a DBA, and the call fails; run it again afterwards.
+ * Teardown removes the objects of both modes; it leaves REPLICA IDENTITY
+ * FULL in place (the previous setting is not recorded, and FULL is harmless
+ * beyond extra WAL): ALTER TABLE ... REPLICA IDENTITY DEFAULT reverts it.
  */
 #ifndef PGS_BOOTSTRAP_H
 #define PGS_BOOTSTRAP_H
+
+#include <stdint.h>
 
 #include "app.h"
 #include "config.h"
 #include "error.h"
 
-/* Create what is missing; "created_slot" (may be NULL) tells whether the slot is new. */
+enum bootstrap_mode { BOOTSTRAP_LOGICAL = 0, BOOTSTRAP_NOTIFY = 1 };
+
+/* "logical" | "notify" (NULL or "" = logical) -> mode; -1 naming the bad value. */
+int bootstrap_mode_parse(const char *s, enum bootstrap_mode *mode, struct pgs_error *err)
+    PGS_MUSTCHECK;
+
+/* Create what is missing for cfg->mode; "created_slot" (may be NULL) tells whether a slot is new. */
 int bootstrap_setup(const struct config *cfg, struct app_entry *ae, int *created_slot,
                     struct pgs_error *err) PGS_MUSTCHECK;
+/* Remove the slot, the publication, the triggers, the function and the outbox. */
 int bootstrap_teardown(const struct config *cfg, struct app_entry *ae, struct pgs_error *err)
     PGS_MUSTCHECK;
 /* Does the entry's slot exist? */
 int bootstrap_slot_exists(PGconn *conn, const char *slot, int *exists, struct pgs_error *err)
     PGS_MUSTCHECK;
+
+/*
+ * For the initial load where no logical slot can export a snapshot (notify
+ * mode without wal_level=logical): on "conn", a plain connection that must
+ * stay open, with no transaction, for as long as the snapshot is used,
+ * samples pg_current_wal_insert_lsn(), then opens a REPEATABLE READ
+ * transaction and exports its snapshot into "snap". "*version" is the
+ * sample minus one: every change missing from the snapshot commits after
+ * it, so the producer drains it later with a version (its drain's insert
+ * LSN, see producer/notify.c) of at least the sample; it wins.
+ */
+int bootstrap_export_snapshot(PGconn *conn, char *snap, size_t snap_len, uint64_t *version,
+                              struct pgs_error *err) PGS_MUSTCHECK;
 
 #endif

@@ -67,6 +67,7 @@ static const struct cfg_key cfg_keys[] = {
     {"PGSYNC_PRODUCER_BATCH", I(producer_batch), "500", 1, 100000, 0, "records per Redis pipeline"},
     {"PGSYNC_CONSUMER_NAME", S(consumer_name), NULL, 0, 0, 0, "consumer name in the group (default host:pid)"},
     {"PGSYNC_SLOT", S(slot_name), NULL, 0, 0, 0, "replication slot name (default pgsync_<database>_<index>)"},
+    {"PGSYNC_MODE", S(mode), "logical", 0, 0, 0, "change capture: logical (replication slot, pgoutput) or notify (triggers and an outbox table; no wal_level=logical)"},
     {"PGSYNC_STREAM_PREFIX", S(stream_prefix), "pgsync", 0, 0, 0, "prefix of Redis keys"},
 };
 

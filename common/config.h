@@ -37,6 +37,7 @@ struct config {
     int producer_batch;  /* records per XADD pipeline */
     const char *consumer_name;
     const char *slot_name;   /* override of the derived name */
+    const char *mode;        /* change capture: "logical" (slot) or "notify" (triggers) */
     const char *stream_prefix;
     /* where strings of a built URL live */
     char es_url_buf[512];

@@ -14,33 +14,43 @@
 #include "log.h"
 
 static const char usage[] =
-    "Usage: pgsync-bootstrap --config FILE [--teardown]\n"
+    "Usage: pgsync-bootstrap --config FILE [--mode logical|notify] [--teardown]\n"
     "\n"
     "Checks the database (wal_level, replication slots, the role's rights)\n"
     "and creates what each schema entry needs: a publication of exactly its\n"
     "tables, REPLICA IDENTITY FULL on tables whose changes must carry join\n"
     "columns, and a logical replication slot (pgoutput). Idempotent.\n"
+    "With --mode notify (servers without logical decoding): an outbox table\n"
+    "pgsync.\"<slot>\", its trigger function and a row and a TRUNCATE trigger\n"
+    "per table. Steps the role may not take are printed as one SQL script for\n"
+    "a superuser or the tables' owner; run it, then run this again.\n"
     "\n"
     "Options:\n"
-    "  -t, --teardown         remove the slot and the publication instead\n";
+    "  -m, --mode MODE        logical (default) or notify; also PGSYNC_MODE\n"
+    "  -t, --teardown         remove everything of both modes instead\n";
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
                                              {"teardown", no_argument, NULL, 't'},
+                                             {"mode", required_argument, NULL, 'm'},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-bootstrap"};
     struct config cfg;
     struct pgs_error err;
     struct app app;
     char buf[1600];
+    const char *mode_arg = NULL;
+    enum bootstrap_mode mode;
     int opt, teardown = 0, rv = 0;
 
-    while ((opt = getopt_long(argc, argv, "c:hVt", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:hVtm:", longopts, NULL)) != -1) {
         if (cli_common_option(&cli, opt, optarg, usage))
             continue;
         if (opt == 't')
             teardown = 1;
+        else if (opt == 'm')
+            mode_arg = optarg;
         else
             cli_die_usage(cli.prog, "bad argument");
     }
@@ -51,6 +61,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
         return 2;
     }
+    if (mode_arg)
+        cfg.mode = mode_arg;
+    if (bootstrap_mode_parse(cfg.mode, &mode, &err) < 0)
+        cli_die_usage(cli.prog, "%s", err.msg);
     if (app_load(&app, cli.config, &cfg, &err) < 0) {
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
         return 1;
@@ -61,10 +75,13 @@ int main(int argc, char **argv)
         if (r < 0) {
             fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
             rv = 1;
-        } else {
+        } else if (teardown || mode == BOOTSTRAP_LOGICAL) {
             printf("%s: %s database=%s index=%s slot=%s publication=%s\n", cli.prog,
                    teardown ? "removed" : "ready", ae->e->database, ae->e->index, ae->slot,
                    ae->publication);
+        } else {
+            printf("%s: ready database=%s index=%s mode=notify outbox=pgsync.%s channel=%s\n",
+                   cli.prog, ae->e->database, ae->e->index, ae->slot, ae->slot);
         }
     }
     app_free(&app);

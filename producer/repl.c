@@ -9,6 +9,9 @@
  * position we report. Any failure (Redis or PostgreSQL) closes the stream
  * and retries with backoff: the slot resumes at the confirmed position, so
  * at worst records are written twice, never lost.
+ *
+ * With PGSYNC_MODE=notify the entry's source is the trigger mode's outbox
+ * instead (notify.c); the public functions below forward to it.
  */
 #include "repl.h"
 
@@ -19,21 +22,37 @@
 
 #include "change.h"
 #include "log.h"
+#include "notify.h"
 #include "pgoutput.h"
 #include "rstream.h"
 #include "strbuf.h"
 
 #define STATUS_INTERVAL 10.0 /* seconds between unsolicited status updates */
 
+/*
+ * A record waiting for Redis: the stream fields of change.h (op, s, t, lsn,
+ * xid, old, new), built as text straight from the decoded tuple, without
+ * jansson or a malloc per record; texts are offsets into the batch's arena.
+ */
+struct rec {
+    char op;
+    int tref;
+    uint64_t lsn;
+    uint32_t xid;
+    size_t old_off, old_len, new_off, new_len; /* old_len/new_len 0: absent */
+};
+
 /* per relation oid: which of the entry's tables, and where its link columns are */
 struct relmap {
     uint32_t oid;
     int tref;     /* index into ae->tables, -1 = not ours */
     int *colidx;  /* per link column: position in the relation, -1 = absent */
+    char *iskey;  /* per link column: part of the replica identity ('K' tuples carry only those) */
     int ncols;
 };
 
 struct repl {
+    struct notify *nt; /* trigger mode: everything is forwarded to it */
     struct ev_loop *loop;
     const struct config *cfg;
     struct app_entry *ae;
@@ -53,9 +72,10 @@ struct repl {
     uint64_t txn_lsn;         /* Begin's final_lsn: the version of its records */
     uint32_t txn_xid;
     uint64_t last_commit_end; /* end of the last transaction fully decoded */
-    /* records not yet in Redis */
-    struct change *pending;
+    /* records not yet in Redis: fixed slots, their texts in one arena */
+    struct rec *pending;
     int npending;
+    struct strbuf arena;
     uint64_t written_upto;    /* every transaction ending at or before this is in Redis */
     struct repl_stats stats;
 };
@@ -73,11 +93,15 @@ struct repl *repl_new(struct ev_loop *loop, const struct config *cfg, struct app
     r->ae = ae;
     r->rcp = rcp;
     r->backoff = 0.2;
-    r->pending = xcalloc((size_t)cfg->producer_batch, sizeof(struct change));
+    r->pending = xcalloc((size_t)cfg->producer_batch, sizeof(struct rec));
+    sb_init(&r->arena);
     ev_timer_init(&r->status_timer, on_status_timer, STATUS_INTERVAL, STATUS_INTERVAL);
     r->status_timer.data = r;
     ev_timer_init(&r->retry_timer, on_retry_timer, 0, 0);
     r->retry_timer.data = r;
+    /* bootstrap_mode_parse: main checked the value; anything else means logical */
+    if (cfg->mode && !strcmp(cfg->mode, "notify"))
+        r->nt = notify_new(loop, cfg, ae, rcp, &r->stats);
     return r;
 }
 
@@ -88,8 +112,10 @@ const struct repl_stats *repl_get_stats(const struct repl *r)
 
 static void relmap_clear(struct repl *r)
 {
-    for (int i = 0; i < r->nrels; i++)
+    for (int i = 0; i < r->nrels; i++) {
         free(r->rels[i].colidx);
+        free(r->rels[i].iskey);
+    }
     free(r->rels);
     r->rels = NULL;
     r->nrels = 0;
@@ -97,9 +123,8 @@ static void relmap_clear(struct repl *r)
 
 static void pending_clear(struct repl *r)
 {
-    for (int i = 0; i < r->npending; i++)
-        change_free(&r->pending[i]);
     r->npending = 0;
+    sb_reset(&r->arena);
 }
 
 static void close_stream(struct repl *r)
@@ -133,7 +158,7 @@ static void fail(struct repl *r, const struct pgs_error *err)
     r->failing = 1;
     close_stream(r);
     double delay = r->backoff * (0.5 + (double)rand() / RAND_MAX / 2);
-    r->backoff = r->backoff * 2 > 30 ? 30 : r->backoff * 2;
+    r->backoff = r->backoff * 2 > 10 ? 10 : r->backoff * 2;
     ev_timer_set(&r->retry_timer, delay, 0);
     ev_timer_start(r->loop, &r->retry_timer);
 }
@@ -158,6 +183,59 @@ static int send_status(struct repl *r, int reply, struct pgs_error *err)
     return 0;
 }
 
+/* XADD every pending record in one pipeline; 0 when Redis accepted all. */
+static int write_records(struct repl *r, struct pgs_error *err)
+{
+    redisContext *rc = *r->rcp;
+    const char *argv[17];
+    size_t lens[17];
+    char lsn[24], xid[16], op[2] = {0, 0};
+    int failed = 0;
+
+    for (int i = 0; i < r->npending; i++) {
+        const struct rec *c = &r->pending[i];
+        const struct schema_table_ref *t = &r->ae->tables[c->tref];
+        int n = 0;
+#define ARG(p, l) (argv[n] = (p), lens[n] = (l), n++)
+        ARG("XADD", 4);
+        ARG(r->ae->stream, strlen(r->ae->stream));
+        ARG("*", 1);
+        op[0] = c->op;
+        ARG("op", 2), ARG(op, 1);
+        ARG("s", 1), ARG(t->schema, strlen(t->schema));
+        ARG("t", 1), ARG(t->table, strlen(t->table));
+        ARG("lsn", 3), ARG(lsn, (size_t)snprintf(lsn, sizeof(lsn), "%" PRIu64, c->lsn));
+        ARG("xid", 3), ARG(xid, (size_t)snprintf(xid, sizeof(xid), "%" PRIu32, c->xid));
+        if (c->old_len)
+            ARG("old", 3), ARG(r->arena.buf + c->old_off, c->old_len);
+        if (c->new_len)
+            ARG("new", 3), ARG(r->arena.buf + c->new_off, c->new_len);
+#undef ARG
+        /* hiredis copies the arguments into its output buffer */
+        if (redisAppendCommandArgv(rc, n, argv, lens) != REDIS_OK) {
+            pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XADD failed");
+            pgs_error_detail(err, "%s", rc->errstr);
+            return -1;
+        }
+    }
+    /* read every reply, even after an error, so the connection stays in step */
+    for (int i = 0; i < r->npending; i++) {
+        redisReply *rep = NULL;
+        if (redisGetReply(rc, (void **)&rep) != REDIS_OK) {
+            pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XADD failed");
+            pgs_error_detail(err, "%s", rc->errstr[0] ? rc->errstr : "no reply");
+            return -1;
+        }
+        if (!failed && rep->type == REDIS_REPLY_ERROR) {
+            pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XADD failed");
+            pgs_error_detail(err, "%s", rep->str);
+            failed = 1;
+        }
+        freeReplyObject(rep);
+    }
+    return failed ? -1 : 0;
+}
+
 /* Write the pending records to Redis. */
 static int flush_pending(struct repl *r, struct pgs_error *err)
 {
@@ -168,7 +246,7 @@ static int flush_pending(struct repl *r, struct pgs_error *err)
         if (*r->rcp == NULL)
             return -1;
     }
-    if (rstream_add(*r->rcp, r->ae->stream, r->pending, r->npending, err) < 0) {
+    if (write_records(r, err) < 0) {
         if ((*r->rcp)->err) {
             redisFree(*r->rcp);
             *r->rcp = NULL;
@@ -201,51 +279,95 @@ static void relmap_update(struct repl *r, const struct pgo_relation *rel)
         m->oid = rel->oid;
     }
     free(m->colidx);
+    free(m->iskey);
     m->colidx = NULL;
+    m->iskey = NULL;
     m->tref = app_table_index(r->ae, nsp, rel->relname);
     if (m->tref < 0)
         return;
     const struct schema_table_ref *t = &r->ae->tables[m->tref];
     m->ncols = t->nlink;
     m->colidx = xcalloc((size_t)t->nlink, sizeof(int));
+    m->iskey = xcalloc((size_t)t->nlink, 1);
     for (int i = 0; i < t->nlink; i++) {
         m->colidx[i] = -1;
         for (int c = 0; c < rel->ncols; c++)
-            if (!strcmp(rel->cols[c].name, t->link_cols[i]))
+            if (!strcmp(rel->cols[c].name, t->link_cols[i])) {
                 m->colidx[i] = c;
+                m->iskey[i] = (char)rel->cols[c].is_key;
+            }
     }
 }
 
-/* The link columns of a tuple as {"col": "text" | null}; absent (unchanged TOAST) left out. */
-static json_t *tuple_json(const struct relmap *m, const struct schema_table_ref *t,
-                          const struct pgo_tuple *tup, const struct pgo_tuple *fallback)
+/* "s" as a JSON string: quotes, backslashes and control characters escaped. */
+static void json_add_string(struct strbuf *sb, const char *s, size_t n)
 {
-    json_t *o = json_object();
+    size_t from = 0;
+    sb_addc(sb, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        sb_addn(sb, s + from, i - from);
+        if (c == '"' || c == '\\') {
+            sb_addc(sb, '\\');
+            sb_addc(sb, (char)c);
+        } else {
+            sb_printf(sb, "\\u%04x", c);
+        }
+        from = i + 1;
+    }
+    sb_addn(sb, s + from, n - from);
+    sb_addc(sb, '"');
+}
+
+/*
+ * The link columns of a tuple as {"col":"text"|null,...} appended to the
+ * arena ("*off", "*len"); absent (unchanged TOAST) left out, and so are the
+ * non-key columns of a 'K' (key only) tuple, which pgoutput sends as NULL
+ * although they are not.
+ */
+static void tuple_text(struct repl *r, const struct relmap *m, const struct schema_table_ref *t,
+                       const struct pgo_tuple *tup, const struct pgo_tuple *fallback,
+                       int key_only, size_t *off, size_t *len)
+{
+    struct strbuf *sb = &r->arena;
+    int first = 1;
+
+    *off = sb->len;
+    sb_addc(sb, '{');
     for (int i = 0; i < m->ncols; i++) {
         int c = m->colidx[i];
-        if (c < 0 || c >= tup->nvalues)
+        if (c < 0 || c >= tup->nvalues || (key_only && !m->iskey[i]))
             continue;
         const struct pgo_value *v = &tup->values[c];
-        if (v->kind == 'u' && fallback && c < fallback->nvalues)
+        if (v->kind == 'u' && fallback && c < fallback->nvalues &&
+            (fallback->values[c].kind == 't' || fallback->values[c].kind == 'b'))
             v = &fallback->values[c];
+        if (v->kind != 'n' && v->kind != 't' && v->kind != 'b')
+            continue;
+        if (!first)
+            sb_addc(sb, ',');
+        first = 0;
+        json_add_string(sb, t->link_cols[i], strlen(t->link_cols[i]));
+        sb_addc(sb, ':');
         if (v->kind == 'n')
-            json_object_set_new(o, t->link_cols[i], json_null());
-        else if (v->kind == 't' || v->kind == 'b')
-            json_object_set_new(o, t->link_cols[i], json_stringn(v->data, v->len));
+            sb_add(sb, "null");
+        else
+            json_add_string(sb, v->data, v->len);
     }
-    return o;
+    sb_addc(sb, '}');
+    *len = sb->len - *off;
 }
 
-static struct change *new_record(struct repl *r, char op, const struct schema_table_ref *t,
-                                 struct pgs_error *err)
+static struct rec *new_record(struct repl *r, char op, int tref, struct pgs_error *err)
 {
     if (r->npending == r->cfg->producer_batch && flush_pending(r, err) < 0)
         return NULL;
-    struct change *c = &r->pending[r->npending++];
+    struct rec *c = &r->pending[r->npending++];
     memset(c, 0, sizeof(*c));
     c->op = op;
-    c->schema = xstrdup(t->schema);
-    c->table = xstrdup(t->table);
+    c->tref = tref;
     c->lsn = r->txn_lsn;
     c->xid = r->txn_xid;
     r->stats.changes_read++;
@@ -255,7 +377,7 @@ static struct change *new_record(struct repl *r, char op, const struct schema_ta
 static int handle_message(struct repl *r, const struct pgo_msg *m, struct pgs_error *err)
 {
     struct relmap *rm;
-    struct change *c;
+    struct rec *c;
 
     switch (m->type) {
     case PGO_BEGIN:
@@ -279,14 +401,14 @@ static int handle_message(struct repl *r, const struct pgo_msg *m, struct pgs_er
             return 0; /* a table of the publication we do not use (or no longer) */
         {
             const struct schema_table_ref *t = &r->ae->tables[rm->tref];
-            c = new_record(r, (char)m->type, t, err);
+            c = new_record(r, (char)m->type, rm->tref, err);
             if (c == NULL)
                 return -1;
             const struct pgo_tuple *old = m->old_kind ? &m->oldtup : NULL;
             if (m->type != PGO_DELETE)
-                c->newv = tuple_json(rm, t, &m->newtup, old);
+                tuple_text(r, rm, t, &m->newtup, old, 0, &c->new_off, &c->new_len);
             if (old)
-                c->oldv = tuple_json(rm, t, old, NULL);
+                tuple_text(r, rm, t, old, NULL, m->old_kind == 'K', &c->old_off, &c->old_len);
         }
         return 0;
     case PGO_TRUNCATE:
@@ -294,7 +416,7 @@ static int handle_message(struct repl *r, const struct pgo_msg *m, struct pgs_er
             rm = relmap_find(r, m->truncated[i]->oid);
             if (rm == NULL || rm->tref < 0)
                 continue;
-            if (new_record(r, CHANGE_TRUNCATE, &r->ae->tables[rm->tref], err) == NULL)
+            if (new_record(r, CHANGE_TRUNCATE, rm->tref, err) == NULL)
                 return -1;
         }
         return 0;
@@ -402,6 +524,10 @@ void repl_start(struct repl *r)
     struct strbuf sql;
     PGresult *res;
 
+    if (r->nt) {
+        notify_start(r->nt);
+        return;
+    }
     pgs_error_clear(&err);
     /* Redis first: no point reading WAL that cannot be written anywhere */
     if (*r->rcp == NULL && (*r->rcp = rstream_connect(r->cfg, &err)) == NULL) {
@@ -458,6 +584,8 @@ int repl_stop(struct repl *r)
     struct pgs_error err;
     int rv = 0;
 
+    if (r->nt)
+        return notify_stop(r->nt);
     ev_timer_stop(r->loop, &r->retry_timer);
     if (r->conn) {
         /* finish the batch in hand and confirm what Redis has */
@@ -477,6 +605,8 @@ void repl_free(struct repl *r)
     if (r == NULL)
         return;
     close_stream(r);
+    notify_free(r->nt);
     free(r->pending);
+    sb_free(&r->arena);
     free(r);
 }
