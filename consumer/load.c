@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bootstrap.h"
 #include "consume.h"
 #include "log.h"
 #include "rstream.h"
@@ -329,32 +330,51 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
     done_key(cfg, ae, done, sizeof(done));
 
     /* 1. the snapshot, from a temporary slot created after the entry's own slot */
-    repl = config_pg_connect(cfg, ae->e->database, 1, "pgsync-load", err);
-    if (repl == NULL)
+    enum bootstrap_mode mode;
+    if (bootstrap_mode_parse(cfg->mode, &mode, err) < 0)
         goto out;
-    snprintf(slot, sizeof(slot), "pgsync_load_%d", (int)getpid());
-    sb_add(&sql, "CREATE_REPLICATION_SLOT ");
-    sb_ident(&sql, slot);
-    sb_add(&sql, " TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT");
-    res = PQexec(repl, sql.buf);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        pgs_error_set(err, PGS_ERR_FATAL, "cannot create a temporary slot for the load snapshot");
-        pgs_error_detail(err, "%s", PQerrorMessage(repl));
-        goto out;
+    if (mode == BOOTSTRAP_NOTIFY) {
+        /*
+         * Trigger mode may have no logical decoding: a plain exported
+         * snapshot, versioned below the WAL position sampled before it
+         * (see bootstrap_export_snapshot); the connection holds it open.
+         */
+        repl = config_pg_connect(cfg, ae->e->database, 0, "pgsync-load", err);
+        if (repl == NULL)
+            goto out;
+        if (bootstrap_export_snapshot(repl, snap, sizeof(snap), &result->version, err) < 0)
+            goto out;
+        cp = result->version + 1;
+    } else {
+        repl = config_pg_connect(cfg, ae->e->database, 1, "pgsync-load", err);
+        if (repl == NULL)
+            goto out;
+        snprintf(slot, sizeof(slot), "pgsync_load_%d", (int)getpid());
+        sb_add(&sql, "CREATE_REPLICATION_SLOT ");
+        sb_ident(&sql, slot);
+        sb_add(&sql, " TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT");
+        res = PQexec(repl, sql.buf);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+            pgs_error_set(err, PGS_ERR_FATAL,
+                          "cannot create a temporary slot for the load snapshot");
+            pgs_error_detail(err, "%s", PQerrorMessage(repl));
+            goto out;
+        }
+        if (pgo_lsn_parse(PQgetvalue(res, 0, 1), &cp) < 0 || cp == 0) {
+            pgs_error_set(err, PGS_ERR_FATAL, "bad consistent point \"%s\"",
+                          PQgetvalue(res, 0, 1));
+            goto out;
+        }
+        snprintf(snap, sizeof(snap), "%s", PQgetvalue(res, 0, 2));
+        PQclear(res);
+        res = NULL;
+        /*
+         * Transactions committed before the consistent point are in the
+         * snapshot; those after it come through the stream with a commit
+         * LSN at or above it. One below it as the version lets them win.
+         */
+        result->version = cp - 1;
     }
-    if (pgo_lsn_parse(PQgetvalue(res, 0, 1), &cp) < 0 || cp == 0) {
-        pgs_error_set(err, PGS_ERR_FATAL, "bad consistent point \"%s\"", PQgetvalue(res, 0, 1));
-        goto out;
-    }
-    snprintf(snap, sizeof(snap), "%s", PQgetvalue(res, 0, 2));
-    PQclear(res);
-    res = NULL;
-    /*
-     * Transactions committed before the consistent point are in the
-     * snapshot; those after it come through the stream with a commit LSN
-     * at or above it. One below it as the version lets them always win.
-     */
-    result->version = cp - 1;
 
     conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-load", err);
     if (conn == NULL)

@@ -38,6 +38,8 @@ static const char usage[] =
     "  -n, --consumers N      consumer processes to run with --daemon [1]\n"
     "  -w, --workers N        load worker processes [the number of cores]; with 0 the\n"
     "                         running pgsync-consumers take the load's work items\n"
+    "  -m, --mode MODE        logical (the replication slot, default) or notify\n"
+    "                         (triggers and an outbox; no wal_level=logical)\n"
     "      --resync           load every document again, even if loaded before\n"
     "      --analyze          print the plan of every generated query and warn about\n"
     "                         foreign keys without an index; changes nothing\n"
@@ -129,6 +131,7 @@ int main(int argc, char **argv)
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"workers", required_argument, NULL, 'w'},
                                              {"analyze", no_argument, NULL, 'A'},
+                                             {"mode", required_argument, NULL, 'm'},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync"};
     struct config cfg;
@@ -140,7 +143,7 @@ int main(int argc, char **argv)
     struct es_client *es = NULL;
     redisContext *rc = NULL;
 
-    while ((opt = getopt_long(argc, argv, "c:hVdn:qw:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:hVdn:qw:m:", longopts, NULL)) != -1) {
         if (cli_common_option(&cli, opt, optarg, usage))
             continue;
         switch (opt) {
@@ -164,6 +167,10 @@ int main(int argc, char **argv)
         case 'A':
             analyze = 1;
             break;
+        case 'm':
+            /* the environment carries it to the producer and consumers we start */
+            setenv("PGSYNC_MODE", optarg, 1);
+            break;
         case 'w':
             workers = atoi(optarg);
             if (workers < 0 || workers > 256)
@@ -180,6 +187,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
         return 2;
     }
+    enum bootstrap_mode mode;
+    if (bootstrap_mode_parse(cfg.mode, &mode, &err) < 0)
+        cli_die_usage(cli.prog, "%s", err.msg);
     cli_install_signals(&stop);
     if (app_load(&app, cli.config, &cfg, &err) < 0) {
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
