@@ -57,10 +57,17 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-define program_rule
-$(BIN)/$(1): $(BUILD)/$(2:.c=.o) $(LIB)
+# bin/ holds one build type at a time: switching (SANITIZE=1 or not) relinks it
+BUILD_STAMP := $(BIN)/.built-$(notdir $(BUILD))
+$(BUILD_STAMP):
 	@mkdir -p $(BIN)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+	@rm -f $(BIN)/.built-*
+	@touch $@
+
+define program_rule
+$(BIN)/$(1): $(BUILD)/$(2:.c=.o) $(LIB) $(BUILD_STAMP)
+	@mkdir -p $(BIN)
+	$$(CC) $$(LDFLAGS) -o $$@ $(BUILD)/$(2:.c=.o) $(LIB) $$(LDLIBS)
 endef
 $(foreach p,pgsync pgsync-producer pgsync-consumer pgsync-bootstrap,\
   $(eval $(call program_rule,$(p),$(PROGRAM_MAIN_$(p)))))
