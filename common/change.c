@@ -88,6 +88,21 @@ int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
         size_t kl = lens[i], vl = lens[i + 1];
         uint64_t u;
 
+        /* no field carries a NUL: one would cut the value short, silently */
+        if (memchr(v, '\0', vl) != NULL || memchr(k, '\0', kl) != NULL) {
+            pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: a NUL byte in field \"%.*s\"",
+                          (int)(kl > 16 ? 16 : kl), k);
+            goto fail;
+        }
+        /* a field given twice is a malformed record, not a value to overwrite */
+        for (int j = 0; j < i; j += 2) {
+            if (lens[j] == kl && memcmp(fields[j], k, kl) == 0) {
+                pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: field \"%.*s\" given twice",
+                              (int)(kl > 16 ? 16 : kl), k);
+                goto fail;
+            }
+        }
+
         if (kl == 2 && !memcmp(k, "op", 2)) {
             if (vl != 1 || !strchr("IUDTL", v[0])) {
                 pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: unknown op \"%.*s\"",

@@ -142,6 +142,12 @@ static void close_stream(struct repl *r)
     relmap_clear(r);
     pending_clear(r);
     r->in_txn = 0;
+    /*
+     * Transactions decoded but not all in Redis must not be confirmed by a
+     * later round: the stream restarts at the confirmed position and
+     * decodes them again.
+     */
+    r->last_commit_end = r->written_upto;
     r->stats.connected = 0;
 }
 
