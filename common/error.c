@@ -1,6 +1,8 @@
 /* error.c - filling and printing struct pgs_error. */
 #include "error.h"
 
+#include "log.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +25,7 @@ void pgs_error_set(struct pgs_error *err, enum pgs_errkind kind, const char *fmt
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     va_end(ap);
+    pgs_log_scrub(err->msg, sizeof(err->msg));
 }
 
 void pgs_error_detail(struct pgs_error *err, const char *fmt, ...)
@@ -35,6 +38,8 @@ void pgs_error_detail(struct pgs_error *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
     va_end(ap);
+    /* a library may echo a connection string (libpq does, for a bad URI): no password */
+    pgs_log_scrub(err->detail, sizeof(err->detail));
     /* libpq and curl messages end in a newline; a log line must not */
     n = strlen(err->detail);
     while (n > 0 && (err->detail[n - 1] == '\n' || err->detail[n - 1] == '\r'))

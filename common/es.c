@@ -149,7 +149,23 @@ struct es_client {
     int resp_too_large;
     uint64_t rng;
     int failing; /* the bulk path is in a failure streak: log only the changes */
+    struct es_hooks hooks;
 };
+
+void es_client_set_hooks(struct es_client *c, const struct es_hooks *hooks)
+{
+    if (hooks != NULL)
+        c->hooks = *hooks;
+    else
+        memset(&c->hooks, 0, sizeof(c->hooks));
+}
+
+static double es_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static pthread_once_t es_curl_once = PTHREAD_ONCE_INIT;
 
@@ -252,6 +268,16 @@ static uint64_t es_rand(struct es_client *c)
     return c->rng * 0x2545f4914f6cdd1dull;
 }
 
+/* curl's progress callback, about once a second during a request: the waiting hook */
+static int es_progress_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                          curl_off_t ulnow)
+{
+    struct es_client *c = ud;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    c->hooks.waiting(c->hooks.arg);
+    return 0;
+}
+
 /* The options every request starts from (curl_easy_reset keeps the live connections). */
 static void es_setopts(struct es_client *c)
 {
@@ -270,6 +296,12 @@ static void es_setopts(struct es_client *c)
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, es_write_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "pgsync-c");
+    if (c->hooks.waiting) {
+        /* a slow request (up to the time-out) must not starve the daemon's /healthz */
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, es_progress_cb);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     if (c->api_key == NULL && c->user != NULL) {
         curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(h, CURLOPT_USERNAME, c->user);
@@ -979,10 +1011,13 @@ static int es_bulk_send_sel(struct es_client *c, struct es_bulk *b, const int *s
     if (n == 0)
         return 0;
     body = es_bulk_body(b, sel, n, &len);
+    double t0 = es_now();
     /* filter_path: a 10,000-item answer shrinks to what we read */
     rc = es_request(c, "POST", "/_bulk?filter_path=errors,items.*.status,items.*.error", body,
                     len, "application/x-ndjson", &status, &resp, err);
     free(body);
+    if (c->hooks.bulk_request)
+        c->hooks.bulk_request(c->hooks.arg, es_now() - t0, rc < 0 ? 0 : status);
     if (rc < 0) {
         es_mark(b, sel, n, 0, ES_ITEM_RETRY, "transport", err->detail[0] ? err->detail : err->msg);
         return -1;
@@ -1049,11 +1084,13 @@ int es_bulk_send(struct es_client *c, struct es_bulk *b, struct pgs_error *err)
 }
 
 /* Sleep "ms", in slices, returning early (1) when "stop" is set. */
-static int es_sleep(long ms, volatile sig_atomic_t *stop)
+static int es_sleep(struct es_client *c, long ms, volatile sig_atomic_t *stop)
 {
     while (ms > 0) {
         long slice = ms < 50 ? ms : 50;
         struct timespec ts = {slice / 1000, (slice % 1000) * 1000000L};
+        if (c->hooks.waiting)
+            c->hooks.waiting(c->hooks.arg);
         if (stop != NULL && *stop)
             return 1;
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -1139,8 +1176,10 @@ int es_bulk_flush(struct es_client *c, struct es_bulk *b, volatile sig_atomic_t 
                     c->safe_url, counts[ES_ITEM_RETRY] + counts[ES_ITEM_FATAL],
                     es_logsafe(text, safe, sizeof(safe)));
         }
+        if (c->hooks.bulk_retry)
+            c->hooks.bulk_retry(c->hooks.arg, counts[ES_ITEM_RETRY] + counts[ES_ITEM_FATAL], text);
         /* full jitter: anywhere in [0, delay], so that many consumers do not retry in step */
-        if (es_sleep((long)(es_rand(c) % (uint64_t)(delay + 1)), stop)) {
+        if (es_sleep(c, (long)(es_rand(c) % (uint64_t)(delay + 1)), stop)) {
             pgs_error_set(err, PGS_ERR_TRANSIENT, "bulk request to %s stopped while retrying",
                           c->safe_url);
             pgs_error_detail(err, "%s", text);

@@ -44,6 +44,22 @@ struct es_client; /* one curl handle, headers, the config; not thread-safe: one 
 struct es_client *es_client_new(const struct es_config *cfg, struct pgs_error *err);
 void es_client_free(struct es_client *c);
 
+/* Optional observers of the bulk path (metrics, health); any member may be NULL. */
+struct es_hooks {
+    /* after every _bulk request: how long it took and its HTTP status (0: no answer) */
+    void (*bulk_request)(void *arg, double seconds, long status);
+    /* es_bulk_flush is about to wait and resend "items" items; "why" is the failure */
+    void (*bulk_retry)(void *arg, int items, const char *why);
+    /*
+     * Serve what cannot wait (never block): about every 50 ms while
+     * es_bulk_flush waits to retry, about once a second during any request.
+     */
+    void (*waiting)(void *arg);
+    void *arg;
+};
+/* Copies "hooks" (NULL: none). */
+void es_client_set_hooks(struct es_client *c, const struct es_hooks *hooks);
+
 /* GET /: flavor and major version ("version.distribution" tells OpenSearch). */
 int es_info(struct es_client *c, enum es_flavor *flavor, int *major, char *version, size_t vlen,
             struct pgs_error *err) PGS_MUSTCHECK;

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -18,11 +19,96 @@ static int log_json;
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
+#define LOG_MAX_SECRETS 32
+static char *log_secrets[LOG_MAX_SECRETS];
+static int log_nsecrets;
+
+void pgs_log_add_secret(const char *secret)
+{
+    if (secret == NULL || strlen(secret) < 4 || log_nsecrets == LOG_MAX_SECRETS)
+        return;
+    for (int i = 0; i < log_nsecrets; i++)
+        if (strcmp(log_secrets[i], secret) == 0)
+            return;
+    char *copy = strdup(secret);
+    if (copy != NULL)
+        log_secrets[log_nsecrets++] = copy;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+void pgs_log_add_url_secret(const char *url)
+{
+    char pass[512], dec[512];
+    const char *scheme, *start, *at, *colon;
+    size_t n, k = 0;
+
+    if (url == NULL)
+        return;
+    scheme = strstr(url, "://");
+    start = scheme ? scheme + 3 : url;
+    at = strrchr(start, '@');
+    if (scheme == NULL || at == NULL)
+        return;
+    colon = memchr(start, ':', (size_t)(at - start));
+    /* redis://SECRET@host: a password alone */
+    const char *p = colon ? colon + 1 : start;
+    n = (size_t)(at - p);
+    if (n == 0 || n >= sizeof(pass))
+        return;
+    memcpy(pass, p, n);
+    pass[n] = '\0';
+    pgs_log_add_secret(pass);
+    for (size_t i = 0; i < n; i++) {
+        if (pass[i] == '%' && i + 2 < n && hexval(pass[i + 1]) >= 0 &&
+            hexval(pass[i + 2]) >= 0) {
+            dec[k++] = (char)(hexval(pass[i + 1]) * 16 + hexval(pass[i + 2]));
+            i += 2;
+        } else {
+            dec[k++] = pass[i];
+        }
+    }
+    dec[k] = '\0';
+    pgs_log_add_secret(dec);
+}
+
+char *pgs_log_scrub(char *buf, size_t len)
+{
+    (void)len; /* the text only shrinks: secrets are at least 4 bytes, "***" is 3 */
+    for (int i = 0; i < log_nsecrets; i++) {
+        size_t slen = strlen(log_secrets[i]);
+        char *p;
+        while ((p = strstr(buf, log_secrets[i])) != NULL) {
+            memcpy(p, "***", 3);
+            memmove(p + 3, p + slen, strlen(p + slen) + 1);
+        }
+    }
+    return buf;
+}
+
 void pgs_log_init(const char *proc, enum pgs_loglevel level, int json)
 {
+    /* the settings that hold secrets (config.c flags them CFG_SECRET), and libpq's own */
+    static const char *const secret_env[] = {"PG_PASSWORD", "PGPASSWORD", "ELASTICSEARCH_PASSWORD",
+                                             "ELASTICSEARCH_API_KEY", "REDIS_AUTH", NULL};
+    static const char *const url_env[] = {"PG_URL", "ELASTICSEARCH_URL", "REDIS_URL", NULL};
+
     log_proc = proc;
     log_level = level;
     log_json = json;
+    for (int i = 0; secret_env[i]; i++)
+        pgs_log_add_secret(getenv(secret_env[i]));
+    for (int i = 0; url_env[i]; i++)
+        pgs_log_add_url_secret(getenv(url_env[i]));
 }
 
 int pgs_log_parse_level(const char *name)
@@ -113,7 +199,11 @@ void pgs_log_write(enum pgs_loglevel level, const char *msg, const char *kv, ...
         va_start(ap, kv);
         vsnprintf(pairs, sizeof(pairs), kv, ap);
         va_end(ap);
+        pgs_log_scrub(pairs, sizeof(pairs));
     }
+    char msgbuf[1024];
+    snprintf(msgbuf, sizeof(msgbuf), "%s", msg);
+    msg = pgs_log_scrub(msgbuf, sizeof(msgbuf));
     /* one fprintf per line so that lines of several processes do not mix */
     char line[8192];
     FILE *out = fmemopen(line, sizeof(line) - 2, "w");
@@ -146,20 +236,47 @@ void pgs_log_write(enum pgs_loglevel level, const char *msg, const char *kv, ...
         n = 0;
     if ((size_t)n > sizeof(line) - 2)
         n = sizeof(line) - 2;
+    line[n] = '\0';
+    pgs_log_scrub(line, sizeof(line)); /* the escaped forms of what was scrubbed above */
+    n = (long)strlen(line);
     line[n] = '\n';
     line[n + 1] = '\0';
     fputs(line, stderr);
     fflush(stderr);
 }
 
+const char *pgs_log_value(const char *s, char *out, size_t len)
+{
+    size_t k = 0;
+
+    if (len == 0)
+        return out;
+    for (; *s && k + 1 < len; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            if (k + 2 >= len)
+                break; /* never a lone backslash at the end */
+            out[k++] = '\\';
+            out[k++] = (char)c;
+        } else {
+            out[k++] = c < 0x20 ? ' ' : (char)c;
+        }
+    }
+    out[k] = '\0';
+    return out;
+}
+
 const char *pgs_redact_url(const char *url, char *out, size_t len)
 {
     const char *scheme = strstr(url, "://");
     const char *start = scheme ? scheme + 3 : url;
-    const char *at = strchr(start, '@');
-    const char *slash = strchr(start, '/');
+    /*
+     * The last '@': a password may hold '@' or '/' written unescaped; at
+     * worst a path with an '@' is redacted too, never a password shown.
+     */
+    const char *at = strrchr(start, '@');
 
-    if (at == NULL || (slash != NULL && slash < at)) {
+    if (at == NULL) {
         snprintf(out, len, "%s", url);
         return out;
     }

@@ -5,7 +5,10 @@
  *   pgs_log(LOG_INFO, "slot created", "slot=%s lsn=%X/%X", ...);
  *
  * The level is tested before anything is formatted. Values that may hold a
- * secret are redacted by the caller with pgs_redact_url().
+ * secret are redacted by the caller with pgs_redact_url(); as a second
+ * line of defence every line is scrubbed of the secrets registered with
+ * pgs_log_add_secret() (pgs_log_init registers those of the environment),
+ * so that a library echoing a connection string cannot leak a password.
  */
 #ifndef PGS_LOG_H
 #define PGS_LOG_H
@@ -29,7 +32,23 @@ void pgs_log_write(enum pgs_loglevel level, const char *msg, const char *kv, ...
             pgs_log_write(level, msg, __VA_ARGS__);                                                \
     } while (0)
 
+/*
+ * "s" made safe inside a key="..." pair: '"' and '\\' escaped, control
+ * characters as spaces (cut at "len"). Returns "out".
+ */
+const char *pgs_log_value(const char *s, char *out, size_t len);
+
 /* Copy "url" into "out" with any user:password@ replaced by "***@". */
 const char *pgs_redact_url(const char *url, char *out, size_t len);
+
+/*
+ * Never print "secret" (copied; shorter than 4 bytes: ignored, it would
+ * blank out ordinary words). A URL's password is registered with
+ * pgs_log_add_url_secret(), as written and percent-decoded.
+ */
+void pgs_log_add_secret(const char *secret);
+void pgs_log_add_url_secret(const char *url);
+/* Replace every registered secret in the NUL-terminated "buf" with "***" (never grows). */
+char *pgs_log_scrub(char *buf, size_t len);
 
 #endif

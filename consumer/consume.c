@@ -1,4 +1,11 @@
-/* consume.c - the consumer's read / apply / acknowledge loop. */
+/*
+ * consume.c - the consumer's read / apply / acknowledge loop, on a libev
+ * loop so that /metrics and /healthz are served from the same thread: a
+ * timer runs one round at a time (own pending entries, then a dead
+ * consumer's, then new ones, for every entry's streams), with the
+ * XREADGROUP BLOCK of a round bounded to CONSUME_MAX_BLOCK_MS so that an
+ * HTTP request never waits long. Another timer measures the streams' lag.
+ */
 #include "consume.h"
 
 #include <stdio.h>
@@ -7,25 +14,81 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "es.h"
 #include "load.h"
 #include "log.h"
+#include "metrics.h"
 #include "rstream.h"
 #include "strbuf.h"
 #include "sync.h"
 
+#define CONSUME_MAX_BLOCK_MS 400 /* longest XREADGROUP BLOCK of one round */
+#define CONSUME_LAG_INTERVAL 5.0 /* seconds between XINFO GROUPS / XPENDING rounds */
+#define CONSUME_STOP_CHECK   0.1 /* how often the stop flag is looked at while waiting */
+
 struct stream_state {
     const char *key;
-    int load;             /* the load stream: one item at a time */
+    int load; /* the load stream: one item at a time */
     char claim_cursor[64];
     double next_claim;
+    /* measured every CONSUME_LAG_INTERVAL (-1: not yet) */
+    double undelivered; /* entries the group has not handed to anyone */
+    double pending;     /* delivered, not acknowledged, by anyone */
+    double own_pending; /* ... by this consumer */
+    unsigned long long acked;
+    struct metric *lag_gauge, *pending_gauge;
 };
 
 struct entry_state {
     struct app_entry *ae;
     struct syncer sync;
     struct stream_state streams[2]; /* changes, load */
+    unsigned long long load_ranges;
+    struct metric *batch_latency;
 };
+
+/* Which part of the round was running when it failed: decides the /healthz reason. */
+enum consume_stage { STAGE_REDIS, STAGE_ENGINE, STAGE_APPLY };
+enum consume_down { DOWN_NONE, DOWN_REDIS, DOWN_PG, DOWN_ENGINE, DOWN_OTHER };
+
+struct consumer {
+    const struct config *cfg;
+    struct app *app;
+    const struct consume_opts *opts;
+    volatile sig_atomic_t *stop;
+    struct ev_loop *loop;
+    ev_timer step; /* one round; at once after a good one, after the backoff after a failure */
+    ev_timer stop_check;
+    ev_timer lag_timer;
+    struct es_client *es;
+    redisContext *rc;
+    struct entry_state *states;
+    double backoff;
+    int failing, ensured, rv;
+    double
+        idle_since; /* start of the rounds that found nothing in a row (exit_when_idle); 0: none */
+    /* health */
+    enum consume_stage stage;
+    struct syncer *cur_sync; /* the syncer of the batch in hand */
+    int in_hand;             /* entries of the batch in hand: work waiting whatever the lag says */
+    enum consume_down down;
+    char down_why[400];
+    int engine_failing;
+    char engine_why[300];
+    unsigned long long bulk_ok; /* answered _bulk requests: progress within a long batch */
+    /* metrics */
+    struct metrics *m;
+    struct metric *bulk_latency, *bulk_retries, *bulk_retried_items, *failures;
+};
+
+/* "err" as the value of a log pair: error="..." stays one well-formed pair. */
+static const char *log_error(const struct pgs_error *err, char *out, size_t len)
+{
+    char raw[1600];
+    return pgs_log_value(pgs_error_str(err, raw, sizeof(raw)), out, len);
+}
 
 static double now_s(void)
 {
@@ -34,25 +97,22 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void sleep_interruptible(double seconds, volatile sig_atomic_t *stop)
-{
-    double end = now_s() + seconds;
-    while (!*stop && now_s() < end)
-        usleep(50000);
-}
-
 /* Apply a batch and acknowledge it; dead-letter entries that did not decode. */
-static int apply_batch(struct entry_state *st, struct stream_state *ss, redisContext *rc,
+static int apply_batch(struct consumer *c, struct entry_state *st, struct stream_state *ss,
                        struct rstream_batch *b, struct pgs_error *err)
 {
     char origin[160];
+    double t0 = now_s();
 
     if (b->n == 0 && b->nbad == 0)
         return 0;
     snprintf(origin, sizeof(origin), "%s..%s", b->n ? b->recs[0].entry_id : b->bad_ids[0],
              b->n ? b->recs[b->n - 1].entry_id : b->bad_ids[b->nbad - 1]);
     st->sync.origin = origin;
-    st->sync.rc = rc;
+    st->sync.rc = c->rc;
+    c->stage = STAGE_APPLY;
+    c->cur_sync = &st->sync;
+    c->in_hand = b->n + b->nbad;
     for (int i = 0; i < b->nbad; i++)
         if (syncer_dead_letter(&st->sync, NULL, b->bad_why[i], "bad_record", NULL, 0, err) < 0)
             return -1;
@@ -61,8 +121,9 @@ static int apply_batch(struct entry_state *st, struct stream_state *ss, redisCon
             int dropped = 0;
             if (b->recs[i].op != CHANGE_LOAD)
                 continue;
-            if (load_range(&st->sync, rc, &b->recs[i], &dropped, err) < 0)
+            if (load_range(&st->sync, c->rc, &b->recs[i], &dropped, err) < 0)
                 return -1;
+            st->load_ranges++;
         }
     } else if (syncer_process(&st->sync, b->recs, b->n, err) < 0) {
         return -1;
@@ -75,11 +136,15 @@ static int apply_batch(struct entry_state *st, struct stream_state *ss, redisCon
         ids[n++] = b->recs[i].entry_id;
     for (int i = 0; i < b->nbad; i++)
         ids[n++] = b->bad_ids[i];
-    int rv = rstream_ack(rc, ss->key, RSTREAM_GROUP, ids, n, err);
+    int rv = rstream_ack(c->rc, ss->key, RSTREAM_GROUP, ids, n, err);
     free(ids);
-    if (rv == 0)
+    if (rv == 0) {
+        ss->acked += (unsigned long long)n;
+        if (!ss->load)
+            metrics_observe(st->batch_latency, now_s() - t0);
         pgs_log(LOG_DEBUG, "batch done", "stream=%s entries=%d roots=%d", ss->key, n,
                 st->sync.roots.n);
+    }
     return rv;
 }
 
@@ -88,34 +153,463 @@ static int apply_batch(struct entry_state *st, struct stream_state *ss, redisCon
  * batch, or a restart under the same name), else what a dead consumer left
  * pending, else new entries. Adds the number of entries seen to *got.
  */
-static int poll_stream(const struct config *cfg, const struct consume_opts *opts,
-                       struct entry_state *st, struct stream_state *ss, redisContext *rc,
+static int poll_stream(struct consumer *c, struct entry_state *st, struct stream_state *ss,
                        int block, int *got, struct pgs_error *err)
 {
+    const struct config *cfg = c->cfg;
+    const char *name = c->opts->name;
     struct rstream_batch b = {0};
     int count = ss->load ? 1 : cfg->batch_size;
     int rv = -1;
 
-    if (rstream_read_own_pending(rc, ss->key, RSTREAM_GROUP, opts->name, count, &b, err) < 0)
+    c->stage = STAGE_REDIS;
+    if (rstream_read_own_pending(c->rc, ss->key, RSTREAM_GROUP, name, count, &b, err) < 0)
         goto out;
     if (b.n == 0 && b.nbad == 0 && now_s() >= ss->next_claim) {
-        if (rstream_autoclaim(rc, ss->key, RSTREAM_GROUP, opts->name, cfg->claim_idle_ms,
+        if (rstream_autoclaim(c->rc, ss->key, RSTREAM_GROUP, name, cfg->claim_idle_ms,
                               ss->claim_cursor, sizeof(ss->claim_cursor), count, &b, err) < 0)
             goto out;
         if (b.n > 0 || b.nbad > 0)
-            pgs_log(LOG_INFO, "claimed pending entries of another consumer",
-                    "stream=%s entries=%d", ss->key, b.n + b.nbad);
+            pgs_log(LOG_INFO, "claimed pending entries of another consumer", "stream=%s entries=%d",
+                    ss->key, b.n + b.nbad);
         if (!strcmp(ss->claim_cursor, "0-0"))
             ss->next_claim = now_s() + cfg->claim_idle_ms / 2000.0;
     }
     if (b.n == 0 && b.nbad == 0 &&
-        rstream_read(rc, ss->key, RSTREAM_GROUP, opts->name, count, block, &b, err) < 0)
+        rstream_read(c->rc, ss->key, RSTREAM_GROUP, name, count, block, &b, err) < 0)
         goto out;
     *got += b.n + b.nbad;
-    rv = apply_batch(st, ss, rc, &b, err);
+    rv = apply_batch(c, st, ss, &b, err);
 out:
     rstream_batch_free(&b);
     return rv;
+}
+
+/*
+ * One pass over every entry's streams. 0: done (*got entries seen); 1: a
+ * load worker's load is finished; -1: failed (err).
+ */
+static int consume_round(struct consumer *c, int *got, struct pgs_error *err)
+{
+    const struct config *cfg = c->cfg;
+    const struct consume_opts *opts = c->opts;
+    struct app *app = c->app;
+
+    c->stage = STAGE_REDIS;
+    c->cur_sync = NULL;
+    if (c->rc == NULL) {
+        c->rc = rstream_connect(cfg, err);
+        if (c->rc == NULL)
+            return -1;
+        for (int i = 0; i < app->nentries; i++)
+            for (int k = 0; k < 2; k++)
+                if (rstream_group_create(c->rc, c->states[i].streams[k].key, RSTREAM_GROUP, err) <
+                    0)
+                    return -1;
+    }
+    if (!c->ensured) {
+        c->stage = STAGE_ENGINE;
+        for (int i = 0; i < app->nentries; i++)
+            if (app_ensure_index(&app->entries[i], c->es, err) < 0)
+                return -1;
+        c->ensured = 1;
+    }
+    /*
+     * The changes streams share one bounded wait: the load stream only
+     * rarely has work, and the loop must come back to serve HTTP soon.
+     */
+    int round_block = cfg->block_ms < CONSUME_MAX_BLOCK_MS ? cfg->block_ms : CONSUME_MAX_BLOCK_MS;
+    int block = round_block / app->nentries > 0 ? round_block / app->nentries : 1;
+    for (int i = 0; i < app->nentries && !*c->stop; i++) {
+        struct entry_state *st = &c->states[i];
+        int nstreams = opts->load_only ? 1 : 2;
+        for (int k = 0; k < nstreams && !*c->stop; k++) {
+            struct stream_state *ss = &st->streams[opts->load_only ? 1 : k];
+            if (poll_stream(c, st, ss, ss->load && !opts->load_only ? -1 : block, got, err) < 0)
+                return -1;
+        }
+        if (opts->load_only && *got == 0) {
+            int finished = 0;
+            c->stage = STAGE_REDIS;
+            if (load_is_finished(cfg, c->rc, st->ae, opts->load_id, &finished, err) < 0)
+                return -1;
+            if (finished)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static void schedule_step(struct consumer *c, double delay)
+{
+    ev_timer_set(&c->step, delay, 0.);
+    ev_timer_start(c->loop, &c->step);
+}
+
+/* A failed round: stop on a fatal error, else say what is down and try again later. */
+static void round_failed(struct consumer *c, const struct pgs_error *err)
+{
+    char buf[1600], q[1700];
+
+    pgs_error_str(err, buf, sizeof(buf));
+    log_error(err, q, sizeof(q));
+    metrics_add(c->failures, 1);
+    if (err->kind == PGS_ERR_FATAL) {
+        pgs_log(LOG_ERROR, "stopping", "error=\"%s\"", q);
+        c->rv = -1;
+        ev_break(c->loop, EVBREAK_ALL);
+        return;
+    }
+    /* what is down, for /healthz: the broken connection first, then the step that failed */
+    if (c->rc == NULL || c->rc->err) {
+        c->down = DOWN_REDIS;
+        snprintf(c->down_why, sizeof(c->down_why), "not connected to Redis: %.340s", buf);
+    } else if (c->stage == STAGE_APPLY && c->cur_sync && c->cur_sync->pg == NULL) {
+        c->down = DOWN_PG;
+        snprintf(c->down_why, sizeof(c->down_why), "not connected to PostgreSQL: %.340s", buf);
+    } else if (c->stage == STAGE_ENGINE || c->engine_failing) {
+        c->down = DOWN_ENGINE;
+        snprintf(c->down_why, sizeof(c->down_why), "not connected to the search engine: %.340s",
+                 buf);
+    } else {
+        c->down = DOWN_OTHER;
+        snprintf(c->down_why, sizeof(c->down_why), "failing: %.340s", buf);
+    }
+    /* log once per state change, not once per retry */
+    if (!c->failing)
+        pgs_log(LOG_WARN, "retrying", "error=\"%s\"", q);
+    c->failing = 1;
+    if (c->rc && c->rc->err) {
+        redisFree(c->rc);
+        c->rc = NULL;
+    }
+    schedule_step(c, c->backoff * (0.5 + (double)rand() / RAND_MAX / 2));
+    c->backoff = c->backoff * 2 > 30 ? 30 : c->backoff * 2;
+}
+
+static void on_step(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct consumer *c = w->data;
+    struct pgs_error err;
+    int got = 0;
+    double started = now_s();
+    (void)revents;
+
+    if (*c->stop) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    pgs_error_clear(&err);
+    int rv = consume_round(c, &got, &err);
+    c->cur_sync = NULL;
+    c->in_hand = 0;
+    if (rv < 0) {
+        c->idle_since = 0;
+        round_failed(c, &err);
+        return;
+    }
+    if (c->failing) {
+        pgs_log(LOG_INFO, "recovered", "name=%s", c->opts->name);
+        c->failing = 0;
+    }
+    c->down = DOWN_NONE;
+    c->backoff = 0.1;
+    if (rv == 1 || *c->stop) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    if (got > 0) {
+        c->idle_since = 0;
+    } else if (c->opts->exit_when_idle) {
+        /* idle for as long as one PGSYNC_BLOCK_MS wait used to be: nothing more to give */
+        if (c->idle_since == 0)
+            c->idle_since = started;
+        if (now_s() - c->idle_since >= c->cfg->block_ms / 1000.0 - 0.001) {
+            ev_break(loop, EVBREAK_ALL);
+            return;
+        }
+    }
+    schedule_step(c, 0.);
+}
+
+static void on_stop_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct consumer *c = w->data;
+    (void)revents;
+    if (*c->stop)
+        ev_break(loop, EVBREAK_ALL);
+}
+
+/* ---- stream lag: XINFO GROUPS and the XPENDING summary ---- */
+
+/* The value of "field" in a flat [field, value, ...] reply, or NULL. */
+static redisReply *reply_field(const redisReply *r, const char *field)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING && !strcmp(r->element[i]->str, field))
+            return r->element[i + 1];
+    return NULL;
+}
+
+static double reply_number(const redisReply *v)
+{
+    if (v == NULL)
+        return -1;
+    if (v->type == REDIS_REPLY_INTEGER)
+        return (double)v->integer;
+    if (v->type == REDIS_REPLY_STRING)
+        return atof(v->str);
+    return -1;
+}
+
+static int measure_stream(struct consumer *c, struct stream_state *ss, struct pgs_error *err)
+{
+    redisReply *r = rstream_command(c->rc, err, "XINFO GROUPS %s", ss->key);
+    redisReply *g = NULL;
+    char last_delivered[64] = "";
+
+    if (r == NULL)
+        return -1;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && g == NULL; i++) {
+        redisReply *name = reply_field(r->element[i], "name");
+        if (name && name->type == REDIS_REPLY_STRING && !strcmp(name->str, RSTREAM_GROUP))
+            g = r->element[i];
+    }
+    if (g == NULL) {
+        freeReplyObject(r);
+        ss->undelivered = ss->pending = ss->own_pending = 0;
+        return 0;
+    }
+    ss->pending = reply_number(reply_field(g, "pending"));
+    ss->undelivered = reply_number(reply_field(g, "lag"));
+    redisReply *ld = reply_field(g, "last-delivered-id");
+    if (ld && ld->type == REDIS_REPLY_STRING)
+        snprintf(last_delivered, sizeof(last_delivered), "%s", ld->str);
+    freeReplyObject(r);
+    if (ss->undelivered < 0) {
+        /* Redis cannot count it (entries were deleted): "at least one" when the group is behind */
+        r = rstream_command(c->rc, err, "XINFO STREAM %s", ss->key);
+        if (r == NULL)
+            return -1;
+        redisReply *lg = reply_field(r, "last-generated-id");
+        ss->undelivered =
+            lg && lg->type == REDIS_REPLY_STRING && strcmp(lg->str, last_delivered) != 0 ? 1 : 0;
+        freeReplyObject(r);
+    }
+    /* [count, min, max, [[consumer, count], ...]] */
+    r = rstream_command(c->rc, err, "XPENDING %s %s", ss->key, RSTREAM_GROUP);
+    if (r == NULL)
+        return -1;
+    ss->own_pending = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
+        r->element[3]->type == REDIS_REPLY_ARRAY) {
+        redisReply *list = r->element[3];
+        for (size_t i = 0; i < list->elements; i++) {
+            redisReply *e = list->element[i];
+            if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+                e->element[0]->type == REDIS_REPLY_STRING &&
+                !strcmp(e->element[0]->str, c->opts->name))
+                ss->own_pending = reply_number(e->element[1]);
+        }
+    }
+    freeReplyObject(r);
+    metrics_set(ss->lag_gauge, ss->undelivered + ss->pending);
+    metrics_set(ss->pending_gauge, ss->pending);
+    return 0;
+}
+
+static void on_lag_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct consumer *c = w->data;
+    struct pgs_error err;
+    (void)loop;
+    (void)revents;
+
+    /*
+     * A broken connection is the round's to repair; the next measure comes
+     * after it. Failing elsewhere (the engine, PostgreSQL) is when the lag
+     * matters most: measure then too.
+     */
+    if (c->rc == NULL || c->rc->err)
+        return;
+    for (int i = 0; i < c->app->nentries; i++)
+        for (int k = c->opts->load_only ? 1 : 0; k < 2; k++) {
+            pgs_error_clear(&err);
+            if (measure_stream(c, &c->states[i].streams[k], &err) < 0) {
+                char buf[1600];
+                pgs_log(LOG_DEBUG, "cannot measure the stream lag", "stream=%s error=\"%s\"",
+                        c->states[i].streams[k].key, log_error(&err, buf, sizeof(buf)));
+                return;
+            }
+        }
+}
+
+/* ---- health and metrics ---- */
+
+static void consumer_health(void *arg, struct metrics_health *h)
+{
+    struct consumer *c = arg;
+
+    if (c->down != DOWN_NONE)
+        snprintf(h->down, sizeof(h->down), "%s", c->down_why);
+    else if (c->engine_failing)
+        snprintf(h->down, sizeof(h->down), "the search engine is failing: %s", c->engine_why);
+    h->progress = (double)c->bulk_ok;
+    h->waiting = c->in_hand;
+    for (int i = 0; i < c->app->nentries; i++) {
+        const struct entry_state *st = &c->states[i];
+        h->progress += (double)(st->sync.docs_indexed + st->sync.docs_deleted +
+                                st->sync.docs_rejected + st->load_ranges);
+        for (int k = 0; k < 2; k++) {
+            const struct stream_state *ss = &st->streams[k];
+            h->progress += (double)ss->acked;
+            /*
+             * What this consumer should be doing: the group's new entries and
+             * its own pending (measured between rounds: the batch in hand is
+             * counted above while a round runs).
+             */
+            if (ss->undelivered > 0)
+                h->waiting += ss->undelivered;
+            if (ss->own_pending > 0 && c->in_hand == 0)
+                h->waiting += ss->own_pending;
+        }
+    }
+}
+
+static void hook_bulk_request(void *arg, double seconds, long status)
+{
+    struct consumer *c = arg;
+    metrics_observe(c->bulk_latency, seconds);
+    if (status >= 200 && status < 300) {
+        c->bulk_ok++;
+        c->engine_failing = 0;
+    }
+}
+
+static void hook_bulk_retry(void *arg, int items, const char *why)
+{
+    struct consumer *c = arg;
+    metrics_add(c->bulk_retries, 1);
+    metrics_add(c->bulk_retried_items, (unsigned long long)items);
+    c->engine_failing = 1;
+    snprintf(c->engine_why, sizeof(c->engine_why), "%s", why);
+}
+
+static void hook_waiting(void *arg)
+{
+    struct consumer *c = arg;
+    metrics_poll(c->m);
+}
+
+static double connected_redis(const void *arg)
+{
+    const struct consumer *c = arg;
+    return c->rc != NULL && c->down != DOWN_REDIS;
+}
+
+static double connected_pg(const void *arg)
+{
+    const struct consumer *c = arg;
+    return c->down != DOWN_PG;
+}
+
+static double connected_engine(const void *arg)
+{
+    const struct consumer *c = arg;
+    return c->down != DOWN_ENGINE && !c->engine_failing;
+}
+
+static void register_metrics(struct consumer *c)
+{
+    static const double latency[] = METRICS_LATENCY_BUCKETS;
+    static const char *const stream_names[] = {"changes", "load"};
+    struct metrics *m = c->m;
+    char lab[512];
+
+    for (int i = 0; i < c->app->nentries; i++) {
+        struct entry_state *st = &c->states[i];
+        struct syncer *s = &st->sync;
+        const char *ix = st->ae->e->index;
+        metrics_labels(lab, sizeof(lab), "index", ix, NULL);
+        metrics_counter_ptr(m, "pgsync_consumer_batches_total",
+                            "Batches of change records applied.", lab, &s->batches);
+        metrics_counter_ptr(m, "pgsync_consumer_records_total", "Change records processed.", lab,
+                            &s->records);
+        metrics_counter_ptr(m, "pgsync_consumer_documents_indexed_total",
+                            "Documents the search engine accepted.", lab, &s->docs_indexed);
+        metrics_counter_ptr(m, "pgsync_consumer_documents_deleted_total",
+                            "Documents deleted from the index.", lab, &s->docs_deleted);
+        metrics_counter_ptr(m, "pgsync_consumer_documents_dead_lettered_total",
+                            "Documents and records refused for good, written to the dead-letter "
+                            "stream.",
+                            lab, &s->docs_rejected);
+        metrics_counter_ptr(m, "pgsync_consumer_load_ranges_total",
+                            "Ranges of the initial load indexed.", lab, &st->load_ranges);
+        st->batch_latency =
+            metrics_histogram(m, "pgsync_consumer_batch_duration_seconds",
+                              "Time from reading a batch of change records to acknowledging it.",
+                              lab, latency, (int)(sizeof(latency) / sizeof(latency[0])));
+        for (int k = 0; k < 2; k++) {
+            struct stream_state *ss = &st->streams[k];
+            metrics_labels(lab, sizeof(lab), "index", ix, "stream", stream_names[k], NULL);
+            metrics_counter_ptr(m, "pgsync_consumer_entries_acked_total",
+                                "Stream entries acknowledged by this consumer.", lab, &ss->acked);
+            ss->lag_gauge = metrics_gauge(
+                m, "pgsync_consumer_stream_lag_entries",
+                "Entries of the stream not yet acknowledged by the group: never delivered plus "
+                "pending (measured every 5 s).",
+                lab);
+            ss->pending_gauge =
+                metrics_gauge(m, "pgsync_consumer_stream_pending_entries",
+                              "Entries delivered to a consumer of the group and not yet "
+                              "acknowledged.",
+                              lab);
+        }
+    }
+    c->bulk_latency = metrics_histogram(m, "pgsync_consumer_bulk_request_duration_seconds",
+                                        "Duration of one _bulk request to the search engine.", NULL,
+                                        latency, (int)(sizeof(latency) / sizeof(latency[0])));
+    c->bulk_retries = metrics_counter(m, "pgsync_consumer_bulk_retries_total",
+                                      "_bulk requests sent again after a transient failure.", NULL);
+    c->bulk_retried_items =
+        metrics_counter(m, "pgsync_consumer_bulk_retried_items_total",
+                        "Documents of _bulk requests sent again after a transient failure.", NULL);
+    c->failures = metrics_counter(m, "pgsync_consumer_failures_total",
+                                  "Rounds that failed and were retried after a backoff.", NULL);
+    metrics_gauge_fn(m, "pgsync_consumer_connected", "1 when the connection works.",
+                     metrics_labels(lab, sizeof(lab), "to", "redis", NULL), connected_redis, c);
+    metrics_gauge_fn(m, "pgsync_consumer_connected", "1 when the connection works.",
+                     metrics_labels(lab, sizeof(lab), "to", "postgresql", NULL), connected_pg, c);
+    metrics_gauge_fn(m, "pgsync_consumer_connected", "1 when the connection works.",
+                     metrics_labels(lab, sizeof(lab), "to", "search_engine", NULL),
+                     connected_engine, c);
+}
+
+/* Start /metrics and the watchdog; a busy port from the environment only costs the server. */
+static int start_metrics(struct consumer *c)
+{
+    struct metrics_opts mo;
+    struct pgs_error err;
+    char buf[1600];
+
+    if (c->opts->metrics)
+        mo = *c->opts->metrics;
+    else
+        memset(&mo, 0, sizeof(mo)); /* load workers: the watchdog only */
+    if (metrics_start(c->m, c->loop, &mo, &err) == 0)
+        return 0;
+    if (!mo.from_env) {
+        pgs_log(LOG_ERROR, "cannot serve metrics", "error=\"%s\"",
+                log_error(&err, buf, sizeof(buf)));
+        return -1;
+    }
+    /* PGSYNC_METRICS_PORT is shared by every process that inherits it: the first one wins */
+    pgs_log(LOG_WARN, "cannot serve metrics, going on without", "error=\"%s\"",
+            log_error(&err, buf, sizeof(buf)));
+    mo.port = 0;
+    return metrics_start(c->m, c->loop, &mo, &err);
 }
 
 int consume_run(const struct config *cfg, struct app *app, const struct consume_opts *opts,
@@ -134,110 +628,84 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
         .timeout_ms = (long)cfg->es_timeout_s * 1000,
         .gzip = cfg->es_gzip,
     };
+    struct consumer cs = {
+        .cfg = cfg,
+        .app = app,
+        .opts = opts,
+        .stop = stop,
+        .backoff = 0.1,
+        .rv = 0,
+    };
+    struct consumer *c = &cs;
     struct pgs_error err;
-    struct es_client *es = NULL;
-    redisContext *rc = NULL;
-    struct entry_state *states = xcalloc((size_t)app->nentries, sizeof(struct entry_state));
-    double backoff = 0.1;
-    int rv = -1, failing = 0;
     char buf[1600];
 
-    es = es_client_new(&ecfg, &err);
-    if (es == NULL) {
+    c->es = es_client_new(&ecfg, &err);
+    if (c->es == NULL) {
         pgs_log(LOG_ERROR, "cannot set up the search engine client", "error=\"%s\"",
-                pgs_error_str(&err, buf, sizeof(buf)));
-        free(states);
+                log_error(&err, buf, sizeof(buf)));
         return -1;
     }
+    /* a loop of our own: load workers run this in a forked child */
+    c->loop = ev_loop_new(EVFLAG_AUTO);
+    if (c->loop == NULL) {
+        pgs_log(LOG_ERROR, "cannot create an event loop", NULL);
+        es_client_free(c->es);
+        return -1;
+    }
+    c->states = xcalloc((size_t)app->nentries, sizeof(struct entry_state));
     for (int i = 0; i < app->nentries; i++) {
-        states[i].ae = &app->entries[i];
-        syncer_init(&states[i].sync, cfg, &app->entries[i], es, NULL, stop);
-        states[i].streams[0] = (struct stream_state){.key = app->entries[i].stream};
-        states[i].streams[1] = (struct stream_state){.key = app->entries[i].load_stream, .load = 1};
-        for (int k = 0; k < 2; k++)
-            snprintf(states[i].streams[k].claim_cursor, sizeof(states[i].streams[k].claim_cursor),
-                     "0-0");
+        struct entry_state *st = &c->states[i];
+        st->ae = &app->entries[i];
+        syncer_init(&st->sync, cfg, &app->entries[i], c->es, NULL, stop);
+        st->streams[0] = (struct stream_state){.key = app->entries[i].stream};
+        st->streams[1] = (struct stream_state){.key = app->entries[i].load_stream, .load = 1};
+        for (int k = 0; k < 2; k++) {
+            snprintf(st->streams[k].claim_cursor, sizeof(st->streams[k].claim_cursor), "0-0");
+            st->streams[k].undelivered = st->streams[k].pending = st->streams[k].own_pending = -1;
+        }
     }
-    pgs_log(LOG_INFO, "consumer started", "name=%s entries=%d", opts->name, app->nentries);
+    c->m = metrics_new("consumer");
+    register_metrics(c);
+    metrics_set_health(c->m, consumer_health, c, "stream entries");
+    struct es_hooks hooks = {hook_bulk_request, hook_bulk_retry, hook_waiting, c};
+    es_client_set_hooks(c->es, &hooks);
 
-    int ensured = 0;
-    while (!*stop) {
-        int got = 0;
-        pgs_error_clear(&err);
-        if (rc == NULL) {
-            rc = rstream_connect(cfg, &err);
-            if (rc == NULL)
-                goto failed;
-            for (int i = 0; i < app->nentries; i++)
-                for (int k = 0; k < 2; k++)
-                    if (rstream_group_create(rc, states[i].streams[k].key, RSTREAM_GROUP, &err) < 0)
-                        goto failed;
-        }
-        if (!ensured) {
-            for (int i = 0; i < app->nentries; i++)
-                if (app_ensure_index(&app->entries[i], es, &err) < 0)
-                    goto failed;
-            ensured = 1;
-        }
-        for (int i = 0; i < app->nentries && !*stop; i++) {
-            struct entry_state *st = &states[i];
-            int nstreams = opts->load_only ? 1 : 2;
-            /* the load stream only rarely has work: wait on the changes stream */
-            int block = cfg->block_ms / app->nentries;
-            for (int k = 0; k < nstreams && !*stop; k++) {
-                struct stream_state *ss = &st->streams[opts->load_only ? 1 : k];
-                if (poll_stream(cfg, opts, st, ss, rc, ss->load && !opts->load_only ? -1 : block,
-                                &got, &err) < 0)
-                    goto failed;
-            }
-            if (opts->load_only && got == 0) {
-                int finished = 0;
-                if (load_is_finished(cfg, rc, st->ae, opts->load_id, &finished, &err) < 0)
-                    goto failed;
-                if (finished)
-                    goto done;
-            }
-        }
-        if (failing) {
-            pgs_log(LOG_INFO, "recovered", "name=%s", opts->name);
-            failing = 0;
-        }
-        backoff = 0.1;
-        if (got == 0 && opts->exit_when_idle)
-            break;
-        continue;
-    done:
-        break;
-
-    failed:
-        if (err.kind == PGS_ERR_FATAL) {
-            pgs_log(LOG_ERROR, "stopping", "error=\"%s\"", pgs_error_str(&err, buf, sizeof(buf)));
-            goto out;
-        }
-        /* log once per state change, not once per retry */
-        if (!failing)
-            pgs_log(LOG_WARN, "retrying", "error=\"%s\"", pgs_error_str(&err, buf, sizeof(buf)));
-        failing = 1;
-        if (rc && rc->err) {
-            redisFree(rc);
-            rc = NULL;
-        }
-        sleep_interruptible(backoff * (0.5 + (double)rand() / RAND_MAX / 2), stop);
-        backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+    if (start_metrics(c) < 0) {
+        c->rv = -1;
+    } else {
+        pgs_log(LOG_INFO, "consumer started", "name=%s entries=%d", opts->name, app->nentries);
+        ev_timer_init(&c->step, on_step, 0., 0.);
+        c->step.data = c;
+        ev_timer_start(c->loop, &c->step);
+        ev_timer_init(&c->stop_check, on_stop_check, CONSUME_STOP_CHECK, CONSUME_STOP_CHECK);
+        c->stop_check.data = c;
+        ev_timer_start(c->loop, &c->stop_check);
+        ev_timer_init(&c->lag_timer, on_lag_timer, 0.5, CONSUME_LAG_INTERVAL);
+        c->lag_timer.data = c;
+        ev_timer_start(c->loop, &c->lag_timer);
+        ev_run(c->loop, 0);
+        ev_timer_stop(c->loop, &c->step);
+        ev_timer_stop(c->loop, &c->stop_check);
+        ev_timer_stop(c->loop, &c->lag_timer);
+        if (c->rv == 0)
+            pgs_log(LOG_INFO, "consumer stopped", "name=%s", opts->name);
     }
-    rv = 0;
-    pgs_log(LOG_INFO, "consumer stopped", "name=%s", opts->name);
-out:
+    metrics_free(c->m);
+    es_client_set_hooks(c->es, NULL);
     for (int i = 0; i < app->nentries; i++) {
-        pgs_log(LOG_INFO, "totals", "index=%s records=%llu batches=%llu indexed=%llu deleted=%llu "
-                "dead_lettered=%llu", states[i].ae->e->index, states[i].sync.records,
-                states[i].sync.batches, states[i].sync.docs_indexed, states[i].sync.docs_deleted,
-                states[i].sync.docs_rejected);
-        syncer_deinit(&states[i].sync);
+        struct entry_state *st = &c->states[i];
+        pgs_log(LOG_INFO, "totals",
+                "index=%s records=%llu batches=%llu indexed=%llu deleted=%llu "
+                "dead_lettered=%llu",
+                st->ae->e->index, st->sync.records, st->sync.batches, st->sync.docs_indexed,
+                st->sync.docs_deleted, st->sync.docs_rejected);
+        syncer_deinit(&st->sync);
     }
-    free(states);
-    if (rc)
-        redisFree(rc);
-    es_client_free(es);
-    return rv;
+    free(c->states);
+    if (c->rc)
+        redisFree(c->rc);
+    es_client_free(c->es);
+    ev_loop_destroy(c->loop);
+    return c->rv;
 }

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "consume.h"
 #include "log.h"
+#include "metrics.h"
 
 static const char usage[] =
     "Usage: pgsync-consumer --config FILE [options]\n"
@@ -25,7 +26,11 @@ static const char usage[] =
     "Options:\n"
     "  -n, --name NAME        consumer name in the group [host:pid]\n"
     "      --batch-size N     stream entries per batch [PGSYNC_BATCH_SIZE]\n"
-    "      --exit-when-idle   stop when the stream has nothing more to give\n";
+    "      --exit-when-idle   stop when the stream has nothing more to give\n" METRICS_HELP
+    "\n"
+    "GET /healthz answers 200 \"ok\", or 503 with the reason: not connected to Redis,\n"
+    "PostgreSQL or the search engine, or entries waiting and nothing acknowledged\n"
+    "for PGSYNC_STALL_SECONDS [60].\n";
 
 int main(int argc, char **argv)
 {
@@ -33,6 +38,8 @@ int main(int argc, char **argv)
                                              {"name", required_argument, NULL, 'n'},
                                              {"batch-size", required_argument, NULL, 'b'},
                                              {"exit-when-idle", no_argument, NULL, 'x'},
+                                             {"metrics-port", required_argument, NULL, 2001},
+                                             {"metrics-bind", required_argument, NULL, 2002},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-consumer"};
     struct consume_opts opts = {0};
@@ -40,8 +47,14 @@ int main(int argc, char **argv)
     struct config cfg;
     struct pgs_error err;
     struct app app;
+    struct metrics_opts mopts;
     char name[300], host[256], buf[1600];
     int opt, batch = 0;
+
+    if (metrics_opts_init(&mopts, &err) < 0) {
+        fprintf(stderr, "pgsync-consumer: %s\n", err.msg);
+        return 2;
+    }
 
     while ((opt = getopt_long(argc, argv, "c:hVn:", longopts, NULL)) != -1) {
         if (cli_common_option(&cli, opt, optarg, usage))
@@ -57,6 +70,11 @@ int main(int argc, char **argv)
             break;
         case 'x':
             opts.exit_when_idle = 1;
+            break;
+        case 2001:
+        case 2002:
+            if (metrics_opts_set(&mopts, opt == 2001 ? "port" : "bind", optarg, &err) < 0)
+                cli_die_usage(cli.prog, "%s", err.msg);
             break;
         default:
             cli_die_usage(cli.prog, "bad argument");
@@ -81,10 +99,12 @@ int main(int argc, char **argv)
             opts.name = name;
         }
     }
+    opts.metrics = &mopts;
     cli_install_signals(&stop);
     config_log(&cfg);
     if (app_load(&app, cli.config, &cfg, &err) < 0) {
-        fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+        pgs_error_str(&err, buf, sizeof(buf));
+        fprintf(stderr, "%s: %s\n", cli.prog, pgs_log_scrub(buf, sizeof(buf)));
         return 1;
     }
     int rv = consume_run(&cfg, &app, &opts, &stop);

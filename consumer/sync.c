@@ -411,6 +411,120 @@ out:
     return rv;
 }
 
+/*
+ * Wait (bounded) until no stream entry older than "first_id" is still being
+ * applied by another consumer: such a batch may hold documents read before
+ * the truncate, not yet in the index, that no tombstone could stop.
+ */
+static void wait_earlier_batches(struct syncer *s, const char *first_id)
+{
+    struct pgs_error err;
+    int waited_ms = 0;
+
+    if (first_id == NULL || s->rc == NULL)
+        return;
+    for (;;) {
+        redisReply *r = rstream_command(s->rc, &err, "XPENDING %s %s - (%s 1", s->ae->stream,
+                                        RSTREAM_GROUP, first_id);
+        int busy = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0;
+        freeReplyObject(r);
+        if (!busy || (s->stop && *s->stop))
+            return;
+        /* bounded: a stalled consumer must not stop the truncate; tombstones cover most */
+        if (waited_ms >= 10000) {
+            pgs_log(LOG_WARN, "earlier entries still pending; truncating anyway", "index=%s",
+                    s->ae->e->index);
+            return;
+        }
+        usleep(100000);
+        waited_ms += 100;
+    }
+}
+
+/*
+ * TRUNCATE of the root: delete every document the index holds, each with
+ * the truncate's version. A document written later for a newer row keeps
+ * its higher version (409 here); an older copy still in flight meets the
+ * delete's tombstone and is refused. A _delete_by_query could do neither.
+ */
+static int sweep_index(struct syncer *s, uint64_t version, struct pgs_error *err)
+{
+    const char *index = s->ae->e->index;
+    char path[512], *resp = NULL, *scroll_id = NULL;
+    long status = 0;
+    long long n = 0;
+    int rv = -1;
+
+    if (es_refresh(s->es, index, err) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "/%s/_search?scroll=2m", index);
+    const char *first = "{\"size\":1000,\"_source\":false,\"sort\":[\"_doc\"]}";
+    if (es_request(s->es, "POST", path, first, strlen(first), "application/json", &status, &resp,
+                   err) < 0)
+        return -1;
+    for (;;) {
+        json_error_t je;
+        json_t *body = json_loads(resp ? resp : "", 0, &je);
+        free(resp);
+        resp = NULL;
+        if (status == 404) {
+            json_decref(body);
+            rv = 0; /* no index, nothing to delete */
+            goto out;
+        }
+        json_t *hits = json_object_get(json_object_get(body, "hits"), "hits");
+        if (status != 200 || !json_is_array(hits)) {
+            pgs_error_set(err, PGS_ERR_TRANSIENT, "scrolling index \"%s\" failed (HTTP %ld)",
+                          index, status);
+            json_decref(body);
+            goto out;
+        }
+        free(scroll_id);
+        scroll_id = json_is_string(json_object_get(body, "_scroll_id"))
+                        ? xstrdup(json_string_value(json_object_get(body, "_scroll_id")))
+                        : NULL;
+        size_t i;
+        json_t *hit;
+        json_array_foreach(hits, i, hit) {
+            const char *id = json_string_value(json_object_get(hit, "_id"));
+            if (id)
+                add_delete(s, id, version);
+        }
+        size_t nhits = json_array_size(hits);
+        json_decref(body);
+        n += (long long)nhits;
+        if (syncer_flush(s, err) < 0)
+            goto out;
+        if (nhits == 0 || scroll_id == NULL)
+            break;
+        json_t *next = json_pack("{s:s, s:s}", "scroll", "2m", "scroll_id", scroll_id);
+        char *txt = json_dumps(next, JSON_COMPACT);
+        json_decref(next);
+        int r = es_request(s->es, "POST", "/_search/scroll", txt, strlen(txt),
+                           "application/json", &status, &resp, err);
+        free(txt);
+        if (r < 0)
+            goto out;
+    }
+    rv = 0;
+    pgs_log(LOG_INFO, "root table truncated: documents deleted", "index=%s docs=%lld", index, n);
+out:
+    if (scroll_id) {
+        json_t *del = json_pack("{s:[s]}", "scroll_id", scroll_id);
+        char *txt = json_dumps(del, JSON_COMPACT);
+        char *ignored = NULL;
+        struct pgs_error e2;
+        if (es_request(s->es, "DELETE", "/_search/scroll", txt, strlen(txt), "application/json",
+                       &status, &ignored, &e2) == 0)
+            free(ignored);
+        free(txt);
+        json_decref(del);
+        free(scroll_id);
+    }
+    free(resp);
+    return rv;
+}
+
 static int reindex_all(struct syncer *s, uint64_t version, struct pgs_error *err)
 {
     long long n = 0;
@@ -484,6 +598,7 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
     const struct schema_entry *e = s->ae->e;
     uint64_t version = 0;
     int truncate_root = 0, truncate_other = 0;
+    uint64_t truncate_version = 0;
     char name[32];
     int rv = 0;
 
@@ -507,8 +622,11 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
         if (c->lsn > version)
             version = c->lsn;
         if (c->op == CHANGE_TRUNCATE) {
-            if (!strcmp(c->schema, e->root->schema) && !strcmp(c->table, e->root->table))
+            if (!strcmp(c->schema, e->root->schema) && !strcmp(c->table, e->root->table)) {
                 truncate_root = 1;
+                if (c->lsn > truncate_version)
+                    truncate_version = c->lsn;
+            }
             else if (app_table_index(s->ae, c->schema, c->table) >= 0)
                 truncate_other = 1;
             continue;
@@ -522,9 +640,9 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
         return -1;
 
     if (truncate_root) {
-        if (es_delete_all(s->es, e->index, err) < 0)
+        wait_earlier_batches(s, recs[0].entry_id);
+        if (sweep_index(s, truncate_version, err) < 0)
             return -1;
-        pgs_log(LOG_INFO, "root table truncated: index emptied", "index=%s", e->index);
     }
     if ((truncate_other || s->reindex_all) && !truncate_root) {
         /*

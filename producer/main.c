@@ -11,9 +11,11 @@
 #include <ev.h>
 
 #include "app.h"
+#include "bootstrap.h"
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "repl.h"
 
 static const char usage[] =
@@ -23,7 +25,17 @@ static const char usage[] =
     "replication slot (pgoutput) and appends a compact record per change to\n"
     "the entry's Redis stream. Confirms a position to PostgreSQL only after\n"
     "Redis accepted every record up to it. Run exactly one per slot; run\n"
-    "pgsync-bootstrap first.\n";
+    "pgsync-bootstrap first.\n"
+    "\n"
+    "Options:\n"
+    "  -m, --mode MODE        logical (default: the replication slot) or notify\n"
+    "                         (the trigger mode's outbox, LISTEN and a 5 s poll;\n"
+    "                         no wal_level=logical); also PGSYNC_MODE\n"
+    "\n"
+    "Metrics:\n" METRICS_HELP
+    "  GET /healthz: 200 \"ok\", or 503 with the reason (not connected to\n"
+    "  PostgreSQL or Redis, or WAL waiting and nothing confirmed for\n"
+    "  PGSYNC_STALL_SECONDS [60]).\n";
 
 struct producer {
     struct repl **repls;
@@ -38,18 +50,101 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* ---- metrics: --metrics-port, /healthz and the stall watchdog (common/metrics.h) ---- */
+
+struct producer_watch {
+    struct producer *p;
+    struct app *app;
+    redisContext **rcp;
+};
+
+static void producer_health(void *arg, struct metrics_health *h)
+{
+    const struct producer_watch *w = arg;
+
+    for (int i = 0; i < w->p->n; i++) {
+        const struct repl_stats *st = repl_get_stats(w->p->repls[i]);
+        if (!h->down[0] && *w->rcp == NULL)
+            snprintf(h->down, sizeof(h->down), "not connected to Redis");
+        else if (!h->down[0] && !st->connected)
+            snprintf(h->down, sizeof(h->down), "not connected to PostgreSQL (slot %s)",
+                     w->app->entries[i].slot);
+        if (st->server_lsn > st->confirmed_lsn)
+            h->waiting += (double)(st->server_lsn - st->confirmed_lsn);
+        h->progress += (double)st->records_written + (double)st->confirmed_lsn;
+    }
+}
+
+/* NULL when --metrics-port cannot be served (logged). */
+static struct metrics *producer_metrics_start(struct ev_loop *loop, struct app *app,
+                                              struct producer *p, redisContext **rcp,
+                                              const struct metrics_opts *mo)
+{
+    static struct producer_watch w;
+    struct metrics *m = metrics_new("producer");
+    struct metrics_opts off = *mo;
+    struct pgs_error err;
+    char lab[128], buf[1600];
+
+    for (int i = 0; i < p->n; i++) {
+        const struct repl_stats *st = repl_get_stats(p->repls[i]);
+        metrics_labels(lab, sizeof(lab), "slot", app->entries[i].slot, NULL);
+        metrics_counter_ptr(m, "pgsync_producer_changes_read_total",
+                            "Row changes of the schema's tables read from the slot.", lab,
+                            &st->changes_read);
+        metrics_counter_ptr(m, "pgsync_producer_records_written_total",
+                            "Change records Redis accepted.", lab, &st->records_written);
+        metrics_counter_ptr(m, "pgsync_producer_transactions_total",
+                            "Committed transactions decoded.", lab, &st->transactions);
+        metrics_gauge_u64(m, "pgsync_producer_confirmed_lsn",
+                          "WAL position last confirmed to PostgreSQL (as a number).", lab,
+                          &st->confirmed_lsn);
+        metrics_gauge_u64(m, "pgsync_producer_server_lsn",
+                          "The server's end of WAL, from its last message (as a number).", lab,
+                          &st->server_lsn);
+        metrics_gauge_u64_diff(m, "pgsync_producer_replication_lag_bytes",
+                               "WAL bytes between the server's end and the confirmed position.",
+                               lab, &st->server_lsn, &st->confirmed_lsn);
+        metrics_gauge_int(m, "pgsync_producer_connected",
+                          "1 while the replication stream is connected.", lab, &st->connected);
+    }
+    w = (struct producer_watch){p, app, rcp};
+    metrics_set_health(m, producer_health, &w, "bytes of WAL");
+    if (metrics_start(m, loop, mo, &err) == 0)
+        return m;
+    pgs_log(mo->from_env ? LOG_WARN : LOG_ERROR, "cannot serve metrics", "error=\"%s\"",
+            pgs_error_str(&err, buf, sizeof(buf)));
+    off.port = 0; /* PGSYNC_METRICS_PORT may be inherited by several processes: not fatal */
+    if (mo->from_env && metrics_start(m, loop, &off, &err) == 0)
+        return m;
+    metrics_free(m);
+    return NULL;
+}
+
+/* ---- end of metrics ---- */
+
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
+                                             {"mode", required_argument, NULL, 'm'},
+                                             {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-producer"};
+    const char *mode_arg = NULL;
+    enum bootstrap_mode mode;
     struct config cfg;
     struct pgs_error err;
     struct app app;
     char buf[1600];
     int opt, rv = 0;
 
-    while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
-        if (!cli_common_option(&cli, opt, optarg, usage))
+    struct metrics_opts mopts; /* metrics: --metrics-port/--metrics-bind, before getopt */
+    if (metrics_opts_init(&mopts, &err) < 0 || metrics_opts_take_args(&mopts, &argc, argv, &err) < 0)
+        cli_die_usage(cli.prog, "%s", err.msg);
+
+    while ((opt = getopt_long(argc, argv, "c:hVm:", longopts, NULL)) != -1) {
+        if (opt == 'm')
+            mode_arg = optarg;
+        else if (!cli_common_option(&cli, opt, optarg, usage))
             cli_die_usage(cli.prog, "bad argument");
     }
     if (optind < argc)
@@ -59,6 +154,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
         return 2;
     }
+    if (mode_arg)
+        cfg.mode = mode_arg;
+    if (bootstrap_mode_parse(cfg.mode, &mode, &err) < 0)
+        cli_die_usage(cli.prog, "%s", err.msg);
     signal(SIGPIPE, SIG_IGN);
     config_log(&cfg);
     if (app_load(&app, cli.config, &cfg, &err) < 0) {
@@ -79,7 +178,12 @@ int main(int argc, char **argv)
         p.repls[i] = repl_new(loop, &cfg, &app.entries[i], &rc);
         repl_start(p.repls[i]);
     }
-    ev_run(loop, 0);
+    struct metrics *met = producer_metrics_start(loop, &app, &p, &rc, &mopts); /* metrics */
+    if (met != NULL)
+        ev_run(loop, 0);
+    else
+        rv = 1;
+    metrics_free(met); /* metrics */
 
     for (int i = 0; i < p.n; i++) {
         const struct repl_stats *st = repl_get_stats(p.repls[i]);
