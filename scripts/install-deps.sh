@@ -13,6 +13,7 @@ PACKAGES=(
     postgresql-15 redis-server
     openjdk-17-jdk-headless maven
     jq curl iproute2 procps
+    socat stunnel4 openssl
 )
 [ "${PGS_WITH_EXTRAS:-0}" = 1 ] && PACKAGES+=(clang libclang-rt-14-dev docker-compose valgrind)
 
