@@ -159,6 +159,19 @@ static void add_node_mappings(const struct schema_node *n, json_t *props)
     }
 }
 
+int app_check_engine(struct es_client *es, struct pgs_error *err)
+{
+    enum es_flavor flavor;
+    int major;
+    char version[64];
+
+    if (es_info(es, &flavor, &major, version, sizeof(version), err) < 0)
+        return -1;
+    pgs_log(LOG_INFO, "search engine", "engine=%s version=%s",
+            flavor == ES_FLAVOR_OPENSEARCH ? "opensearch" : "elasticsearch", version);
+    return 0;
+}
+
 int app_ensure_index(const struct app_entry *ae, struct es_client *es, struct pgs_error *err)
 {
     int exists = 0;

@@ -46,8 +46,15 @@ void app_free(struct app *app);
 /* The entry's table that matches schema.table, or -1. */
 int app_table_index(const struct app_entry *ae, const char *schema, const char *table);
 
-/* Create the index with the entry's settings and mappings when it is missing. */
 struct es_client;
+/*
+ * GET / must come from a search engine (version.number): a wrong URL, a
+ * proxy's HTML page or any other HTTP server is an error, not an index
+ * that "exists". Logs the engine and its version.
+ */
+int app_check_engine(struct es_client *es, struct pgs_error *err) PGS_MUSTCHECK;
+
+/* Create the index with the entry's settings and mappings when it is missing. */
 int app_ensure_index(const struct app_entry *ae, struct es_client *es, struct pgs_error *err)
     PGS_MUSTCHECK;
 

@@ -209,6 +209,8 @@ static int consume_round(struct consumer *c, int *got, struct pgs_error *err)
     }
     if (!c->ensured) {
         c->stage = STAGE_ENGINE;
+        if (app_check_engine(c->es, err) < 0)
+            return -1;
         for (int i = 0; i < app->nentries; i++)
             if (app_ensure_index(&app->entries[i], c->es, err) < 0)
                 return -1;

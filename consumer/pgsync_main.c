@@ -218,6 +218,8 @@ int main(int argc, char **argv)
     es = es_client_new(&ecfg, &err);
     if (es == NULL)
         goto fail;
+    if (app_check_engine(es, &err) < 0)
+        goto fail;
     rc = rstream_connect(&cfg, &err);
     if (rc == NULL)
         goto fail;

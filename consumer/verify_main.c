@@ -185,6 +185,10 @@ int main(int argc, char **argv)
         .gzip = cfg.es_gzip,
     };
     struct es_client *es = es_client_new(&ecfg, &err);
+    if (es != NULL && app_check_engine(es, &err) < 0) {
+        es_client_free(es);
+        es = NULL;
+    }
     if (es == NULL) {
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
         app_free(&app);
