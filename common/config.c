@@ -65,6 +65,7 @@ static const struct cfg_key cfg_keys[] = {
     {"PGSYNC_DOC_CHUNK", I(doc_chunk), "500", 1, 100000, 0, "root keys per document query"},
     {"PGSYNC_BULK_BYTES", I(bulk_max_bytes), "5242880", 1024, 104857600, 0, "_bulk request size"},
     {"PGSYNC_PRODUCER_BATCH", I(producer_batch), "500", 1, 100000, 0, "records per Redis pipeline"},
+    {"PGSYNC_STREAM_RETAIN", I(stream_retain_s), "86400", 0, 31536000, 0, "seconds of acknowledged stream history kept for pgsync-replay; older entries every group acknowledged are trimmed"},
     {"PGSYNC_CONSUMER_NAME", S(consumer_name), NULL, 0, 0, 0, "consumer name in the group (default host:pid)"},
     {"PGSYNC_SLOT", S(slot_name), NULL, 0, 0, 0, "replication slot name (default pgsync_<database>_<index>)"},
     {"PGSYNC_MODE", S(mode), "logical", 0, 0, 0, "change capture: logical (replication slot, pgoutput) or notify (triggers and an outbox table; no wal_level=logical)"},

@@ -35,6 +35,7 @@ struct config {
     int doc_chunk;       /* root keys per document query */
     int bulk_max_bytes;  /* _bulk request size */
     int producer_batch;  /* records per XADD pipeline */
+    int stream_retain_s; /* acknowledged stream entries kept this long (for replays) */
     const char *consumer_name;
     const char *slot_name;   /* override of the derived name */
     const char *mode;        /* change capture: "logical" (slot) or "notify" (triggers) */

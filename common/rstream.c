@@ -297,8 +297,8 @@ static int id_less(unsigned long long ams, unsigned long long aseq, unsigned lon
     return ams < bms || (ams == bms && aseq < bseq);
 }
 
-int rstream_trim_acked(redisContext *rc, const char *stream, long long *trimmed,
-                       struct pgs_error *err)
+int rstream_trim_acked(redisContext *rc, const char *stream, long long retain_ms,
+                       long long *trimmed, struct pgs_error *err)
 {
     unsigned long long min_ms = ~0ULL, min_seq = ~0ULL, ms, seq;
     int ngroups = 0;
@@ -349,6 +349,23 @@ int rstream_trim_acked(redisContext *rc, const char *stream, long long *trimmed,
     freeReplyObject(r);
     if (ngroups == 0 || min_ms == ~0ULL)
         return 0;
+    /* keep the last "retain_ms" of history whatever was acknowledged */
+    r = redisCommand(rc, "TIME");
+    if (reply_error(rc, r, "TIME", err) < 0) {
+        freeReplyObject(r);
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->str) {
+        unsigned long long now_ms = strtoull(r->element[0]->str, NULL, 10) * 1000ULL +
+                                    strtoull(r->element[1]->str, NULL, 10) / 1000ULL;
+        unsigned long long keep = retain_ms > 0 ? (unsigned long long)retain_ms : 0;
+        unsigned long long horizon = now_ms > keep ? now_ms - keep : 0;
+        if (id_less(horizon, 0, min_ms, min_seq)) {
+            min_ms = horizon;
+            min_seq = 0;
+        }
+    }
+    freeReplyObject(r);
     r = redisCommand(rc, "XTRIM %s MINID %llu-%llu", stream, min_ms, min_seq);
     if (reply_error(rc, r, "XTRIM", err) < 0) {
         freeReplyObject(r);

@@ -64,8 +64,8 @@ int rstream_ack(redisContext *rc, const char *stream, const char *group, char **
  * one (XTRIM MINID). Sets *trimmed to the number dropped. A stream without
  * groups is left alone: nobody has read it yet.
  */
-int rstream_trim_acked(redisContext *rc, const char *stream, long long *trimmed,
-                       struct pgs_error *err) PGS_MUSTCHECK;
+int rstream_trim_acked(redisContext *rc, const char *stream, long long retain_ms,
+                       long long *trimmed, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* Run one command that must not fail (strings only); returns the reply or NULL. */
 redisReply *rstream_command(redisContext *rc, struct pgs_error *err, const char *fmt, ...);

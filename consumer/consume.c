@@ -26,6 +26,7 @@
 
 #define CONSUME_MAX_BLOCK_MS 400 /* longest XREADGROUP BLOCK of one round */
 #define CONSUME_LAG_INTERVAL 5.0 /* seconds between XINFO GROUPS / XPENDING rounds */
+#define CONSUME_TRIM_EVERY   12  /* lag rounds between two trims of the streams (a minute) */
 #define CONSUME_STOP_CHECK   0.1 /* how often the stop flag is looked at while waiting */
 
 struct stream_state {
@@ -62,6 +63,7 @@ struct consumer {
     ev_timer step; /* one round; at once after a good one, after the backoff after a failure */
     ev_timer stop_check;
     ev_timer lag_timer;
+    int lag_rounds;
     struct es_client *es;
     redisContext *rc;
     struct entry_state *states;
@@ -445,6 +447,24 @@ static void on_lag_timer(struct ev_loop *loop, ev_timer *w, int revents)
                         c->states[i].streams[k].key, log_error(&err, buf, sizeof(buf)));
                 return;
             }
+        }
+    /*
+     * Entries every group has read and acknowledged are of no use to anyone:
+     * trim them, or the stream (the whole history) would only ever grow.
+     * Any consumer may do it; it is idempotent.
+     */
+    if (++c->lag_rounds % CONSUME_TRIM_EVERY != 0)
+        return;
+    for (int i = 0; i < c->app->nentries; i++)
+        for (int k = c->opts->load_only ? 1 : 0; k < 2; k++) {
+            long long trimmed = 0;
+            pgs_error_clear(&err);
+            if (rstream_trim_acked(c->rc, c->states[i].streams[k].key,
+                                   (long long)c->cfg->stream_retain_s * 1000, &trimmed, &err) < 0)
+                return;
+            if (trimmed > 0)
+                pgs_log(LOG_DEBUG, "stream trimmed", "stream=%s entries=%lld",
+                        c->states[i].streams[k].key, trimmed);
         }
 }
 
