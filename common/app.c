@@ -167,7 +167,7 @@ int app_check_engine(struct es_client *es, struct pgs_error *err)
 
     if (es_info(es, &flavor, &major, version, sizeof(version), err) < 0)
         return -1;
-    pgs_log(LOG_INFO, "search engine", "engine=%s version=%s",
+    pgs_log(LOG_DEBUG, "search engine", "engine=%s version=%s",
             flavor == ES_FLAVOR_OPENSEARCH ? "opensearch" : "elasticsearch", version);
     return 0;
 }
