@@ -7,7 +7,7 @@
 # --- PostgreSQL ---
 check_eq "postgres wal_level is logical" logical "$(psql_q 'SHOW wal_level')"
 check_eq "postgres timezone is UTC" UTC "$(psql_q 'SHOW timezone')"
-check_eq "postgres max_replication_slots" 20 "$(psql_q 'SHOW max_replication_slots')"
+check_eq "postgres max_replication_slots" 200 "$(psql_q 'SHOW max_replication_slots')"
 check_eq "postgres listens on loopback only" 127.0.0.1 "$(psql_q 'SHOW listen_addresses')"
 
 new_db stack >/dev/null
