@@ -75,6 +75,17 @@ void cli_common_finish(struct cli_common *c, int need_config)
         cli_die_usage(c->prog, "cannot read the schema file \"%s\"", c->config);
 }
 
+void cli_load_config(const struct cli_common *c, struct config *cfg)
+{
+    struct pgs_error err;
+    char buf[1400];
+
+    if (config_load(cfg, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", c->prog, pgs_error_str(&err, buf, sizeof(buf)));
+        exit(2);
+    }
+}
+
 static volatile sig_atomic_t *stop_flag;
 
 static void on_signal(int sig)

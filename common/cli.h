@@ -29,6 +29,9 @@ struct cli_common {
 int cli_common_option(struct cli_common *c, int opt, const char *arg, const char *usage);
 /* After parsing: require --config, set up logging. Exits 2 with a reason on a bad value. */
 void cli_common_finish(struct cli_common *c, int need_config);
+/* Read the settings from the environment; a bad value exits 2 with the reason. */
+struct config;
+void cli_load_config(const struct cli_common *c, struct config *cfg);
 /* Exit 2 with "prog: reason" and a pointer to --help. */
 void cli_die_usage(const char *prog, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 /* SIGTERM and SIGINT set *flag; SIGPIPE is ignored. */

@@ -497,8 +497,7 @@ int main(int argc, char **argv)
     struct queue_target *targets;
     struct config cfg;
     struct app app = {0};
-    struct pgs_error err;
-    char buf[1600], *end;
+    char *end;
     int opt, n = 0, rv;
 
     while ((opt = getopt_long(argc, argv, "c:hVi:jw:", longopts, NULL)) != -1) {
@@ -566,10 +565,7 @@ int main(int argc, char **argv)
             }
         }
     } else {
-        if (config_load(&cfg, &err) < 0) {
-            fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
-            return 2;
-        }
+        cli_load_config(&cli, &cfg);
         targets = xcalloc((size_t)o.nindexes, sizeof(*targets));
         for (int k = 0; k < o.nindexes; k++, n++) {
             targets[n].index = o.indexes[k];

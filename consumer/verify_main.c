@@ -161,10 +161,7 @@ int main(int argc, char **argv)
     if (optind < argc)
         cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
     cli_common_finish(&cli, 1);
-    if (config_load(&cfg, &err) < 0) {
-        fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
-        return 2;
-    }
+    cli_load_config(&cli, &cfg);
     cli_install_signals(&stop);
     opts.stop = &stop;
     if (app_load(&app, cli.config, &cfg, &err) < 0) {

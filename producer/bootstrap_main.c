@@ -57,10 +57,7 @@ int main(int argc, char **argv)
     if (optind < argc)
         cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
     cli_common_finish(&cli, 1);
-    if (config_load(&cfg, &err) < 0) {
-        fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
-        return 2;
-    }
+    cli_load_config(&cli, &cfg);
     if (mode_arg)
         cfg.mode = mode_arg;
     if (bootstrap_mode_parse(cfg.mode, &mode, &err) < 0)
