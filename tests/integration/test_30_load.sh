@@ -24,8 +24,7 @@ verify() {
 
 # 1. kill -9 at about half-way, then resume
 start_bg load1 pgsync --config "$schema" --workers 2
-half=$((ROWS / 2))
-if wait_until 120 bash -c "[ \"\$(redis-cli -h $REDIS_HOST -p $REDIS_PORT HGET '$meta' load_docs)\" -ge $((ROWS / 3)) ]"; then
+if wait_until 300 bash -c "[ \"\$(redis-cli -h $REDIS_HOST -p $REDIS_PORT SCARD 'pgsync:{$index}:loaddone')\" -ge 1 ]"; then
     kill9_bg load1
     sleep 0.5
     done_parts=$(redis_q SCARD "pgsync:{$index}:loaddone")
@@ -43,7 +42,7 @@ if wait_until 120 bash -c "[ \"\$(redis-cli -h $REDIS_HOST -p $REDIS_PORT HGET '
         pass "no load worker survives its coordinator"
     fi
 else
-    fail "the load reaches a third of $ROWS documents" "load_docs=$(redis_q HGET "$meta" load_docs)"
+    fail "the load finishes a first range" "load_docs=$(redis_q HGET "$meta" load_docs)"
 fi
 if pgsync --config "$schema" --workers 2 >"$log-resume.log" 2>&1; then
     pass "the load resumes and exits 0"
