@@ -46,7 +46,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all test test-unit test-es test-integration demo demo-stop clean format install unit-tests fuzz deps
+.PHONY: all test test-unit test-es test-integration demo demo-stop bench clean format install unit-tests fuzz deps
 all: $(PROGRAMS) $(EXTRA_PROGRAMS)
 
 $(BUILD)/%.o: %.c
@@ -103,6 +103,10 @@ demo:
 
 demo-stop:
 	scripts/demo.sh stop
+
+# pgsync-c beside PGSync on a real stack (bench/RESULTS.md); BENCH_ARGS=--quick for a short run
+bench: all
+	bench/run $(BENCH_ARGS)
 
 format:
 	clang-format -i common/*.[ch] producer/*.[ch] consumer/*.[ch] tests/unit/*.c
