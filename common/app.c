@@ -159,6 +159,24 @@ static void add_node_mappings(const struct schema_node *n, json_t *props)
     }
 }
 
+struct es_client *app_es_client(const struct config *cfg, struct pgs_error *err)
+{
+    struct es_config ecfg = {
+        .url = cfg->es_url,
+        .user = cfg->es_user,
+        .password = cfg->es_password,
+        .api_key = cfg->es_api_key,
+        .ca_file = cfg->es_ca_file,
+        .client_cert = cfg->es_client_cert,
+        .client_key = cfg->es_client_key,
+        .verify_tls = cfg->es_verify,
+        .force_opensearch = cfg->opensearch,
+        .timeout_ms = (long)cfg->es_timeout_s * 1000,
+        .gzip = cfg->es_gzip,
+    };
+    return es_client_new(&ecfg, err); /* it copies what it keeps */
+}
+
 int app_check_engine(struct es_client *es, struct pgs_error *err)
 {
     enum es_flavor flavor;

@@ -47,6 +47,8 @@ void app_free(struct app *app);
 int app_table_index(const struct app_entry *ae, const char *schema, const char *table);
 
 struct es_client;
+/* A search engine client from the settings (ELASTICSEARCH_*, OPENSEARCH); NULL with "err". */
+struct es_client *app_es_client(const struct config *cfg, struct pgs_error *err);
 /*
  * GET / must come from a search engine (version.number): a wrong URL, a
  * proxy's HTML page or any other HTTP server is an error, not an index

@@ -637,19 +637,6 @@ static int start_metrics(struct consumer *c)
 int consume_run(const struct config *cfg, struct app *app, const struct consume_opts *opts,
                 volatile sig_atomic_t *stop)
 {
-    struct es_config ecfg = {
-        .url = cfg->es_url,
-        .user = cfg->es_user,
-        .password = cfg->es_password,
-        .api_key = cfg->es_api_key,
-        .ca_file = cfg->es_ca_file,
-        .client_cert = cfg->es_client_cert,
-        .client_key = cfg->es_client_key,
-        .verify_tls = cfg->es_verify,
-        .force_opensearch = cfg->opensearch,
-        .timeout_ms = (long)cfg->es_timeout_s * 1000,
-        .gzip = cfg->es_gzip,
-    };
     struct consumer cs = {
         .cfg = cfg,
         .app = app,
@@ -662,7 +649,7 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
     struct pgs_error err;
     char buf[1600];
 
-    c->es = es_client_new(&ecfg, &err);
+    c->es = app_es_client(cfg, &err);
     if (c->es == NULL) {
         pgs_log(LOG_ERROR, "cannot set up the search engine client", "error=\"%s\"",
                 log_error(&err, buf, sizeof(buf)));

@@ -205,14 +205,7 @@ int main(int argc, char **argv)
         return warnings > 0 ? 3 : 0;
     }
 
-    struct es_config ecfg = {
-        .url = cfg.es_url, .user = cfg.es_user, .password = cfg.es_password,
-        .api_key = cfg.es_api_key, .ca_file = cfg.es_ca_file, .client_cert = cfg.es_client_cert,
-        .client_key = cfg.es_client_key, .verify_tls = cfg.es_verify,
-        .force_opensearch = cfg.opensearch, .timeout_ms = (long)cfg.es_timeout_s * 1000,
-        .gzip = cfg.es_gzip,
-    };
-    es = es_client_new(&ecfg, &err);
+    es = app_es_client(&cfg, &err);
     if (es == NULL)
         goto fail;
     if (app_check_engine(es, &err) < 0)

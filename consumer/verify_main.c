@@ -168,20 +168,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
         return 2;
     }
-    struct es_config ecfg = {
-        .url = cfg.es_url,
-        .user = cfg.es_user,
-        .password = cfg.es_password,
-        .api_key = cfg.es_api_key,
-        .ca_file = cfg.es_ca_file,
-        .client_cert = cfg.es_client_cert,
-        .client_key = cfg.es_client_key,
-        .verify_tls = cfg.es_verify,
-        .force_opensearch = cfg.opensearch,
-        .timeout_ms = (long)cfg.es_timeout_s * 1000,
-        .gzip = cfg.es_gzip,
-    };
-    struct es_client *es = es_client_new(&ecfg, &err);
+    struct es_client *es = app_es_client(&cfg, &err);
     if (es != NULL && app_check_engine(es, &err) < 0) {
         es_client_free(es);
         es = NULL;
