@@ -74,6 +74,7 @@ int app_load(struct app *app, const char *schema_path, const struct config *cfg,
             snprintf(ae->slot, sizeof(ae->slot), "%s", slot);
         else
             derive_name(ae->slot, sizeof(ae->slot), ae->e->database, ae->e->index);
+        snprintf(ae->index, sizeof(ae->index), "%s", ae->e->index);
         derive_name(ae->publication, sizeof(ae->publication), ae->e->database, ae->e->index);
         rstream_key(cfg, ae->e->index, "changes", ae->stream, sizeof(ae->stream));
         rstream_key(cfg, ae->e->index, "load", ae->load_stream, sizeof(ae->load_stream));

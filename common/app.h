@@ -14,7 +14,8 @@
 #include "sqlgen.h"
 
 struct app_entry {
-    struct schema_entry *e; /* borrowed from app.schema */
+    struct schema_entry *e; /* borrowed from app.schema; e->index is the alias searches use */
+    char index[256];        /* the physical index documents are written to */
     struct catalog cat;
     struct sqlgen sql;
     struct schema_table_ref *tables;

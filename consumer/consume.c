@@ -553,7 +553,7 @@ static void register_metrics(struct consumer *c)
     for (int i = 0; i < c->app->nentries; i++) {
         struct entry_state *st = &c->states[i];
         struct syncer *s = &st->sync;
-        const char *ix = st->ae->e->index;
+        const char *ix = st->ae->index;
         metrics_labels(lab, sizeof(lab), "index", ix, NULL);
         metrics_counter_ptr(m, "pgsync_consumer_batches_total",
                             "Batches of change records applied.", lab, &s->batches);
@@ -707,7 +707,7 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
         pgs_log(LOG_INFO, "totals",
                 "index=%s records=%llu batches=%llu indexed=%llu deleted=%llu "
                 "dead_lettered=%llu",
-                st->ae->e->index, st->sync.records, st->sync.batches, st->sync.docs_indexed,
+                st->ae->index, st->sync.records, st->sync.batches, st->sync.docs_indexed,
                 st->sync.docs_deleted, st->sync.docs_rejected);
         syncer_deinit(&st->sync);
     }

@@ -37,7 +37,7 @@ static double now_s(void)
 
 static void done_key(const struct config *cfg, const struct app_entry *ae, char *buf, size_t len)
 {
-    rstream_key(cfg, ae->e->index, "loaddone", buf, len);
+    rstream_key(cfg, ae->index, "loaddone", buf, len);
 }
 
 /* ---- progress ---- */
@@ -379,7 +379,7 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
     conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-load", err);
     if (conn == NULL)
         goto out;
-    struct progress p = {ae->e->index, estimate_rows(conn, ae->e->root), now_s(), 0, isatty(2),
+    struct progress p = {ae->index, estimate_rows(conn, ae->e->root), now_s(), 0, isatty(2),
                          opts->quiet};
 
     /* 2. a new split, or the one of a load that was interrupted */
@@ -390,7 +390,7 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
         r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
         parse_bounds(r->element[1]->str, &bounds, &nbounds) == 0 && nbounds >= 1) {
         snprintf(load_id, sizeof(load_id), "%s", r->element[0]->str);
-        pgs_log(LOG_INFO, "resuming an interrupted load", "index=%s load=%s", ae->e->index,
+        pgs_log(LOG_INFO, "resuming an interrupted load", "index=%s load=%s", ae->index,
                 load_id);
     } else {
         long long pages = root_pages(conn, ae);
@@ -470,7 +470,7 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
         if (arv < 0)
             goto out;
         pgs_log(LOG_INFO, "load started", "index=%s load=%s ranges=%d already_done=%d "
-                "workers=%d version=%" PRIu64, ae->e->index, load_id, parts,
+                "workers=%d version=%" PRIu64, ae->index, load_id, parts,
                 result->parts_already_done, opts->workers, result->version);
     }
 

@@ -227,19 +227,19 @@ int main(int argc, char **argv)
         if (app_ensure_index(ae, es, &err) < 0)
             goto fail;
         if (noload || (daemon && !resync && was_loaded(rc, ae))) {
-            pgs_log(LOG_INFO, "load skipped", "index=%s", ae->e->index);
+            pgs_log(LOG_INFO, "load skipped", "index=%s", ae->index);
             continue;
         }
         if (load_entry(&cfg, ae, rc, &lo, &stop, &lr, &err) < 0)
             goto fail;
-        if (es_refresh(es, ae->e->index, &err) < 0)
+        if (es_refresh(es, ae->index, &err) < 0)
             goto fail;
         pgs_log(LOG_INFO, "load done",
                 "index=%s docs=%lld seconds=%.2f rate=%.0f ranges=%d ranges_resumed=%d version=%llu",
-                ae->e->index, lr.docs, lr.seconds, lr.docs / (lr.seconds > 1e-6 ? lr.seconds : 1e-6),
+                ae->index, lr.docs, lr.seconds, lr.docs / (lr.seconds > 1e-6 ? lr.seconds : 1e-6),
                 lr.parts, lr.parts_already_done, (unsigned long long)lr.version);
         if (!daemon)
-            printf("%s: %lld documents loaded into \"%s\"\n", cli.prog, lr.docs, ae->e->index);
+            printf("%s: %lld documents loaded into \"%s\"\n", cli.prog, lr.docs, ae->index);
         if (resync) {
             /*
              * A rebuild from scratch also drops what the database no longer
@@ -253,7 +253,7 @@ int main(int argc, char **argv)
                 goto fail;
             pgs_log(LOG_INFO, "resync sweep done",
                     "index=%s checked=%lld extra_deleted=%lld missing=%lld different=%lld",
-                    ae->e->index, vr.counts.checked, vr.counts.extra, vr.counts.missing,
+                    ae->index, vr.counts.checked, vr.counts.extra, vr.counts.missing,
                     vr.counts.different);
             verify_result_free(&vr);
         }

@@ -258,14 +258,14 @@ static void add_index(struct syncer *s, const char *id, const char *doc, size_t 
 {
     const struct schema_entry *e = s->ae->e;
     char *routing = routing_of(e, doc, len);
-    es_bulk_add(&s->bulk, ES_OP_INDEX, e->index, id, version, doc, len, routing, e->pipeline,
+    es_bulk_add(&s->bulk, ES_OP_INDEX, s->ae->index, id, version, doc, len, routing, e->pipeline,
                 NULL);
     free(routing);
 }
 
 static void add_delete(struct syncer *s, const char *id, uint64_t version)
 {
-    es_bulk_add(&s->bulk, ES_OP_DELETE, s->ae->e->index, id, version, NULL, 0, NULL, NULL, NULL);
+    es_bulk_add(&s->bulk, ES_OP_DELETE, s->ae->index, id, version, NULL, 0, NULL, NULL, NULL);
 }
 
 int syncer_dead_letter(struct syncer *s, const char *id, const char *reason,
@@ -274,7 +274,7 @@ int syncer_dead_letter(struct syncer *s, const char *id, const char *reason,
 {
     char ts[32];
     snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
-    const char *argv[] = {"XADD", s->ae->dlq, "*", "index", s->ae->e->index, "id", id ? id : "",
+    const char *argv[] = {"XADD", s->ae->dlq, "*", "index", s->ae->index, "id", id ? id : "",
                           "error", error_type ? error_type : "", "reason", reason ? reason : "",
                           "entries", s->origin ? s->origin : "", "ts", ts, "doc", doc ? doc : ""};
     size_t lens[sizeof(argv) / sizeof(argv[0])];
@@ -293,7 +293,7 @@ int syncer_dead_letter(struct syncer *s, const char *id, const char *reason,
     freeReplyObject(r);
     s->docs_rejected++;
     pgs_log(LOG_WARN, "document dead-lettered", "index=%s id=%s error=%s reason=\"%s\"",
-            s->ae->e->index, id ? id : "", error_type ? error_type : "",
+            s->ae->index, id ? id : "", error_type ? error_type : "",
             reason ? reason : "");
     return 0;
 }
@@ -433,7 +433,7 @@ static void wait_earlier_batches(struct syncer *s, const char *first_id)
         /* bounded: a stalled consumer must not stop the truncate; tombstones cover most */
         if (waited_ms >= 10000) {
             pgs_log(LOG_WARN, "earlier entries still pending; truncating anyway", "index=%s",
-                    s->ae->e->index);
+                    s->ae->index);
             return;
         }
         usleep(100000);
@@ -449,7 +449,7 @@ static void wait_earlier_batches(struct syncer *s, const char *first_id)
  */
 static int sweep_index(struct syncer *s, uint64_t version, struct pgs_error *err)
 {
-    const char *index = s->ae->e->index;
+    const char *index = s->ae->index;
     char path[512], *resp = NULL, *scroll_id = NULL;
     long status = 0;
     long long n = 0;
@@ -536,7 +536,7 @@ static int reindex_all(struct syncer *s, uint64_t version, struct pgs_error *err
     PQclear(res);
     if (rv == 0)
         pgs_log(LOG_INFO, "documents re-indexed after a truncate", "index=%s docs=%lld",
-                s->ae->e->index, n);
+                s->ae->index, n);
     return rv;
 }
 

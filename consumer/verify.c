@@ -520,7 +520,7 @@ static int verify_repair_fetch(struct verify_run *r, struct pgs_error *err)
             routing = verify_routing_of(e, parsed);
             json_decref(parsed);
         }
-        es_bulk_add(&r->bulk, ES_OP_INDEX, e->index, PQgetvalue(res, i, 0), r->res->version, doc,
+        es_bulk_add(&r->bulk, ES_OP_INDEX, r->ae->index, PQgetvalue(res, i, 0), r->res->version, doc,
                     len, routing, e->pipeline, NULL);
         free(routing);
     }
@@ -584,7 +584,7 @@ static int verify_on_result(void *arg, enum verify_kind kind, const struct verif
     if (!r->opts->repair)
         return 0;
     if (kind == VERIFY_EXTRA) {
-        es_bulk_add(&r->bulk, ES_OP_DELETE, e->index, ix->id, r->res->version, NULL, 0, ix->routing,
+        es_bulk_add(&r->bulk, ES_OP_DELETE, r->ae->index, ix->id, r->res->version, NULL, 0, ix->routing,
                     NULL, NULL);
     } else if (db->keys) {
         keyset_add(&r->pending, db->keys);
@@ -597,7 +597,7 @@ static int verify_on_result(void *arg, enum verify_kind kind, const struct verif
             routing = verify_routing_of(e, dj ? dj : parsed);
             json_decref(parsed);
         }
-        es_bulk_add(&r->bulk, ES_OP_INDEX, e->index, db->id, r->res->version, db->doc, db->doclen,
+        es_bulk_add(&r->bulk, ES_OP_INDEX, r->ae->index, db->id, r->res->version, db->doc, db->doclen,
                     routing, e->pipeline, NULL);
         free(routing);
     }
@@ -878,7 +878,7 @@ static int verify_write_hit(FILE *to, const json_t *hit, struct strbuf *line)
 /* Scroll the whole index (_doc order: the cheapest) into the sorter. */
 static int verify_dump_index(struct verify_run *r, FILE *to, struct pgs_error *err)
 {
-    const char *index = r->ae->e->index;
+    const char *index = r->ae->index;
     struct strbuf path, body, line;
     char *resp = NULL, *scroll_id = NULL;
     long status;
@@ -1035,11 +1035,11 @@ static int verify_full(struct verify_run *r, PGconn *conn, int index_exists, str
     if (index_exists) {
         /* a search sees only what the last refresh published */
         sb_reset(&sql);
-        verify_index_path(&sql, r->ae->e->index, "/_refresh");
+        verify_index_path(&sql, r->ae->index, "/_refresh");
         if (es_request(r->es, "POST", sql.buf, NULL, 0, NULL, &status, &resp, err) < 0)
             goto out;
         if (status != 200) {
-            verify_http_error(err, "refresh", r->ae->e->index, status, resp);
+            verify_http_error(err, "refresh", r->ae->index, status, resp);
             goto out;
         }
         free(resp);
@@ -1104,7 +1104,7 @@ static int verify_mget(struct verify_run *r, PGresult *res, int n, json_t **foun
     text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     sb_init(&path);
-    verify_index_path(&path, e->index, "/_mget?realtime=true");
+    verify_index_path(&path, r->ae->index, "/_mget?realtime=true");
     int q = es_request(r->es, "POST", path.buf, text, strlen(text), "application/json", &status,
                        &resp, err);
     free(text);
@@ -1116,7 +1116,7 @@ static int verify_mget(struct verify_run *r, PGresult *res, int n, json_t **foun
         goto out;
     }
     if (status != 200) {
-        verify_http_error(err, "read (_mget) from", e->index, status, resp);
+        verify_http_error(err, "read (_mget) from", r->ae->index, status, resp);
         goto out;
     }
     json_error_t je;
@@ -1128,7 +1128,7 @@ static int verify_mget(struct verify_run *r, PGresult *res, int n, json_t **foun
         pgs_error_set(err, PGS_ERR_TRANSIENT,
                       "cannot read (_mget) from index \"%s\": %zu "
                       "answers for %d ids",
-                      e->index, json_array_size(got), n);
+                      r->ae->index, json_array_size(got), n);
         json_decref(root);
         goto out;
     }
@@ -1270,7 +1270,7 @@ int verify_entry(const struct config *cfg, struct app_entry *ae, struct es_clien
     int exists = 0, rv = -1;
 
     memset(res, 0, sizeof(*res));
-    snprintf(res->index, sizeof(res->index), "%s", ae->e->index);
+    snprintf(res->index, sizeof(res->index), "%s", ae->index);
     res->sampled = opts->sample > 0;
     res->diffs = json_array();
     r.start = r.last = verify_now();
@@ -1279,10 +1279,10 @@ int verify_entry(const struct config *cfg, struct app_entry *ae, struct es_clien
 
     if (ae->sql.npk > 64) {
         pgs_error_set(err, PGS_ERR_SCHEMA, "index \"%s\": more than 64 root key columns",
-                      ae->e->index);
+                      ae->index);
         goto out;
     }
-    if (es_index_exists(es, ae->e->index, &exists, err) < 0)
+    if (es_index_exists(es, ae->index, &exists, err) < 0)
         goto out;
     if (!exists && opts->repair) {
         if (app_ensure_index(ae, es, err) < 0)
