@@ -11,7 +11,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wwrite-strings
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icommon \
            -DPGS_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lev -lz -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lev -lz -lm -pthread
 
 ifeq ($(SANITIZE),1)
 BUILD   := build/san

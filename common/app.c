@@ -2,6 +2,10 @@
 #include "app.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +14,7 @@
 #include "log.h"
 #include "rstream.h"
 #include "strbuf.h"
+#include "version.h"
 
 /* Slot and publication names: lower-case letters, digits and _; 63 bytes at most. */
 static void derive_name(char *out, size_t len, const char *database, const char *index)
@@ -25,6 +30,49 @@ static void derive_name(char *out, size_t len, const char *database, const char 
     out[j] = '\0';
 }
 
+/* Names of the slot, publication and Redis keys of "ae" for its version. */
+static void entry_names(struct app_entry *ae, const struct config *cfg, int single)
+{
+    const char *slot = cfg->slot_name;
+    version_key_base(ae->e->index, ae->version, ae->keybase, sizeof(ae->keybase));
+    if (slot && *slot && single) {
+        if (ae->version <= 1)
+            snprintf(ae->slot, sizeof(ae->slot), "%s", slot);
+        else
+            snprintf(ae->slot, sizeof(ae->slot), "%.50s_v%d", slot, ae->version % 100000);
+    } else
+        derive_name(ae->slot, sizeof(ae->slot), ae->e->database, ae->keybase);
+    derive_name(ae->publication, sizeof(ae->publication), ae->e->database, ae->keybase);
+    rstream_key(cfg, ae->keybase, "changes", ae->stream, sizeof(ae->stream));
+    rstream_key(cfg, ae->keybase, "load", ae->load_stream, sizeof(ae->load_stream));
+    rstream_key(cfg, ae->keybase, "dlq", ae->dlq, sizeof(ae->dlq));
+    rstream_key(cfg, ae->keybase, "meta", ae->meta, sizeof(ae->meta));
+}
+
+/* Catalog, resolution, SQL and table list of one entry; problems of the schema go to "probs". */
+static int entry_init(struct app_entry *ae, const struct config *cfg, const char *source,
+                      struct schema_problems *probs, struct pgs_error *err)
+{
+    PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-catalog", err);
+    if (conn == NULL)
+        return -1;
+    int rv = catalog_load(conn, &ae->cat, err);
+    PQfinish(conn);
+    if (rv < 0)
+        return -1;
+    struct schema one = {.entries = ae->e, .nentries = 1, .filename = (char *)source};
+    if (schema_resolve(&one, &ae->cat, probs) < 0)
+        return 1; /* the caller reports every entry's problems at once */
+    if (sqlgen_build(ae->e, &ae->cat, &ae->sql, err) < 0)
+        return -1;
+    if (schema_entry_tables(ae->e, &ae->tables, &ae->ntables) < 0) {
+        pgs_error_set(err, PGS_ERR_SCHEMA, "%s: cannot list the tables of entry %s", source,
+                      ae->e->jpath);
+        return -1;
+    }
+    return 0;
+}
+
 int app_load(struct app *app, const char *schema_path, const struct config *cfg,
              struct pgs_error *err)
 {
@@ -35,52 +83,21 @@ int app_load(struct app *app, const char *schema_path, const struct config *cfg,
     if (schema_parse_file(schema_path, &app->schema, &probs) < 0)
         goto problems;
 
-    app->nentries = app->schema.nentries;
+    app->nentries = app->nfile = app->schema.nentries;
     app->entries = xcalloc((size_t)app->nentries, sizeof(struct app_entry));
     for (int i = 0; i < app->nentries; i++) {
         struct app_entry *ae = &app->entries[i];
         ae->e = &app->schema.entries[i];
-        PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-catalog", err);
-        if (conn == NULL)
+        ae->version = 1;
+        ae->live = 1;
+        /* until app_bind_versions: write through the alias (one index behind it) */
+        snprintf(ae->index, sizeof(ae->index), "%s", ae->e->index);
+        entry_names(ae, cfg, app->nfile == 1);
+        if (entry_init(ae, cfg, schema_path, &probs, err) < 0)
             goto fail;
-        int rv = catalog_load(conn, &ae->cat, err);
-        PQfinish(conn);
-        if (rv < 0)
-            goto fail;
-    }
-    /* resolve every entry against its own database's catalog */
-    for (int i = 0; i < app->nentries; i++) {
-        struct app_entry *ae = &app->entries[i];
-        struct schema one = app->schema;
-        one.entries = ae->e;
-        one.nentries = 1;
-        if (schema_resolve(&one, &ae->cat, &probs) < 0)
-            continue;
     }
     if (probs.n > 0)
         goto problems;
-
-    for (int i = 0; i < app->nentries; i++) {
-        struct app_entry *ae = &app->entries[i];
-        const char *slot = cfg->slot_name;
-        if (sqlgen_build(ae->e, &ae->cat, &ae->sql, err) < 0)
-            goto fail;
-        if (schema_entry_tables(ae->e, &ae->tables, &ae->ntables) < 0) {
-            pgs_error_set(err, PGS_ERR_SCHEMA, "%s: cannot list the tables of entry %s",
-                          schema_path, ae->e->jpath);
-            goto fail;
-        }
-        if (slot && *slot && app->nentries == 1)
-            snprintf(ae->slot, sizeof(ae->slot), "%s", slot);
-        else
-            derive_name(ae->slot, sizeof(ae->slot), ae->e->database, ae->e->index);
-        snprintf(ae->index, sizeof(ae->index), "%s", ae->e->index);
-        derive_name(ae->publication, sizeof(ae->publication), ae->e->database, ae->e->index);
-        rstream_key(cfg, ae->e->index, "changes", ae->stream, sizeof(ae->stream));
-        rstream_key(cfg, ae->e->index, "load", ae->load_stream, sizeof(ae->load_stream));
-        rstream_key(cfg, ae->e->index, "dlq", ae->dlq, sizeof(ae->dlq));
-        rstream_key(cfg, ae->e->index, "meta", ae->meta, sizeof(ae->meta));
-    }
     return 0;
 
 problems:
@@ -97,6 +114,241 @@ fail:
     return -1;
 }
 
+/* Append an entry for version "v" of "alias" from the schema Redis stores with it. */
+static int bind_stored(struct app *app, redisContext *rc, const char *alias, int v,
+                       const char *index, int live, struct pgs_error *err)
+{
+    char name[300];
+    struct schema_problems probs = {0};
+    char *text = version_schema(rc, app->cfg, alias, v, err);
+    if (text == NULL)
+        return -1;
+    snprintf(name, sizeof(name), "the stored schema of index \"%s\" version %d", alias, v);
+    /* jansson parses the entry alone: wrap it as the one-entry file it came from */
+    struct strbuf sb;
+    sb_init(&sb);
+    sb_printf(&sb, "[%s]", text);
+    free(text);
+    app->stored = xrealloc(app->stored, (size_t)(app->nstored + 1) * sizeof(struct schema));
+    struct schema *sc = &app->stored[app->nstored];
+    memset(sc, 0, sizeof(*sc));
+    int rv = schema_parse_string(sb.buf, name, sc, &probs);
+    sb_free(&sb);
+    if (rv < 0 || sc->nentries != 1) {
+        pgs_error_set(err, PGS_ERR_SCHEMA, "%s does not parse", name);
+        if (probs.n > 0)
+            pgs_error_detail(err, "%s", probs.items[0]);
+        schema_problems_free(&probs);
+        schema_free(sc);
+        return -1;
+    }
+    app->nstored++;
+    app->entries = xrealloc(app->entries, (size_t)(app->nentries + 1) * sizeof(struct app_entry));
+    struct app_entry *ae = &app->entries[app->nentries++];
+    memset(ae, 0, sizeof(*ae));
+    ae->e = &sc->entries[0];
+    ae->version = v;
+    ae->live = live;
+    snprintf(ae->index, sizeof(ae->index), "%s", index);
+    entry_names(ae, app->cfg, app->nfile == 1);
+    rv = entry_init(ae, app->cfg, name, &probs, err);
+    if (rv == 0 && probs.n > 0)
+        rv = 1;
+    if (rv > 0) {
+        /* e.g. a column the old version reads was dropped before the migration finished */
+        pgs_error_set(err, PGS_ERR_SCHEMA, "%s no longer matches the database: %d problem%s",
+                      name, probs.n, probs.n == 1 ? "" : "s");
+        for (int i = 0; i < probs.n && i < 3; i++)
+            pgs_error_detail(err, "%s", probs.items[i]);
+        rv = -1;
+    }
+    schema_problems_free(&probs);
+    return rv;
+}
+
+int app_bind_versions(struct app *app, redisContext *rc, struct es_client *es, int flags,
+                      struct pgs_error *err)
+{
+    free(app->generations);
+    app->generations = xcalloc((size_t)app->nfile, sizeof(long long));
+    for (int i = 0; i < app->nfile; i++) {
+        struct app_entry *ae = &app->entries[i];
+        struct version_state st;
+        char fp[VERSION_FP_LEN];
+        const char *alias = ae->e->index;
+
+        if (version_init(rc, app->cfg, es, ae->e, &st, err) < 0)
+            return -1;
+        app->generations[i] = st.generation;
+        version_fingerprint(ae->e, fp);
+        if (!strcmp(fp, st.live_fp)) {
+            ae->version = st.live;
+            ae->live = 1;
+            snprintf(ae->index, sizeof(ae->index), "%s", st.live_index);
+            entry_names(ae, app->cfg, app->nfile == 1);
+            if (st.target > 0 &&
+                bind_stored(app, rc, alias, st.target, st.target_index, 0, err) < 0)
+                return -1;
+        } else if (st.target > 0 && !strcmp(fp, st.target_fp)) {
+            ae->version = st.target;
+            ae->live = 0;
+            snprintf(ae->index, sizeof(ae->index), "%s", st.target_index);
+            entry_names(ae, app->cfg, app->nfile == 1);
+            if (bind_stored(app, rc, alias, st.live, st.live_index, 1, err) < 0)
+                return -1;
+        } else if (flags & APP_BIND_UNBOUND_OK) {
+            /* pgsync decides: a new migration, after abandoning one in progress */
+            ae->version = 0;
+            ae->live = 0;
+            if (bind_stored(app, rc, alias, st.live, st.live_index, 1, err) < 0)
+                return -1;
+            if (st.target > 0 &&
+                bind_stored(app, rc, alias, st.target, st.target_index, 0, err) < 0)
+                return -1;
+            continue;
+        } else {
+            pgs_error_set(err, PGS_ERR_SCHEMA,
+                          "%s: the entry for index \"%s\" differs from its live version %d "
+                          "(index \"%s\")%s; run pgsync --config %s to migrate to it",
+                          app->schema.filename ? app->schema.filename : "schema", alias, st.live,
+                          st.live_index,
+                          st.target > 0 ? " and from the migration in progress" : "",
+                          app->schema.filename ? app->schema.filename : "FILE");
+            return -1;
+        }
+        pgs_log(LOG_DEBUG, "index version", "alias=%s index=%s version=%d%s", alias, ae->index,
+                ae->version, ae->live ? " live" : " migrating");
+    }
+    return 0;
+}
+
+void app_drop_entry(struct app *app, int idx)
+{
+    struct app_entry *ae = &app->entries[idx];
+    catalog_free(&ae->cat);
+    sqlgen_free(&ae->sql);
+    if (ae->tables)
+        schema_tables_free(ae->tables, ae->ntables);
+    memmove(ae, ae + 1, (size_t)(app->nentries - idx - 1) * sizeof(*ae));
+    app->nentries--;
+}
+
+void app_set_version(struct app_entry *ae, const struct config *cfg, int single, int version,
+                     int live, const char *index)
+{
+    ae->version = version;
+    ae->live = live;
+    snprintf(ae->index, sizeof(ae->index), "%s", index);
+    entry_names(ae, cfg, single);
+}
+
+struct watch {
+    struct app *app;
+    volatile sig_atomic_t *restart;
+};
+
+static void *watch_main(void *arg)
+{
+    struct watch *w = arg;
+    struct pgs_error err;
+    redisContext *rc = NULL;
+    sigset_t all;
+    /* signals go to the main thread, whose blocking calls they must interrupt */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    for (;;) {
+        sleep(2);
+        if (rc == NULL && (rc = rstream_connect(w->app->cfg, &err)) == NULL)
+            continue; /* Redis down: the process has its own ways of noticing */
+        int changed = app_versions_changed(w->app, rc, &err);
+        if (changed < 0) {
+            redisFree(rc);
+            rc = NULL;
+        } else if (changed > 0) {
+            pgs_log(LOG_INFO, "index versions changed: restarting to follow them", NULL);
+            *w->restart = 1;
+            kill(getpid(), SIGTERM); /* the usual clean stop, then app_restart_self */
+            break;
+        }
+    }
+    if (rc)
+        redisFree(rc);
+    free(w);
+    return NULL;
+}
+
+int app_watch_versions(struct app *app, volatile sig_atomic_t *restart, struct pgs_error *err)
+{
+    pthread_t t;
+    struct watch *w = xmalloc(sizeof(*w));
+    w->app = app;
+    w->restart = restart;
+    if (pthread_create(&t, NULL, watch_main, w) != 0) {
+        free(w);
+        pgs_error_set(err, PGS_ERR_FATAL, "cannot start the index version watcher");
+        return -1;
+    }
+    pthread_detach(t);
+    return 0;
+}
+
+void app_restart_self(char **argv)
+{
+    execv("/proc/self/exe", argv);
+    pgs_log(LOG_ERROR, "cannot restart", "error=\"%s\"", strerror(errno));
+}
+
+int app_bind_once(struct app *app, int flags, struct pgs_error *err)
+{
+    redisContext *rc = rstream_connect(app->cfg, err);
+    struct es_client *es = NULL;
+    int rv = -1;
+    if (rc) {
+        /* the engine is only asked when Redis has no state for an index yet */
+        es = app_es_client(app->cfg, err);
+        if (es)
+            rv = app_bind_versions(app, rc, es, flags, err);
+    }
+    if (rc)
+        redisFree(rc);
+    es_client_free(es);
+    return rv;
+}
+
+int app_bind_at_start(struct app *app, int flags, volatile sig_atomic_t *stop,
+                      struct pgs_error *err)
+{
+    int said = 0;
+    while (!*stop) {
+        if (app_bind_once(app, flags, err) == 0)
+            return 0;
+        if (err->kind != PGS_ERR_TRANSIENT)
+            return -1;
+        if (!said++) {
+            char buf[600];
+            pgs_log(LOG_WARN, "waiting for Redis and the search engine to read the index versions",
+                    "error=\"%s\"", pgs_error_str(err, buf, sizeof(buf)));
+        }
+        sleep(1);
+    }
+    pgs_error_set(err, PGS_ERR_TRANSIENT, "stopped before the index versions were read");
+    return -1;
+}
+
+int app_versions_changed(const struct app *app, redisContext *rc, struct pgs_error *err)
+{
+    if (app->generations == NULL)
+        return 0;
+    for (int i = 0; i < app->nfile; i++) {
+        struct version_state st;
+        if (version_read(rc, app->cfg, app->entries[i].e->index, &st, err) < 0)
+            return -1;
+        if (st.generation != app->generations[i])
+            return 1;
+    }
+    return 0;
+}
+
 void app_free(struct app *app)
 {
     for (int i = 0; i < app->nentries; i++) {
@@ -109,6 +361,10 @@ void app_free(struct app *app)
     free(app->entries);
     if (app->schema.entries || app->schema.filename)
         schema_free(&app->schema);
+    for (int i = 0; i < app->nstored; i++)
+        schema_free(&app->stored[i]);
+    free(app->stored);
+    free(app->generations);
     memset(app, 0, sizeof(*app));
 }
 
@@ -191,13 +447,8 @@ int app_check_engine(struct es_client *es, struct pgs_error *err)
     return 0;
 }
 
-int app_ensure_index(const struct app_entry *ae, struct es_client *es, struct pgs_error *err)
+int app_create_index(const struct app_entry *ae, struct es_client *es, struct pgs_error *err)
 {
-    int exists = 0;
-    if (es_index_exists(es, ae->e->index, &exists, err) < 0)
-        return -1;
-    if (exists)
-        return 0;
 
     json_t *settings = ae->e->setting ? json_deep_copy(ae->e->setting) : json_object();
     json_t *mappings;
@@ -210,6 +461,17 @@ int app_ensure_index(const struct app_entry *ae, struct es_client *es, struct pg
                             ae->e->mapping ? json_deep_copy(ae->e->mapping) : json_object());
     }
     add_node_mappings(ae->e->root, json_object_get(mappings, "properties"));
+    /* what rebuilds the version state when Redis lost it (version.h) */
+    char fp[VERSION_FP_LEN];
+    version_fingerprint(ae->e, fp);
+    json_t *meta = json_object_get(mappings, "_meta");
+    if (!json_is_object(meta)) {
+        meta = json_object();
+        json_object_set_new(mappings, "_meta", meta);
+    }
+    json_object_set_new(meta, "pgsync",
+                        json_pack("{s:i, s:s, s:s, s:s}", "version", ae->version, "fingerprint", fp,
+                                  "alias", ae->e->index, "schema", ae->e->source ? ae->e->source : ""));
     /*
      * Deletes are versioned too; their tombstones must outlive the slowest
      * in-flight write of an older version, or that write could bring a
@@ -219,10 +481,34 @@ int app_ensure_index(const struct app_entry *ae, struct es_client *es, struct pg
         !(json_object_get(settings, "index") &&
           json_object_get(json_object_get(settings, "index"), "gc_deletes")))
         json_object_set_new(settings, "index.gc_deletes", json_string("1h"));
-    int rv = es_create_index(es, ae->e->index, settings, mappings, err);
+    int rv = es_create_index(es, ae->index, settings, mappings, err);
     json_decref(settings);
     json_decref(mappings);
     if (rv == 0)
-        pgs_log(LOG_INFO, "index created", "index=%s", ae->e->index);
+        pgs_log(LOG_INFO, "index created", "index=%s version=%d", ae->index, ae->version);
+    return rv;
+}
+
+int app_ensure_index(const struct app_entry *ae, struct es_client *es, struct pgs_error *err)
+{
+    int exists = 0;
+    if (es_index_exists(es, ae->index, &exists, err) < 0)
+        return -1;
+    if (!exists && app_create_index(ae, es, err) < 0)
+        return -1;
+    if (!ae->live || !strcmp(ae->index, ae->e->index))
+        return 0;
+    /* the alias searches use; missing on a first run, or when its index was deleted */
+    char **behind = version_alias_indices(es, ae->e->index, err);
+    if (behind == NULL && err->kind != PGS_OK)
+        return -1;
+    int ok = behind && behind[0] && !strcmp(behind[0], ae->index) && behind[1] == NULL;
+    int rv = 0;
+    if (!ok) {
+        rv = version_alias_swap(es, ae->e->index, behind ? behind[0] : NULL, ae->index, err);
+        if (rv == 0)
+            pgs_log(LOG_INFO, "alias set", "alias=%s index=%s", ae->e->index, ae->index);
+    }
+    version_strv_free(behind);
     return rv;
 }

@@ -7,6 +7,9 @@
 #ifndef PGS_APP_H
 #define PGS_APP_H
 
+#include <hiredis/hiredis.h>
+#include <signal.h>
+
 #include "catalog.h"
 #include "config.h"
 #include "error.h"
@@ -16,6 +19,9 @@
 struct app_entry {
     struct schema_entry *e; /* borrowed from app.schema; e->index is the alias searches use */
     char index[256];        /* the physical index documents are written to */
+    int version;            /* of the index (version.h); 1 until app_bind_versions */
+    int live;               /* 1: the version behind the alias; 0: a migration's target */
+    char keybase[256];      /* what the Redis keys, slot and publication are named after */
     struct catalog cat;
     struct sqlgen sql;
     struct schema_table_ref *tables;
@@ -33,6 +39,10 @@ struct app {
     struct app_entry *entries;
     int nentries;
     const struct config *cfg; /* borrowed */
+    struct schema *stored;    /* the schemas of other active versions, parsed from Redis */
+    int nstored;
+    long long *generations;   /* per file entry: the version state's generation at binding */
+    int nfile;                /* entries from the schema file (the first nfile of entries) */
 };
 
 /*
@@ -44,10 +54,44 @@ int app_load(struct app *app, const char *schema_path, const struct config *cfg,
              struct pgs_error *err) PGS_MUSTCHECK;
 void app_free(struct app *app);
 
+/*
+ * Bind every entry of the schema file to a version of its index (version.h),
+ * creating the state of an index seen for the first time, and append an
+ * entry for each other active version (the live one during a migration to
+ * the file's schema, or the target of a migration away from it), built from
+ * the schema stored with that version. A file entry that is neither the live
+ * version nor the target of a migration is an error naming the index: only
+ * pgsync starts a migration (version_begin_target before this call).
+ */
+struct es_client;
+/* with APP_BIND_UNBOUND_OK, a file entry that matches no active version gets version 0 */
+#define APP_BIND_UNBOUND_OK 1
+int app_bind_versions(struct app *app, redisContext *rc, struct es_client *es, int flags,
+                      struct pgs_error *err) PGS_MUSTCHECK;
+/* Connect to Redis and the engine and bind, once. */
+int app_bind_once(struct app *app, int flags, struct pgs_error *err) PGS_MUSTCHECK;
+/* Bind at start-up: retry while Redis or the engine is unreachable, until *stop. */
+int app_bind_at_start(struct app *app, int flags, volatile sig_atomic_t *stop,
+                      struct pgs_error *err) PGS_MUSTCHECK;
+/* Give "ae" another version and the names that go with it. */
+void app_set_version(struct app_entry *ae, const struct config *cfg, int single, int version,
+                     int live, const char *index);
+/* Remove entries[idx] (an abandoned version). */
+void app_drop_entry(struct app *app, int idx);
+/*
+ * A thread that polls the version state every 2 s; when the set of active
+ * versions changes it sets *restart and sends this process SIGTERM: after
+ * its usual clean stop, main calls app_restart_self(argv) to serve the new set.
+ */
+int app_watch_versions(struct app *app, volatile sig_atomic_t *restart, struct pgs_error *err)
+    PGS_MUSTCHECK;
+void app_restart_self(char **argv);
+/* 1 when the set of active versions changed since binding (restart to follow it), 0, or -1. */
+int app_versions_changed(const struct app *app, redisContext *rc, struct pgs_error *err);
+
 /* The entry's table that matches schema.table, or -1. */
 int app_table_index(const struct app_entry *ae, const char *schema, const char *table);
 
-struct es_client;
 /* A search engine client from the settings (ELASTICSEARCH_*, OPENSEARCH); NULL with "err". */
 struct es_client *app_es_client(const struct config *cfg, struct pgs_error *err);
 /*
@@ -57,8 +101,15 @@ struct es_client *app_es_client(const struct config *cfg, struct pgs_error *err)
  */
 int app_check_engine(struct es_client *es, struct pgs_error *err) PGS_MUSTCHECK;
 
-/* Create the index with the entry's settings and mappings when it is missing. */
+/*
+ * Create the entry's physical index with its settings and mappings (and its
+ * version in _meta) when it is missing; for the live version, also point the
+ * alias at it when the alias is missing.
+ */
 int app_ensure_index(const struct app_entry *ae, struct es_client *es, struct pgs_error *err)
+    PGS_MUSTCHECK;
+/* Create the physical index (it must not exist). */
+int app_create_index(const struct app_entry *ae, struct es_client *es, struct pgs_error *err)
     PGS_MUSTCHECK;
 
 #endif

@@ -22,6 +22,11 @@ int ops_load(const char *prog, const char *config_path, struct config *cfg, stru
         fprintf(stderr, "%s: %s\n", prog, pgs_error_str(&err, buf, sizeof(buf)));
         return 1;
     }
+    if (app_bind_once(app, 0, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, pgs_error_str(&err, buf, sizeof(buf)));
+        app_free(app);
+        return 1;
+    }
     return 0;
 }
 

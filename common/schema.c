@@ -1178,6 +1178,7 @@ static void parse_entry(struct pctx *c, json_t *j, struct schema_entry *e, const
     json_t *v;
 
     e->jpath = xstrdup(jpath);
+    e->source = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     if (!json_is_object(j)) {
         prob(c, j, jpath, "an entry must be an object with \"database\" and \"nodes\", not %s",
              json_type_word(j));
@@ -1430,6 +1431,7 @@ void schema_free(struct schema *s)
         free(e->routing);
         free(e->pipeline);
         free(e->jpath);
+        free(e->source);
     }
     free(s->entries);
     free(s->filename);

@@ -120,6 +120,7 @@ struct schema_entry {
     int nnodes;
     struct schema_node **nodes; /* every node by id (nodes[0] is the root) */
     char *jpath;             /* "$[0]" */
+    char *source;            /* the entry's JSON, compact with sorted keys: what a version stores */
 };
 
 struct schema {

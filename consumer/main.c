@@ -13,6 +13,7 @@
 #include "config.h"
 #include "consume.h"
 #include "log.h"
+#include "strbuf.h"
 #include "metrics.h"
 
 static const char usage[] =
@@ -51,6 +52,9 @@ int main(int argc, char **argv)
     char name[300], host[256], buf[1600];
     int opt, batch = 0;
 
+    /* getopt permutes argv: keep the command line for a restart on a version change */
+    char **args = xcalloc((size_t)argc + 1, sizeof(char *));
+    memcpy(args, argv, (size_t)argc * sizeof(char *));
     if (metrics_opts_init(&mopts, &err) < 0) {
         fprintf(stderr, "pgsync-consumer: %s\n", err.msg);
         return 2;
@@ -104,7 +108,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_log_scrub(buf, sizeof(buf)));
         return 1;
     }
+    static volatile sig_atomic_t restart;
+    if (app_bind_at_start(&app, 0, &stop, &err) < 0 || app_watch_versions(&app, &restart, &err) < 0) {
+        pgs_error_str(&err, buf, sizeof(buf));
+        fprintf(stderr, "%s: %s\n", cli.prog, pgs_log_scrub(buf, sizeof(buf)));
+        app_free(&app);
+        return 1;
+    }
     int rv = consume_run(&cfg, &app, &opts, &stop);
     app_free(&app);
+    if (restart && rv == 0)
+        app_restart_self(args);
     return rv == 0 ? 0 : 1;
 }

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "es.h"
 #include "load.h"
+#include "migrate.h"
 #include "log.h"
 #include "rstream.h"
 #include "verify.h"
@@ -44,13 +45,26 @@ static const char usage[] =
     "      --analyze          print the plan of every generated query and warn about\n"
     "                         foreign keys without an index; changes nothing\n"
     "      --no-load          skip the load\n"
-    "  -q, --quiet            no progress output\n";
+    "  -q, --quiet            no progress output\n"
+    "\n"
+    "Schema changes: when the entry of an index differs from the version the\n"
+    "index's alias serves, pgsync builds a new version (<index>_v<N>) beside it,\n"
+    "loads it while changes keep reaching both, swaps the alias atomically once\n"
+    "the new one has caught up, and deletes the old index after a grace period.\n"
+    "An interrupted migration resumes on the next run.\n"
+    "      --grace SECONDS    keep the old index this long after the swap [60]\n"
+    "      --keep-old         never delete the old index\n"
+    "      --abort            abandon the migrations in progress (the live index\n"
+    "                         is untouched) and exit\n";
 
 static volatile sig_atomic_t stop;
 
 struct child {
     const char *what;
     const char *argv[8];
+    int (*run)(void *arg); /* instead of argv: a function run in a forked copy of this process */
+    void *arg;
+    int once;              /* done for good when it exits 0 */
     pid_t pid;
     double started;
 };
@@ -66,6 +80,8 @@ static void spawn(struct child *c)
 {
     pid_t pid = fork();
     if (pid == 0) {
+        if (c->run)
+            _exit(c->run(c->arg) == 0 ? 0 : 1);
         execv(c->argv[0], (char *const *)c->argv);
         fprintf(stderr, "pgsync: cannot run %s: %s\n", c->argv[0], strerror(errno));
         _exit(127);
@@ -96,6 +112,8 @@ static int supervise(struct child *kids, int n)
                     (int)pid, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
             if (stop)
                 break;
+            if (kids[i].once && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                continue;
             if (now_s() - kids[i].started < 5)
                 sleep(2);
             if (!stop)
@@ -109,6 +127,30 @@ static int supervise(struct child *kids, int n)
         if (kids[i].pid > 0)
             waitpid(kids[i].pid, NULL, 0);
     pgs_log(LOG_INFO, "daemon stopped", NULL);
+    return 0;
+}
+
+struct migrator {
+    const struct config *cfg;
+    struct app *app;
+    struct migrate_opts mo;
+};
+
+/* Finish every migration in progress, one after the other (the daemon's migrator process). */
+static int run_migrations(void *arg)
+{
+    struct migrator *m = arg;
+    struct pgs_error err;
+    char buf[1600];
+    for (int i = 0; i < m->app->nentries; i++) {
+        if (m->app->entries[i].live)
+            continue;
+        if (migrate_finish(m->cfg, m->app, i, &m->mo, &err) < 0) {
+            pgs_log(LOG_ERROR, "migration failed", "index=%s error=\"%s\"",
+                    m->app->entries[i].index, pgs_error_str(&err, buf, sizeof(buf)));
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -132,6 +174,9 @@ int main(int argc, char **argv)
                                              {"workers", required_argument, NULL, 'w'},
                                              {"analyze", no_argument, NULL, 'A'},
                                              {"mode", required_argument, NULL, 'm'},
+                                             {"grace", required_argument, NULL, 'G'},
+                                             {"keep-old", no_argument, NULL, 'K'},
+                                             {"abort", no_argument, NULL, 'X'},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync"};
     struct config cfg;
@@ -139,7 +184,8 @@ int main(int argc, char **argv)
     struct app app;
     char buf[1600];
     int opt, daemon = 0, consumers = 1, resync = 0, noload = 0, quiet = 0, rv = 1;
-    int workers = (int)sysconf(_SC_NPROCESSORS_ONLN), analyze = 0;
+    int workers = (int)sysconf(_SC_NPROCESSORS_ONLN), analyze = 0, abort_mig = 0, targets = 0;
+    struct migrate_opts mo = {.grace_s = 60, .catchup_timeout_s = 3600, .stop = &stop};
     struct es_client *es = NULL;
     redisContext *rc = NULL;
 
@@ -166,6 +212,20 @@ int main(int argc, char **argv)
             break;
         case 'A':
             analyze = 1;
+            break;
+        case 'G': {
+            char *end;
+            long g = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end || g < 0 || g > 30L * 86400)
+                cli_die_usage(cli.prog, "--grace must be a number of seconds (0 to 2592000)");
+            mo.grace_s = (int)g;
+            break;
+        }
+        case 'K':
+            mo.keep_old = 1;
+            break;
+        case 'X':
+            abort_mig = 1;
             break;
         case 'm':
             /* the environment carries it to the producer and consumers we start */
@@ -213,6 +273,22 @@ int main(int argc, char **argv)
     rc = rstream_connect(&cfg, &err);
     if (rc == NULL)
         goto fail;
+    /* which version of each index the schema file is, and what to migrate */
+    if (app_bind_versions(&app, rc, es, APP_BIND_UNBOUND_OK, &err) < 0)
+        goto fail;
+    if (migrate_plan(&cfg, &app, rc, es, abort_mig, &targets, &err) < 0)
+        goto fail;
+    if (abort_mig) {
+        printf("%s: no migration in progress; the live indices are untouched\n", cli.prog);
+        redisFree(rc);
+        es_client_free(es);
+        app_free(&app);
+        return 0;
+    }
+    mo.quiet = quiet;
+    mo.workers = workers;
+    if (migrate_reap(&cfg, &app, rc, es, &mo, &err) < 0)
+        goto fail;
 
     for (int i = 0; i < app.nentries; i++) {
         struct app_entry *ae = &app.entries[i];
@@ -226,6 +302,8 @@ int main(int argc, char **argv)
             goto fail;
         if (app_ensure_index(ae, es, &err) < 0)
             goto fail;
+        if (!ae->live)
+            continue; /* a migration's new version: migrate_finish loads it */
         if (noload || (daemon && !resync && was_loaded(rc, ae))) {
             pgs_log(LOG_INFO, "load skipped", "index=%s", ae->index);
             continue;
@@ -263,6 +341,17 @@ int main(int argc, char **argv)
     es_client_free(es);
     es = NULL;
     if (!daemon) {
+        for (int i = 0; i < app.nentries; i++) {
+            if (app.entries[i].live)
+                continue;
+            char alias[256];
+            snprintf(alias, sizeof(alias), "%s", app.entries[i].e->index);
+            char index[256];
+            snprintf(index, sizeof(index), "%s", app.entries[i].index);
+            if (migrate_finish(&cfg, &app, i, &mo, &err) < 0)
+                goto fail;
+            printf("%s: index \"%s\" now serves \"%s\"\n", cli.prog, alias, index);
+        }
         app_free(&app);
         return 0;
     }
@@ -279,7 +368,7 @@ int main(int argc, char **argv)
         snprintf(dir, sizeof(dir), "%s", dirname(self));
         snprintf(prod, sizeof(prod), "%s/pgsync-producer", dir);
         snprintf(cons, sizeof(cons), "%s/pgsync-consumer", dir);
-        struct child *kids = calloc((size_t)consumers + 1, sizeof(struct child));
+        struct child *kids = calloc((size_t)consumers + 2, sizeof(struct child));
         const char *config_path = cli.config;
         kids[0] = (struct child){.what = "producer", .argv = {prod, "--config", config_path, NULL}};
         for (int i = 1; i <= consumers; i++)
@@ -289,8 +378,13 @@ int main(int argc, char **argv)
                 kids[i].argv[3] = "--log-level";
                 kids[i].argv[4] = cli.log_level;
             }
-        pgs_log(LOG_INFO, "daemon running", "consumers=%d", consumers);
-        rv = supervise(kids, consumers + 1);
+        struct migrator mig = {&cfg, &app, mo};
+        int nkids = consumers + 1;
+        if (targets > 0)
+            kids[nkids++] = (struct child){.what = "migration", .run = run_migrations, .arg = &mig,
+                                           .once = 1};
+        pgs_log(LOG_INFO, "daemon running", "consumers=%d migrations=%d", consumers, targets);
+        rv = supervise(kids, nkids);
         free(kids);
     }
     app_free(&app);

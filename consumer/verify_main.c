@@ -168,6 +168,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
         return 2;
     }
+    if (app_bind_once(&app, 0, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+        app_free(&app);
+        return 2;
+    }
     struct es_client *es = app_es_client(&cfg, &err);
     if (es != NULL && app_check_engine(es, &err) < 0) {
         es_client_free(es);

@@ -66,6 +66,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
         return 1;
     }
+    /* the slot and publication of every active version of each index */
+    if (app_bind_once(&app, 0, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+        app_free(&app);
+        return 1;
+    }
     for (int i = 0; i < app.nentries; i++) {
         struct app_entry *ae = &app.entries[i];
         int r = teardown ? bootstrap_teardown(&cfg, ae, &err) : bootstrap_setup(&cfg, ae, NULL, &err);

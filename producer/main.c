@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "strbuf.h"
 #include "metrics.h"
 #include "repl.h"
 
@@ -137,6 +138,9 @@ int main(int argc, char **argv)
     char buf[1600];
     int opt, rv = 0;
 
+    /* the command line as given, for a restart on a version change */
+    char **args = xcalloc((size_t)argc + 1, sizeof(char *));
+    memcpy(args, argv, (size_t)argc * sizeof(char *));
     struct metrics_opts mopts; /* metrics: --metrics-port/--metrics-bind, before getopt */
     if (metrics_opts_init(&mopts, &err) < 0 || metrics_opts_take_args(&mopts, &argc, argv, &err) < 0)
         cli_die_usage(cli.prog, "%s", err.msg);
@@ -159,6 +163,14 @@ int main(int argc, char **argv)
     config_log(&cfg);
     if (app_load(&app, cli.config, &cfg, &err) < 0) {
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+        return 1;
+    }
+
+    static volatile sig_atomic_t stop_bind, restart;
+    if (app_bind_at_start(&app, 0, &stop_bind, &err) < 0 ||
+        app_watch_versions(&app, &restart, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+        app_free(&app);
         return 1;
     }
 
@@ -195,5 +207,8 @@ int main(int argc, char **argv)
         redisFree(rc);
     app_free(&app);
     ev_loop_destroy(loop);
+    if (restart && rv == 0)
+        app_restart_self(args);
+    free(args);
     return rv;
 }

@@ -1,0 +1,423 @@
+/* migrate.c - building a new version of an index beside the live one (see migrate.h). */
+#include "migrate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bootstrap.h"
+#include "es.h"
+#include "load.h"
+#include "log.h"
+#include "ops.h"
+#include "rstream.h"
+#include "strbuf.h"
+#include "version.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One value of a one-row query, or NULL (no row: "" ; failure: NULL with "err"). */
+static char *query_value(PGconn *conn, const char *sql, int n, const char *const *params,
+                         struct pgs_error *err)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "query failed: %s", PQerrorMessage(conn));
+        PQclear(res);
+        return NULL;
+    }
+    char *v = xstrdup(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return v;
+}
+
+/* Wait until no process holds the version's slot (its producer restarted), up to "secs". */
+static void wait_slot_released(PGconn *conn, const struct app_entry *ae, int secs,
+                               volatile sig_atomic_t *stop)
+{
+    struct pgs_error err;
+    const char *params[] = {ae->slot};
+    for (int i = 0; i < secs * 4 && !*stop; i++) {
+        char *v = query_value(conn, "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                              1, params, &err);
+        int held = v && !strcmp(v, "t");
+        free(v);
+        if (!held)
+            return;
+        usleep(250 * 1000);
+    }
+}
+
+/* Remove everything of one version but its index: slot, publication, triggers, Redis keys. */
+static int remove_version_objects(const struct config *cfg, struct app_entry *ae,
+                                  redisContext *rc, volatile sig_atomic_t *stop,
+                                  struct pgs_error *err)
+{
+    PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-migrate", err);
+    if (conn == NULL)
+        return -1;
+    /* the producers drop the version within a few seconds of the state change */
+    wait_slot_released(conn, ae, 60, stop);
+    PQfinish(conn);
+    if (bootstrap_teardown(cfg, ae, err) < 0)
+        return -1;
+    char done[300];
+    rstream_key(cfg, ae->keybase, "loaddone", done, sizeof(done));
+    redisReply *r = rstream_command(rc, err, "DEL %s %s %s %s %s", ae->stream, ae->load_stream,
+                                    ae->dlq, ae->meta, done);
+    if (r == NULL)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+static int abandon(const struct config *cfg, struct app *app, int idx, redisContext *rc,
+                   struct es_client *es, const char *why, struct pgs_error *err)
+{
+    struct app_entry *ae = &app->entries[idx];
+    volatile sig_atomic_t never = 0;
+
+    pgs_log(LOG_WARN, "migration abandoned", "alias=%s index=%s version=%d why=\"%s\"",
+            ae->e->index, ae->index, ae->version, why);
+    /* first the state: nobody serves or recreates the version after this */
+    if (version_clear_target(rc, cfg, ae->e->index, err) < 0)
+        return -1;
+    if (remove_version_objects(cfg, ae, rc, &never, err) < 0)
+        return -1;
+    if (es_delete_index(es, ae->index, err) < 0)
+        return -1;
+    app_drop_entry(app, idx);
+    return 0;
+}
+
+/* The appended entry serving version "v" of "alias" other than the file's, or -1. */
+static int find_entry(const struct app *app, const char *alias, int live)
+{
+    for (int k = app->nfile; k < app->nentries; k++)
+        if (!strcmp(app->entries[k].e->index, alias) && app->entries[k].live == live)
+            return k;
+    return -1;
+}
+
+int migrate_plan(const struct config *cfg, struct app *app, redisContext *rc,
+                 struct es_client *es, int abort_all, int *targets, struct pgs_error *err)
+{
+    *targets = 0;
+    for (int i = 0; i < app->nfile; i++) {
+        struct app_entry *ae = &app->entries[i];
+        const char *alias = ae->e->index;
+        int t = find_entry(app, alias, 0);
+        if (abort_all) {
+            if (t >= 0 && abandon(cfg, app, t, rc, es, "pgsync --abort", err) < 0)
+                return -1;
+            if (ae->live)
+                continue;
+            /* the file's own version was the target, or is new: serve nothing of it */
+            int l = find_entry(app, alias, 1);
+            if (ae->version > 0 && !ae->live) {
+                if (version_clear_target(rc, cfg, alias, err) < 0 ||
+                    remove_version_objects(cfg, ae, rc, &(volatile sig_atomic_t){0}, err) < 0 ||
+                    es_delete_index(es, ae->index, err) < 0)
+                    return -1;
+                pgs_log(LOG_WARN, "migration abandoned", "alias=%s index=%s version=%d "
+                        "why=\"pgsync --abort\"", alias, ae->index, ae->version);
+            }
+            /* the live entry takes the file entry's place */
+            if (l >= 0) {
+                struct app_entry keep = app->entries[l];
+                memmove(&app->entries[l], &app->entries[l + 1],
+                        (size_t)(app->nentries - l - 1) * sizeof(*ae));
+                app->nentries--;
+                catalog_free(&ae->cat);
+                sqlgen_free(&ae->sql);
+                if (ae->tables)
+                    schema_tables_free(ae->tables, ae->ntables);
+                app->entries[i] = keep;
+            }
+            continue;
+        }
+        if (ae->live) {
+            if (t >= 0 && abandon(cfg, app, t, rc, es,
+                                  "the schema file is the live version's again", err) < 0)
+                return -1;
+            continue;
+        }
+        if (ae->version == 0) {
+            if (t >= 0 && abandon(cfg, app, t, rc, es,
+                                  "the schema file changed again: a newer migration replaces it",
+                                  err) < 0)
+                return -1;
+            struct version_state st;
+            if (version_read(rc, cfg, alias, &st, err) < 0 ||
+                version_begin_target(rc, cfg, ae->e, &st, err) < 0)
+                return -1;
+            app_set_version(ae, cfg, app->nfile == 1, st.target, 0, st.target_index);
+            pgs_log(LOG_INFO, "migration begun", "alias=%s from=%s to=%s version=%d", alias,
+                    st.live_index, st.target_index, st.target);
+        }
+        (*targets)++;
+    }
+    return 0;
+}
+
+/* The id of the stream's newest entry into "last" ("" when the stream is empty). */
+static int stream_last_id(redisContext *rc, const char *stream, char *last, size_t len,
+                          struct pgs_error *err)
+{
+    redisReply *r = rstream_command(rc, err, "XREVRANGE %s + - COUNT 1", stream);
+    if (r == NULL)
+        return -1;
+    last[0] = '\0';
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->elements > 0)
+        snprintf(last, len, "%s", r->element[0]->element[0]->str);
+    freeReplyObject(r);
+    return 0;
+}
+
+/*
+ * Has the group acknowledged every entry up to "upto"? It has when its
+ * last delivered id is at least "upto" and no entry at or before it is
+ * still pending. Sets *behind to a rough count of what is left.
+ */
+static int group_done_upto(redisContext *rc, const char *stream, const char *upto, int *done,
+                           long long *behind, struct pgs_error *err)
+{
+    struct ops_sid want, delivered = {0}, minp;
+    *done = 0;
+    *behind = -1;
+    if (ops_sid_parse(upto, &want) < 0) {
+        pgs_error_set(err, PGS_ERR_FATAL, "bad stream id \"%s\"", upto);
+        return -1;
+    }
+    redisReply *r = rstream_command(rc, err, "XINFO GROUPS %s", stream);
+    if (r == NULL)
+        return -1;
+    int have = 0;
+    for (size_t g = 0; r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+        redisReply *grp = r->element[g];
+        int ours = 0;
+        const char *last = NULL;
+        for (size_t k = 0; k + 1 < grp->elements; k += 2) {
+            redisReply *v = grp->element[k + 1];
+            if (!strcmp(grp->element[k]->str, "name"))
+                ours = v->type == REDIS_REPLY_STRING && !strcmp(v->str, RSTREAM_GROUP);
+            else if (!strcmp(grp->element[k]->str, "last-delivered-id") &&
+                     v->type == REDIS_REPLY_STRING)
+                last = v->str;
+            else if (!strcmp(grp->element[k]->str, "lag") && v->type == REDIS_REPLY_INTEGER)
+                *behind = v->integer;
+        }
+        if (ours && last && ops_sid_parse(last, &delivered) == 0)
+            have = 1;
+    }
+    freeReplyObject(r);
+    if (!have || ops_sid_cmp(&delivered, &want) < 0)
+        return 0;
+    r = rstream_command(rc, err, "XPENDING %s %s", stream, RSTREAM_GROUP);
+    if (r == NULL)
+        return -1;
+    long long pending = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 ? r->element[0]->integer : 0;
+    *done = pending == 0 ||
+            (r->element[1]->type == REDIS_REPLY_STRING &&
+             ops_sid_parse(r->element[1]->str, &minp) == 0 && ops_sid_cmp(&minp, &want) > 0);
+    *behind = pending;
+    freeReplyObject(r);
+    return 0;
+}
+
+/*
+ * The new version has caught up when its producer confirmed a WAL position
+ * sampled now (every earlier commit is in its stream) and its group has
+ * read and acknowledged every entry.
+ */
+static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisContext *rc,
+                          const struct migrate_opts *opts, struct pgs_error *err)
+{
+    enum bootstrap_mode mode;
+    if (bootstrap_mode_parse(cfg->mode, &mode, err) < 0)
+        return -1;
+    PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-migrate", err);
+    if (conn == NULL)
+        return -1;
+    char *mark = query_value(conn, "SELECT pg_current_wal_lsn()::text", 0, NULL, err);
+    double start = now_s(), last_log = 0, unserved_since = 0;
+    char upto[64] = "";
+    int rv = -1;
+    while (mark && !*opts->stop) {
+        const char *params[] = {ae->slot, mark};
+        int confirmed = 1, served = 1;
+        if (mode == BOOTSTRAP_LOGICAL) {
+            char *v = query_value(conn,
+                                  "SELECT (confirmed_flush_lsn >= $2::pg_lsn)::int::text || active::int::text "
+                                  "FROM pg_replication_slots WHERE slot_name = $1",
+                                  2, params, err);
+            if (v == NULL)
+                break;
+            confirmed = v[0] == '1';
+            served = v[0] != '\0' && v[1] == '1';
+            free(v);
+        }
+        long long backlog = -1;
+        if (confirmed && upto[0] == '\0') {
+            /* every change committed before the mark is in the stream up to here */
+            if (stream_last_id(rc, ae->stream, upto, sizeof(upto), err) < 0)
+                break;
+            if (upto[0] == '\0')
+                snprintf(upto, sizeof(upto), "0-0");
+        }
+        int done = 0;
+        if (upto[0] && group_done_upto(rc, ae->stream, upto, &done, &backlog, err) < 0)
+            break;
+        if (done) {
+            pgs_log(LOG_INFO, "new version caught up", "index=%s wal=%s stream=%s seconds=%.1f",
+                    ae->index, mark, upto, now_s() - start);
+            rv = 0;
+            break;
+        }
+        if (!served) {
+            if (unserved_since == 0)
+                unserved_since = now_s();
+            else if (now_s() - unserved_since > 60) {
+                pgs_error_set(err, PGS_ERR_TRANSIENT,
+                              "index \"%s\" is loaded but no producer reads its slot \"%s\": run "
+                              "pgsync --daemon (or restart pgsync-producer and pgsync-consumer), "
+                              "then pgsync again to make it live", ae->index, ae->slot);
+                break;
+            }
+        } else
+            unserved_since = 0;
+        if (now_s() - start > opts->catchup_timeout_s) {
+            pgs_error_set(err, PGS_ERR_TRANSIENT,
+                          "index \"%s\" did not catch up within %d s (backlog %lld entries); run "
+                          "pgsync again to resume", ae->index, opts->catchup_timeout_s, backlog);
+            break;
+        }
+        if (now_s() - last_log >= 5) {
+            pgs_log(LOG_INFO, "waiting for the new version to catch up",
+                    "index=%s wal=%s confirmed=%s backlog=%lld", ae->index, mark,
+                    confirmed ? "yes" : "no", backlog);
+            last_log = now_s();
+        }
+        usleep(200 * 1000);
+    }
+    if (rv < 0 && *opts->stop && err->kind == PGS_OK)
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "stopped while waiting for \"%s\" to catch up",
+                      ae->index);
+    free(mark);
+    PQfinish(conn);
+    return rv;
+}
+
+static int delete_retired(const struct config *cfg, const char *alias, const char *index,
+                          redisContext *rc, struct es_client *es, struct pgs_error *err)
+{
+    /* a legacy index named like the alias was removed by the swap itself */
+    if (strcmp(index, alias) != 0 && es_delete_index(es, index, err) < 0)
+        return -1;
+    pgs_log(LOG_INFO, "old index deleted", "alias=%s index=%s", alias, index);
+    return version_forget_retired(rc, cfg, alias, err);
+}
+
+int migrate_finish(const struct config *cfg, struct app *app, int idx,
+                   const struct migrate_opts *opts, struct pgs_error *err)
+{
+    struct app_entry *ae = &app->entries[idx];
+    const char *alias = ae->e->index;
+    redisContext *rc = rstream_connect(cfg, err);
+    struct es_client *es = rc ? app_es_client(cfg, err) : NULL;
+    struct version_state st;
+    int rv = -1;
+
+    if (es == NULL)
+        goto out;
+    if (version_read(rc, cfg, alias, &st, err) < 0)
+        goto out;
+    if (st.target != ae->version) {
+        pgs_error_set(err, PGS_ERR_FATAL, "index \"%s\": version %d is no longer being migrated to",
+                      alias, ae->version);
+        goto out;
+    }
+    redisReply *r = rstream_command(rc, err, "HGET %s loaded_version", ae->meta);
+    if (r == NULL)
+        goto out;
+    int loaded = r->type == REDIS_REPLY_STRING;
+    freeReplyObject(r);
+    if (!loaded) {
+        struct load_opts lo = {.quiet = opts->quiet, .workers = opts->workers};
+        struct load_result lr;
+        pgs_log(LOG_INFO, "loading the new version", "alias=%s index=%s version=%d", alias,
+                ae->index, ae->version);
+        if (load_entry(cfg, ae, rc, &lo, opts->stop, &lr, err) < 0)
+            goto out;
+        pgs_log(LOG_INFO, "new version loaded", "index=%s docs=%lld seconds=%.2f", ae->index,
+                lr.docs, lr.seconds);
+    }
+    if (wait_caught_up(cfg, ae, rc, opts, err) < 0)
+        goto out;
+    if (es_refresh(es, ae->index, err) < 0)
+        goto out;
+
+    /* the one moment searches change index: atomic on the engine's side */
+    if (version_alias_swap(es, alias, st.live_index, ae->index, err) < 0)
+        goto out;
+    pgs_log(LOG_INFO, "alias swapped", "alias=%s from=%s to=%s", alias, st.live_index, ae->index);
+    if (version_promote(rc, cfg, alias, &st, err) < 0)
+        goto out;
+
+    /* the old version: producers and consumers drop it as they restart */
+    int old = -1;
+    for (int k = 0; k < app->nentries; k++)
+        if (k != idx && !strcmp(app->entries[k].e->index, alias) && app->entries[k].live)
+            old = k;
+    if (old >= 0 && remove_version_objects(cfg, &app->entries[old], rc, opts->stop, err) < 0)
+        goto out;
+    if (opts->keep_old) {
+        pgs_log(LOG_INFO, "old index kept", "alias=%s index=%s", alias, st.live_index);
+        rv = version_forget_retired(rc, cfg, alias, err);
+        goto out;
+    }
+    if (opts->grace_s > 0)
+        pgs_log(LOG_INFO, "old index is deleted after the grace period", "index=%s seconds=%d",
+                st.live_index, opts->grace_s);
+    for (double until = now_s() + opts->grace_s; now_s() < until && !*opts->stop;)
+        usleep(200 * 1000);
+    if (*opts->stop) {
+        rv = 0; /* the next run deletes it (migrate_reap) */
+        goto out;
+    }
+    rv = delete_retired(cfg, alias, st.live_index, rc, es, err);
+out:
+    if (rc)
+        redisFree(rc);
+    es_client_free(es);
+    return rv;
+}
+
+int migrate_reap(const struct config *cfg, struct app *app, redisContext *rc,
+                 struct es_client *es, const struct migrate_opts *opts, struct pgs_error *err)
+{
+    for (int i = 0; i < app->nfile; i++) {
+        const char *alias = app->entries[i].e->index;
+        struct version_state st;
+        if (version_read(rc, cfg, alias, &st, err) < 0)
+            return -1;
+        if (st.retired_index[0] == '\0')
+            continue;
+        if (opts->keep_old) {
+            if (version_forget_retired(rc, cfg, alias, err) < 0)
+                return -1;
+            continue;
+        }
+        if (time(NULL) - st.retired_at >= opts->grace_s &&
+            delete_retired(cfg, alias, st.retired_index, rc, es, err) < 0)
+            return -1;
+    }
+    return 0;
+}
