@@ -279,7 +279,7 @@ int main(int argc, char **argv)
     if (migrate_plan(&cfg, &app, rc, es, abort_mig, &targets, &err) < 0)
         goto fail;
     if (abort_mig) {
-        printf("%s: no migration in progress; the live indices are untouched\n", cli.prog);
+        printf("%s: no migration is in progress now; the live indices are untouched\n", cli.prog);
         redisFree(rc);
         es_client_free(es);
         app_free(&app);

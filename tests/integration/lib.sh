@@ -128,6 +128,31 @@ es() {
     fi
 }
 
+# es_physical NAME: the concrete index behind the alias NAME (pgsync's
+# <index>_v<N>), or NAME itself when it is no alias.
+es_physical() {
+    local behind
+    behind=$(es GET "/_alias/$1" 2>/dev/null | jq -r 'keys[0] // empty' 2>/dev/null)
+    echo "${behind:-$1}"
+}
+
+# es_drop_index NAME: deletes the index NAME, or the index behind the alias NAME.
+es_drop_index() {
+    es DELETE "/$(es_physical "$1")" >/dev/null
+}
+
+# es_replace_index NAME BODY: recreates the index behind NAME (an alias or an
+# index) with BODY (settings and mappings), keeping the alias.
+es_replace_index() {
+    local phys
+    phys=$(es_physical "$1")
+    es DELETE "/$phys" >/dev/null 2>&1
+    es PUT "/$phys" "$2" >/dev/null || return 1
+    if [ "$phys" != "$1" ]; then
+        es POST /_aliases "{\"actions\": [{\"add\": {\"index\": \"$phys\", \"alias\": \"$1\"}}]}" >/dev/null
+    fi
+}
+
 # es_doc INDEX ID: prints the document's _source as one line of JSON (a
 # realtime GET: no refresh needed); prints nothing and fails when absent.
 es_doc() {

@@ -126,8 +126,7 @@ stop_bg producer_kill
 
 # 4. a document the engine rejects for good goes to the dead-letter stream
 setup dlq
-es DELETE "/$index" >/dev/null
-es PUT "/$index" '{"mappings": {"properties": {"title": {"type": "integer"}}}}' >/dev/null
+es_replace_index "$index" '{"mappings": {"properties": {"title": {"type": "integer"}}}}' 
 start_bg producer_dlq pgsync-producer --config "$schema"
 start_bg consumer_dlq pgsync-consumer --config "$schema"
 psql_q "INSERT INTO book (isbn, title) VALUES ('d1', '1234'), ('d2', 'not a number'), ('d3', '5678')"

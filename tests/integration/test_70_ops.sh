@@ -213,8 +213,7 @@ wait_until 30 is 0 group lag && pass "replay --to: the copies are processed" ||
 
 # --- 3. pgsync-dlq: real dead letters from a strict mapping ----------------------------
 stop_bg consumer >/dev/null 2>&1
-es DELETE "/$index" >/dev/null
-es PUT "/$index" '{"mappings": {"dynamic": "strict", "properties": {"isbn": {"type": "keyword"}, "title": {"type": "text"}}}}' >/dev/null ||
+es_replace_index "$index" '{"mappings": {"dynamic": "strict", "properties": {"isbn": {"type": "keyword"}, "title": {"type": "text"}}}}' ||
     fail "create a strict index" "PUT failed"
 consumer
 psql_q "UPDATE book SET title = 'Strict 1' WHERE isbn = '9788374950978';
@@ -254,7 +253,7 @@ check_eq "dlq show of an unknown id fails" 1 "$?"
 
 # fix the cause: the consumer recreates the index with the schema's mapping
 stop_bg consumer >/dev/null 2>&1
-es DELETE "/$index" >/dev/null
+es_drop_index "$index"
 consumer
 out=$(pgsync-dlq --config "$schema" retry "$id1" 2>&1)
 if [ $? -eq 0 ] && grep -q "re-queued document 9788374950978" <<<"$out"; then
@@ -344,5 +343,5 @@ unset ELASTICSEARCH_PASSWORD
 export PG_PASSWORD=
 
 pgsync-bootstrap --config "$schema" --teardown >>"$log" 2>&1
-es DELETE "/$index" >/dev/null 2>&1
+es_drop_index "$index" 2>/dev/null
 redis_q DEL "$stream" "$dlq" "pgsync:{$index}:meta" >/dev/null

@@ -241,7 +241,7 @@ run_tool env ELASTICSEARCH_URL="$TLSURL" ELASTICSEARCH_VERIFY_CERTS=false pgsync
 check_eq "TLS engine: ELASTICSEARCH_VERIFY_CERTS=false: the load exits 0" 0 "$rc"
 run_tool env ELASTICSEARCH_URL="$TLSURL" ELASTICSEARCH_CA_CERTS="$tls/ca.crt" pgsync --config "$eschema" --quiet
 check_eq "TLS engine: CA file: the load exits 0" 0 "$rc"
-es DELETE "/$eindex" >/dev/null 2>&1
+es_drop_index "$eindex" 2>/dev/null
 MTLS=(ELASTICSEARCH_URL="$MTLSURL" ELASTICSEARCH_CA_CERTS="$tls/ca.crt"
     ELASTICSEARCH_CLIENT_CERT="$tls/client.crt" ELASTICSEARCH_CLIENT_KEY="$tls/client.key")
 run_tool env "${MTLS[@]}" pgsync --config "$eschema" --quiet

@@ -139,6 +139,14 @@ check_eq "only the new version's slot is left" "pgsync_${PGDATABASE}_${index}_v2
 check_eq "the old version's Redis stream is gone" 0 "$(redis_q EXISTS "pgsync:{$index}:changes")"
 check_eq "the version state says v2 is live" 2 "$(redis_q HGET "pgsync:{$index}:versions" live)"
 
+# Redis loses the version state: it is rebuilt from the alias and the index's _meta
+redis_q DEL "pgsync:{$index}:versions" >/dev/null
+out=$(pgsync-verify --config "$v2" 2>&1)
+rc=$?
+check_eq "without the Redis state pgsync-verify still checks v2" 0 "$rc"
+check_eq "the state is rebuilt from the engine" "2 ${index}_v2" \
+    "$(redis_q HGET "pgsync:{$index}:versions" live) $(redis_q HGET "pgsync:{$index}:versions" live_index)"
+
 # a change after the swap reaches the new version
 psql_q "UPDATE book SET title = 'After the swap' WHERE isbn = '9785811243570'"
 name_is() { [ "$(es_doc "$index" 9785811243570 | jq -r .name)" = "$1" ]; }
