@@ -160,6 +160,11 @@ void es_client_set_hooks(struct es_client *c, const struct es_hooks *hooks)
         memset(&c->hooks, 0, sizeof(c->hooks));
 }
 
+const struct es_hooks *es_client_hooks(const struct es_client *c)
+{
+    return &c->hooks;
+}
+
 static double es_now(void)
 {
     struct timespec ts;
@@ -223,6 +228,25 @@ struct es_client *es_client_new(const struct es_config *cfg, struct pgs_error *e
     if (!c->verify_tls && strncmp(c->url, "https://", 8) == 0)
         pgs_log(LOG_WARN, "TLS certificate verification is off", "url=%s", c->safe_url);
     return c;
+}
+
+struct es_client *es_client_dup(const struct es_client *c, struct pgs_error *err)
+{
+    struct es_config cfg = {
+        .url = c->url,
+        .user = c->user,
+        .password = c->password,
+        .api_key = c->api_key,
+        .ca_file = c->ca_file,
+        .client_cert = c->client_cert,
+        .client_key = c->client_key,
+        .verify_tls = c->verify_tls,
+        .force_opensearch = c->force_opensearch,
+        .connect_timeout_ms = c->connect_timeout_ms,
+        .timeout_ms = c->timeout_ms,
+        .gzip = c->gzip,
+    };
+    return es_client_new(&cfg, err);
 }
 
 void es_client_free(struct es_client *c)

@@ -43,6 +43,8 @@ struct es_client; /* one curl handle, headers, the config; not thread-safe: one 
 
 struct es_client *es_client_new(const struct es_config *cfg, struct pgs_error *err);
 void es_client_free(struct es_client *c);
+/* A new client with the settings of "c" (not its hooks): one for another thread. */
+struct es_client *es_client_dup(const struct es_client *c, struct pgs_error *err);
 
 /* Optional observers of the bulk path (metrics, health); any member may be NULL. */
 struct es_hooks {
@@ -59,6 +61,8 @@ struct es_hooks {
 };
 /* Copies "hooks" (NULL: none). */
 void es_client_set_hooks(struct es_client *c, const struct es_hooks *hooks);
+/* The hooks set last (all members NULL when none): borrowed. */
+const struct es_hooks *es_client_hooks(const struct es_client *c);
 
 /* GET /: flavor and major version ("version.distribution" tells OpenSearch). */
 int es_info(struct es_client *c, enum es_flavor *flavor, int *major, char *version, size_t vlen,
