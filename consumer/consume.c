@@ -42,9 +42,25 @@ struct stream_state {
     struct metric *lag_gauge, *pending_gauge;
 };
 
+/*
+ * A batch whose writes are in the syncer's pipe: acknowledged (and, for a
+ * load item, its range recorded done) once syncer_done(seq) holds.
+ */
+struct pending_ack {
+    struct stream_state *ss;
+    char **ids; /* owned */
+    int n;
+    int *parts; /* load ranges to record done first (owned) */
+    int nparts;
+    uint64_t seq; /* the syncer's last bulk when the batch was applied */
+    double t0;
+    struct pending_ack *next;
+};
+
 struct entry_state {
     struct app_entry *ae;
     struct syncer sync;
+    struct pending_ack *acks, *acks_tail; /* in the order read */
     struct stream_state streams[2]; /* changes, load */
     unsigned long long load_ranges;
     struct metric *batch_latency;
@@ -99,12 +115,91 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Apply a batch and acknowledge it; dead-letter entries that did not decode. */
+static void pending_free(struct pending_ack *p)
+{
+    for (int i = 0; i < p->n; i++)
+        free(p->ids[i]);
+    free(p->ids);
+    free(p->parts);
+    free(p);
+}
+
+/*
+ * Acknowledge, in order, the batches whose bulks were all answered; stops
+ * at the first one still in flight. Takes the answered bulks first.
+ */
+static int finish_ready(struct consumer *c, struct entry_state *st, struct pgs_error *err)
+{
+    if (syncer_poll(&st->sync, err) < 0)
+        return -1;
+    while (st->acks != NULL && syncer_done(&st->sync, st->acks->seq)) {
+        struct pending_ack *p = st->acks;
+        c->stage = STAGE_REDIS;
+        for (int i = 0; i < p->nparts; i++)
+            if (load_range_done(c->cfg, c->rc, st->ae, p->parts[i], err) < 0)
+                return -1;
+        /* the stream is our redo log: acknowledge only what the engine accepted */
+        if (rstream_ack(c->rc, p->ss->key, RSTREAM_GROUP, p->ids, p->n, err) < 0)
+            return -1;
+        p->ss->acked += (unsigned long long)p->n;
+        if (!p->ss->load)
+            metrics_observe(st->batch_latency, now_s() - p->t0);
+        pgs_log(LOG_DEBUG, "batch done", "stream=%s entries=%d", p->ss->key, p->n);
+        st->acks = p->next;
+        if (st->acks == NULL)
+            st->acks_tail = NULL;
+        pending_free(p);
+    }
+    return 0;
+}
+
+/*
+ * Wait for every bulk in flight, acknowledge the batches they completed,
+ * forget the others: they stay pending in the stream and are read again.
+ */
+static int finish_all(struct consumer *c, struct entry_state *st, struct pgs_error *err)
+{
+    struct pgs_error e;
+    int rv = 0;
+
+    c->stage = STAGE_APPLY;
+    c->cur_sync = &st->sync;
+    if (syncer_drain(&st->sync, err) < 0)
+        rv = -1;
+    /* a batch before the failure is still acknowledged; Redis may be the thing that failed */
+    if (c->rc != NULL && !c->rc->err && finish_ready(c, st, &e) < 0 && rv == 0) {
+        *err = e;
+        rv = -1;
+    }
+    while (st->acks != NULL) {
+        struct pending_ack *p = st->acks;
+        st->acks = p->next;
+        pending_free(p);
+    }
+    st->acks_tail = NULL;
+    syncer_forget_failures(&st->sync);
+    return rv;
+}
+
+static int has_truncate(const struct rstream_batch *b)
+{
+    for (int i = 0; i < b->n; i++)
+        if (b->recs[i].op == CHANGE_TRUNCATE)
+            return 1;
+    return 0;
+}
+
+/*
+ * Apply a batch; dead-letter entries that did not decode. Its writes leave
+ * through the syncer's pipe: the batch is acknowledged by finish_ready once
+ * they are answered, while the next batch is being read and queried.
+ */
 static int apply_batch(struct consumer *c, struct entry_state *st, struct stream_state *ss,
                        struct rstream_batch *b, struct pgs_error *err)
 {
     char origin[160];
     double t0 = now_s();
+    struct pending_ack *p;
 
     if (b->n == 0 && b->nbad == 0)
         return 0;
@@ -118,36 +213,53 @@ static int apply_batch(struct consumer *c, struct entry_state *st, struct stream
     for (int i = 0; i < b->nbad; i++)
         if (syncer_dead_letter(&st->sync, NULL, b->bad_why[i], "bad_record", NULL, 0, err) < 0)
             return -1;
+    p = xcalloc(1, sizeof(*p));
+    p->ss = ss;
+    p->t0 = t0;
     if (ss->load) {
+        /* a load range never shares the wire with a change batch's writes */
+        if (!c->opts->load_only && finish_all(c, st, err) < 0)
+            goto fail;
+        p->parts = xcalloc((size_t)(b->n ? b->n : 1), sizeof(int));
         for (int i = 0; i < b->n; i++) {
             int dropped = 0;
             if (b->recs[i].op != CHANGE_LOAD)
                 continue;
             if (load_range(&st->sync, c->rc, &b->recs[i], &dropped, err) < 0)
-                return -1;
+                goto fail;
+            if (!dropped)
+                p->parts[p->nparts++] = b->recs[i].part;
             st->load_ranges++;
         }
-    } else if (syncer_process(&st->sync, b->recs, b->n, err) < 0) {
-        return -1;
+    } else {
+        /*
+         * A truncate waits for the earlier entries of the group to be
+         * acknowledged (wait_earlier_batches): ours first.
+         */
+        if (has_truncate(b) && finish_all(c, st, err) < 0)
+            goto fail;
+        if (syncer_process(&st->sync, b->recs, b->n, err) < 0)
+            goto fail;
     }
+    st->sync.origin = NULL; /* "origin" is on this stack; the pipe keeps its own copy */
 
-    /* the stream is our redo log: acknowledge only what the engine accepted */
-    char **ids = xcalloc((size_t)(b->n + b->nbad), sizeof(char *));
-    int n = 0;
+    p->ids = xcalloc((size_t)(b->n + b->nbad), sizeof(char *));
     for (int i = 0; i < b->n; i++)
-        ids[n++] = b->recs[i].entry_id;
+        p->ids[p->n++] = xstrdup(b->recs[i].entry_id);
     for (int i = 0; i < b->nbad; i++)
-        ids[n++] = b->bad_ids[i];
-    int rv = rstream_ack(c->rc, ss->key, RSTREAM_GROUP, ids, n, err);
-    free(ids);
-    if (rv == 0) {
-        ss->acked += (unsigned long long)n;
-        if (!ss->load)
-            metrics_observe(st->batch_latency, now_s() - t0);
-        pgs_log(LOG_DEBUG, "batch done", "stream=%s entries=%d roots=%d", ss->key, n,
-                st->sync.roots.n);
-    }
-    return rv;
+        p->ids[p->n++] = xstrdup(b->bad_ids[i]);
+    /* every bulk sent so far, this batch's last included */
+    p->seq = st->sync.last_seq;
+    if (st->acks_tail)
+        st->acks_tail->next = p;
+    else
+        st->acks = p;
+    st->acks_tail = p;
+    return finish_ready(c, st, err);
+fail:
+    st->sync.origin = NULL;
+    pending_free(p);
+    return -1;
 }
 
 /*
@@ -163,11 +275,18 @@ static int poll_stream(struct consumer *c, struct entry_state *st, struct stream
     struct rstream_batch b = {0};
     int count = ss->load ? 1 : cfg->batch_size;
     int rv = -1;
+    /*
+     * Writes in flight: what this consumer holds pending is (partly) on the
+     * wire, so read only new entries, without waiting; with none, let the
+     * writes finish and acknowledge them.
+     */
+    int busy = syncer_inflight(&st->sync) > 0 || st->acks != NULL;
 
     c->stage = STAGE_REDIS;
-    if (rstream_read_own_pending(c->rc, ss->key, RSTREAM_GROUP, name, count, &b, err) < 0)
+    if (!busy &&
+        rstream_read_own_pending(c->rc, ss->key, RSTREAM_GROUP, name, count, &b, err) < 0)
         goto out;
-    if (b.n == 0 && b.nbad == 0 && now_s() >= ss->next_claim) {
+    if (!busy && b.n == 0 && b.nbad == 0 && now_s() >= ss->next_claim) {
         if (rstream_autoclaim(c->rc, ss->key, RSTREAM_GROUP, name, cfg->claim_idle_ms,
                               ss->claim_cursor, sizeof(ss->claim_cursor), count, &b, err) < 0)
             goto out;
@@ -178,8 +297,13 @@ static int poll_stream(struct consumer *c, struct entry_state *st, struct stream
             ss->next_claim = now_s() + cfg->claim_idle_ms / 2000.0;
     }
     if (b.n == 0 && b.nbad == 0 &&
-        rstream_read(c->rc, ss->key, RSTREAM_GROUP, name, count, block, &b, err) < 0)
+        rstream_read(c->rc, ss->key, RSTREAM_GROUP, name, count, busy ? -1 : block, &b, err) < 0)
         goto out;
+    if (b.n == 0 && b.nbad == 0 && busy && (!ss->load || c->opts->load_only)) {
+        /* (the load stream of a change consumer is mostly empty: not a reason to wait) */
+        rv = finish_all(c, st, err);
+        goto out;
+    }
     *got += b.n + b.nbad;
     rv = apply_batch(c, st, ss, &b, err);
 out:
@@ -305,13 +429,23 @@ static void on_step(struct ev_loop *loop, ev_timer *w, int revents)
     }
     pgs_error_clear(&err);
     int rv = consume_round(c, &got, &err);
-    c->cur_sync = NULL;
     c->in_hand = 0;
     if (rv < 0) {
+        /* nothing of the failed round may stay on the wire when its entries are read again */
+        enum consume_stage stage = c->stage; /* what failed, for /healthz */
+        struct syncer *cur = c->cur_sync;
+        for (int i = 0; i < c->app->nentries; i++) {
+            struct pgs_error e2;
+            (void)finish_all(c, &c->states[i], &e2);
+        }
+        c->stage = stage;
+        c->cur_sync = cur;
         c->idle_since = 0;
         round_failed(c, &err);
+        c->cur_sync = NULL;
         return;
     }
+    c->cur_sync = NULL;
     if (c->failing) {
         pgs_log(LOG_INFO, "recovered", "name=%s", c->opts->name);
         c->failing = 0;
@@ -484,6 +618,9 @@ static void consumer_health(void *arg, struct metrics_health *h)
         const struct entry_state *st = &c->states[i];
         h->progress += (double)(st->sync.docs_indexed + st->sync.docs_deleted +
                                 st->sync.docs_rejected + st->load_ranges);
+        /* batches applied whose writes are still on the wire: work waiting on the engine */
+        for (const struct pending_ack *p = st->acks; p != NULL; p = p->next)
+            h->waiting += p->n;
         for (int k = 0; k < 2; k++) {
             const struct stream_state *ss = &st->streams[k];
             h->progress += (double)ss->acked;
@@ -699,6 +836,13 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
         ev_timer_stop(c->loop, &c->lag_timer);
         if (c->rv == 0)
             pgs_log(LOG_INFO, "consumer stopped", "name=%s", opts->name);
+    }
+    for (int i = 0; i < app->nentries && c->m; i++) {
+        /* acknowledge what the engine took before the stop; the rest is read again */
+        struct pgs_error e2;
+        if (c->rc != NULL && finish_all(c, &c->states[i], &e2) < 0)
+            pgs_log(LOG_INFO, "bulk requests in flight at the stop not acknowledged", "index=%s",
+                    c->states[i].ae->index);
     }
     metrics_free(c->m);
     es_client_set_hooks(c->es, NULL);

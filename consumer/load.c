@@ -227,8 +227,11 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
     }
     struct range_progress rp = {rc, ae->meta, 0};
     long long n = 0;
+    /* the rows of a load are distinct roots: several bulks may fly at once */
+    s->depth = SYNC_LOAD_DEPTH;
     int rv = syncer_index_query(s, s->pg, sql.buf, nparams, params, item->lsn, range_progress, &rp,
                                 &n, err);
+    s->depth = SYNC_CHANGE_DEPTH;
     sb_free(&sql);
     if (rv < 0) {
         if (s->pg && PQstatus(s->pg) == CONNECTION_OK)
@@ -236,13 +239,23 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
         return -1;
     }
     PQclear(PQexec(s->pg, "COMMIT"));
-    r = rstream_command(rc, err, "SADD %s %s", done, part);
+    pgs_log(LOG_DEBUG, "load range read", "load=%s part=%d docs=%lld", item->load_id, item->part,
+            n);
+    (void)buf;
+    return 0;
+}
+
+int load_range_done(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+                    int part, struct pgs_error *err)
+{
+    char done[300];
+
+    done_key(cfg, ae, done, sizeof(done));
+    redisReply *r = rstream_command(rc, err, "SADD %s %d", done, part);
     if (r == NULL)
         return -1;
     freeReplyObject(r);
-    pgs_log(LOG_DEBUG, "load range done", "load=%s part=%d docs=%lld", item->load_id, item->part,
-            n);
-    (void)buf;
+    pgs_log(LOG_DEBUG, "load range done", "index=%s part=%d", ae->index, part);
     return 0;
 }
 

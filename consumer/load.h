@@ -49,13 +49,19 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
                struct load_result *result, struct pgs_error *err) PGS_MUSTCHECK;
 
 /*
- * Index the range of one work item with the syncer's connection. Sets
- * *dropped when the item is obsolete (its range is done, or its snapshot
- * is gone because its coordinator died: a new run re-issues the range);
- * either way the caller acknowledges it after a 0 return.
+ * Read the range of one work item with the syncer's connection and hand
+ * its documents to the syncer's pipe. Sets *dropped when the item is
+ * obsolete (its range is done, or its snapshot is gone because its
+ * coordinator died: a new run re-issues the range). After a 0 return the
+ * caller waits until the bulks are answered (syncer_done(s, s->last_seq)),
+ * then calls load_range_done (unless dropped) and acknowledges the item.
  */
 int load_range(struct syncer *s, redisContext *rc, const struct change *item, int *dropped,
                struct pgs_error *err) PGS_MUSTCHECK;
+
+/* Record range "part" of the current load of "ae" as indexed. */
+int load_range_done(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+                    int part, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* Is the load "load_id" of "ae" complete (every range done, or no longer current)? */
 int load_is_finished(const struct config *cfg, redisContext *rc, const struct app_entry *ae,

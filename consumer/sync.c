@@ -29,6 +29,7 @@ void syncer_init(struct syncer *s, const struct config *cfg, struct app_entry *a
     s->es = es;
     s->rc = rc;
     s->stop = stop;
+    s->depth = SYNC_CHANGE_DEPTH;
     es_bulk_init(&s->bulk);
     keyset_init(&s->roots, ae->sql.npk);
     s->node_in = xcalloc((size_t)ae->e->nnodes, sizeof(struct keyset));
@@ -52,6 +53,9 @@ void syncer_deinit(struct syncer *s)
 {
     if (s->pg)
         PQfinish(s->pg);
+    es_pipe_free(s->pipe); /* waits for the requests on the wire; unanswered ones are not acked */
+    for (int i = 0; i < s->nflights; i++)
+        keyset_free(&s->flights[i].ids);
     es_bulk_deinit(&s->bulk);
     keyset_free(&s->roots);
     for (int i = 0; s->ae && i < s->ae->e->nnodes; i++) {
@@ -319,27 +323,137 @@ static void test_pause(void)
         usleep(50000);
 }
 
-int syncer_flush(struct syncer *s, struct pgs_error *err)
+/*
+ * One answered bulk: count what the engine took, dead-letter what it
+ * refused for good. A failed bulk (fatal, or stopped while retrying) marks
+ * its sequence number: no batch from it on is acknowledged.
+ */
+static int syncer_take(struct syncer *s, struct es_pipe_job *j, struct pgs_error *err)
 {
-    if (s->bulk.n == 0)
+    const char *origin = s->origin;
+    int rv = 0;
+
+    if (j == NULL)
         return 0;
-    test_pause();
-    if (es_bulk_flush(s->es, &s->bulk, s->stop, err) < 0)
-        return -1;
-    for (int i = 0; i < s->bulk.n; i++) {
-        struct es_bulk_item *it = &s->bulk.items[i];
+    for (int i = 0; i < s->nflights; i++) {
+        if (s->flights[i].seq == j->seq) {
+            keyset_free(&s->flights[i].ids);
+            s->flights[i] = s->flights[--s->nflights];
+            break;
+        }
+    }
+    if (j->rc < 0) {
+        *err = j->err;
+        rv = -1;
+    }
+    /* the dead letters name the entries of the batch that sent them */
+    s->origin = j->origin;
+    for (int i = 0; i < j->bulk.n && rv == 0; i++) {
+        struct es_bulk_item *it = &j->bulk.items[i];
         if (it->cls == ES_ITEM_REJECT) {
             if (syncer_dead_letter(s, it->id, it->reason, it->error_type, it->doc, it->doclen,
                                    err) < 0)
-                return -1;
+                rv = -1;
         } else if (it->op == ES_OP_INDEX) {
             s->docs_indexed++;
         } else {
             s->docs_deleted++;
         }
     }
-    es_bulk_reset(&s->bulk);
+    s->origin = origin;
+    if (rv < 0 && (s->failed_seq == 0 || j->seq < s->failed_seq))
+        s->failed_seq = j->seq;
+    es_pipe_job_free(j);
+    return rv;
+}
+
+/* Does a bulk in flight hold one of "ids"? */
+static int flight_overlaps(const struct syncer *s, const struct keyset *ids)
+{
+    for (int f = 0; f < s->nflights; f++) {
+        const struct keyset *in = &s->flights[f].ids;
+        const struct keyset *small = in->n < ids->n ? in : ids, *big = small == in ? ids : in;
+        for (int i = 0; i < small->n; i++)
+            if (keyset_contains(big, (const char *const *)keyset_tuple(small, i)))
+                return 1;
+    }
     return 0;
+}
+
+int syncer_flush(struct syncer *s, struct pgs_error *err)
+{
+    if (s->bulk.n == 0)
+        return 0;
+    test_pause();
+    if (s->pipe == NULL) {
+        s->pipe = es_pipe_new(s->es, SYNC_LOAD_DEPTH, s->stop, err);
+        if (s->pipe == NULL)
+            return -1;
+        es_pipe_set_hooks(s->pipe, es_client_hooks(s->es));
+    }
+    struct keyset ids;
+    keyset_init(&ids, 1);
+    for (int i = 0; i < s->bulk.n; i++)
+        keyset_add(&ids, (const char *const *)&s->bulk.items[i].id);
+    /* room, and no _id of this bulk on the wire: else the earlier write is answered first */
+    while (es_pipe_inflight(s->pipe) >= s->depth || flight_overlaps(s, &ids)) {
+        if (syncer_take(s, es_pipe_next(s->pipe, 1), err) < 0) {
+            keyset_free(&ids);
+            return -1;
+        }
+    }
+    s->last_seq = es_pipe_submit(s->pipe, &s->bulk, s->origin);
+    s->flights[s->nflights].seq = s->last_seq;
+    s->flights[s->nflights++].ids = ids; /* hands over */
+    return 0;
+}
+
+int syncer_poll(struct syncer *s, struct pgs_error *err)
+{
+    struct es_pipe_job *j;
+    int rv = 0;
+    struct pgs_error e;
+
+    while (s->pipe && (j = es_pipe_next(s->pipe, 0)) != NULL) {
+        if (syncer_take(s, j, &e) < 0 && rv == 0) {
+            *err = e;
+            rv = -1;
+        }
+    }
+    return rv;
+}
+
+int syncer_drain(struct syncer *s, struct pgs_error *err)
+{
+    int rv = 0;
+    struct pgs_error e;
+
+    while (s->pipe && es_pipe_inflight(s->pipe) > 0) {
+        if (syncer_take(s, es_pipe_next(s->pipe, 1), &e) < 0 && rv == 0) {
+            *err = e;
+            rv = -1;
+        }
+    }
+    return rv;
+}
+
+int syncer_inflight(const struct syncer *s)
+{
+    return s->pipe ? es_pipe_inflight(s->pipe) : 0;
+}
+
+int syncer_done(const struct syncer *s, uint64_t seq)
+{
+    if (seq == 0)
+        return 1;
+    if (s->pipe == NULL || seq >= es_pipe_oldest(s->pipe))
+        return 0;
+    return s->failed_seq == 0 || seq < s->failed_seq;
+}
+
+void syncer_forget_failures(struct syncer *s)
+{
+    s->failed_seq = 0;
 }
 
 static int maybe_flush(struct syncer *s, struct pgs_error *err)
@@ -455,6 +569,9 @@ static int sweep_index(struct syncer *s, uint64_t version, struct pgs_error *err
     long long n = 0;
     int rv = -1;
 
+    /* the bulks of earlier batches must be in the index before it is listed */
+    if (syncer_drain(s, err) < 0)
+        return -1;
     if (es_refresh(s->es, index, err) < 0)
         return -1;
     snprintf(path, sizeof(path), "/%s/_search?scroll=2m", index);

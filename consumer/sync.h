@@ -6,8 +6,16 @@
  * versioned by the batch's highest commit LSN (version_type external_gte),
  * so that an older read can never replace a newer one in the index,
  * whatever the number of consumers. Documents the engine refuses for good
- * go to the dead-letter stream with the reason. The caller acknowledges the
- * batch only when syncer_process() returned 0.
+ * go to the dead-letter stream with the reason.
+ *
+ * Bulks leave through a pipe of sender threads (es_pipe.h), so that the
+ * next documents are read while a bulk is in flight. At most "depth" are
+ * in flight, and a bulk leaves only when none in flight holds one of its
+ * _ids (LESSONS.md "Stale writes"): a later write of a document waits for
+ * the earlier one's answer. Each bulk gets a sequence number; the
+ * caller acknowledges a batch only when syncer_process() returned 0 and
+ * then syncer_done(s, s->last_seq) says that every bulk it sent so far was
+ * answered, and its rejects dead-lettered.
  */
 #ifndef PGS_SYNC_H
 #define PGS_SYNC_H
@@ -22,7 +30,27 @@
 #include "change.h"
 #include "config.h"
 #include "es.h"
+#include "es_pipe.h"
 #include "keyset.h"
+
+/*
+ * Bulks in flight during a load range; with the one being filled, at most
+ * (SYNC_LOAD_DEPTH + 1) x PGSYNC_BULK_MAX_BYTES of documents per process
+ * (twice that while the request bodies exist).
+ */
+#define SYNC_LOAD_DEPTH 3
+/*
+ * Bulks of change batches in flight: the next batch's bulk leaves while the
+ * previous one's is on the wire only when they share no _id (LESSONS.md
+ * "Stale writes": never two writes of one _id in flight).
+ */
+#define SYNC_CHANGE_DEPTH 2
+
+/* The _ids of one bulk in flight. */
+struct syncer_flight {
+    uint64_t seq;
+    struct keyset ids;
+};
 
 struct syncer {
     const struct config *cfg;
@@ -31,7 +59,13 @@ struct syncer {
     struct es_client *es;        /* borrowed */
     redisContext *rc;            /* borrowed: the dead-letter stream */
     volatile sig_atomic_t *stop; /* set by a signal: stop retrying */
-    struct es_bulk bulk;
+    struct es_bulk bulk;         /* the bulk being filled */
+    struct es_pipe *pipe;        /* owned: the bulks in flight; made at the first flush */
+    int depth;                   /* bulks in flight at most (SYNC_CHANGE_DEPTH, SYNC_LOAD_DEPTH) */
+    struct syncer_flight flights[SYNC_LOAD_DEPTH]; /* the bulks in flight and their _ids */
+    int nflights;
+    uint64_t last_seq;           /* the last bulk handed to the pipe (0: none yet) */
+    uint64_t failed_seq;         /* the lowest bulk that failed (0: none) */
     struct keyset roots;         /* root keys of the batch */
     struct keyset *node_in;      /* by node id: join values of changed rows */
     struct keyset *through_in;   /* by node id: join values of changed through rows */
@@ -50,9 +84,10 @@ void syncer_deinit(struct syncer *s);
 int syncer_connect(struct syncer *s, struct pgs_error *err) PGS_MUSTCHECK;
 
 /*
- * Apply "n" records. 0: every affected document is indexed, deleted or
- * dead-lettered. -1: nothing may be acknowledged (PGS_ERR_TRANSIENT: try
- * the batch again; PGS_ERR_FATAL: stop).
+ * Apply "n" records. 0: every write of the batch is in the pipe, up to and
+ * including bulk "s->last_seq"; acknowledge the batch once syncer_done()
+ * says so. -1: nothing may be acknowledged (PGS_ERR_TRANSIENT: try the
+ * batch again; PGS_ERR_FATAL: stop); the caller then calls syncer_drain().
  */
 int syncer_process(struct syncer *s, const struct change *recs, int n, struct pgs_error *err)
     PGS_MUSTCHECK;
@@ -68,8 +103,26 @@ int syncer_index_query(struct syncer *s, PGconn *conn, const char *sql, int npar
                        const char *const *params, uint64_t version, syncer_progress_fn progress,
                        void *arg, long long *ndocs, struct pgs_error *err) PGS_MUSTCHECK;
 
-/* Send what the bulk buffer holds, dead-letter the rejects. */
+/*
+ * Hand what the bulk buffer holds to the pipe, after waiting for room
+ * (fewer than "depth" in flight). -1 when a bulk answered meanwhile failed.
+ */
 int syncer_flush(struct syncer *s, struct pgs_error *err) PGS_MUSTCHECK;
+
+/* Take the answered bulks, without waiting: count them, dead-letter their rejects. */
+int syncer_poll(struct syncer *s, struct pgs_error *err) PGS_MUSTCHECK;
+
+/* Wait for every bulk in flight and take them; -1 with the first failure's error. */
+int syncer_drain(struct syncer *s, struct pgs_error *err) PGS_MUSTCHECK;
+
+/* Bulks handed to the pipe and not yet taken back. */
+int syncer_inflight(const struct syncer *s);
+
+/* 1 when every bulk up to "seq" was answered and taken, and none of them failed. */
+int syncer_done(const struct syncer *s, uint64_t seq);
+
+/* After syncer_drain: forget the failed bulks (their batches are read again). */
+void syncer_forget_failures(struct syncer *s);
 
 /* Write one dead letter (fields as in the README); 0 when Redis accepted it. */
 int syncer_dead_letter(struct syncer *s, const char *id, const char *reason, const char *error_type,
