@@ -27,6 +27,9 @@
 /* pages per range: about 8 MB of heap, a few seconds of work */
 #define PAGES_PER_PART 1000
 #define MAX_PARTS      10000
+/* a small table is cut finer, down to ranges of this many pages (128 kB) */
+#define RANGES_PER_WORKER  4
+#define MIN_PAGES_PER_PART 16
 
 static double now_s(void)
 {
@@ -414,6 +417,10 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
             bounds[nbounds++] = -1; /* a view: one range, the whole query */
         } else {
             long long step = PAGES_PER_PART;
+            /* at least RANGES_PER_WORKER ranges a worker: none idles while another has two left */
+            long long want = RANGES_PER_WORKER * (opts->workers > 1 ? opts->workers : 1);
+            if (pages / step < want)
+                step = pages / want > MIN_PAGES_PER_PART ? pages / want : MIN_PAGES_PER_PART;
             if (pages / step > MAX_PARTS)
                 step = pages / MAX_PARTS + 1;
             for (long long b = 0; b <= pages - step || nbounds == 0; b += step)
