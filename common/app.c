@@ -368,6 +368,11 @@ void app_free(struct app *app)
     memset(app, 0, sizeof(*app));
 }
 
+const char *app_entry_name(const struct app_entry *ae)
+{
+    return ae->live ? ae->e->index : ae->index;
+}
+
 int app_table_index(const struct app_entry *ae, const char *schema, const char *table)
 {
     for (int i = 0; i < ae->ntables; i++)

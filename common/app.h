@@ -89,6 +89,12 @@ void app_restart_self(char **argv);
 /* 1 when the set of active versions changed since binding (restart to follow it), 0, or -1. */
 int app_versions_changed(const struct app *app, redisContext *rc, struct pgs_error *err);
 
+/*
+ * The name to show users, in logs, metrics and dead letters: the alias for
+ * the live version, the physical index for a migration's new version.
+ */
+const char *app_entry_name(const struct app_entry *ae);
+
 /* The entry's table that matches schema.table, or -1. */
 int app_table_index(const struct app_entry *ae, const char *schema, const char *table);
 

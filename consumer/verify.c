@@ -1270,8 +1270,7 @@ int verify_entry(const struct config *cfg, struct app_entry *ae, struct es_clien
     int exists = 0, rv = -1;
 
     memset(res, 0, sizeof(*res));
-    /* users know the alias; a migration's new version is named by its own index */
-    snprintf(res->index, sizeof(res->index), "%s", ae->live ? ae->e->index : ae->index);
+    snprintf(res->index, sizeof(res->index), "%s", app_entry_name(ae));
     res->sampled = opts->sample > 0;
     res->diffs = json_array();
     r.start = r.last = verify_now();
