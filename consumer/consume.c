@@ -690,7 +690,7 @@ static void register_metrics(struct consumer *c)
     for (int i = 0; i < c->app->nentries; i++) {
         struct entry_state *st = &c->states[i];
         struct syncer *s = &st->sync;
-        const char *ix = st->ae->index;
+        const char *ix = app_entry_name(st->ae);
         metrics_labels(lab, sizeof(lab), "index", ix, NULL);
         metrics_counter_ptr(m, "pgsync_consumer_batches_total",
                             "Batches of change records applied.", lab, &s->batches);

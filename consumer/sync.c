@@ -278,7 +278,7 @@ int syncer_dead_letter(struct syncer *s, const char *id, const char *reason,
 {
     char ts[32];
     snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
-    const char *argv[] = {"XADD", s->ae->dlq, "*", "index", s->ae->index, "id", id ? id : "",
+    const char *argv[] = {"XADD", s->ae->dlq, "*", "index", app_entry_name(s->ae), "id", id ? id : "",
                           "error", error_type ? error_type : "", "reason", reason ? reason : "",
                           "entries", s->origin ? s->origin : "", "ts", ts, "doc", doc ? doc : ""};
     size_t lens[sizeof(argv) / sizeof(argv[0])];
