@@ -55,6 +55,29 @@ static void wait_slot_released(PGconn *conn, const struct app_entry *ae, int sec
     }
 }
 
+/* Wait until every consumer of the version's group has been idle 3 s (they restarted without it). */
+static void wait_consumers_gone(redisContext *rc, const struct app_entry *ae, int secs,
+                                volatile sig_atomic_t *stop)
+{
+    struct pgs_error err;
+    for (int i = 0; i < secs * 4 && !*stop; i++) {
+        redisReply *r = rstream_command(rc, &err, "XINFO CONSUMERS %s %s", ae->stream,
+                                        RSTREAM_GROUP);
+        long long min_idle = -1;
+        for (size_t c = 0; r && r->type == REDIS_REPLY_ARRAY && c < r->elements; c++) {
+            redisReply *e = r->element[c];
+            for (size_t k = 0; k + 1 < e->elements; k += 2)
+                if (!strcmp(e->element[k]->str, "idle") &&
+                    (min_idle < 0 || e->element[k + 1]->integer < min_idle))
+                    min_idle = e->element[k + 1]->integer;
+        }
+        freeReplyObject(r);
+        if (min_idle < 0 || min_idle >= 3000)
+            return;
+        usleep(250 * 1000);
+    }
+}
+
 /* Remove everything of one version but its index: slot, publication, triggers, Redis keys. */
 static int remove_version_objects(const struct config *cfg, struct app_entry *ae,
                                   redisContext *rc, volatile sig_atomic_t *stop,
@@ -66,6 +89,7 @@ static int remove_version_objects(const struct config *cfg, struct app_entry *ae
     /* the producers drop the version within a few seconds of the state change */
     wait_slot_released(conn, ae, 60, stop);
     PQfinish(conn);
+    wait_consumers_gone(rc, ae, 60, stop);
     if (bootstrap_teardown(cfg, ae, err) < 0)
         return -1;
     char done[300];
@@ -250,6 +274,25 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
     double start = now_s(), last_log = 0, unserved_since = 0;
     char upto[64] = "";
     int rv = -1;
+    /* trigger mode: the outbox rows committed before the mark must be drained */
+    struct strbuf outbox_sql;
+    char *outbox_mark = NULL;
+    sb_init(&outbox_sql);
+    if (mark && mode == BOOTSTRAP_NOTIFY) {
+        struct strbuf q;
+        sb_init(&q);
+        sb_add(&q, "SELECT coalesce(max(id), 0)::text FROM pgsync.");
+        sb_ident(&q, ae->slot);
+        outbox_mark = query_value(conn, q.buf, 0, NULL, err);
+        sb_free(&q);
+        if (outbox_mark == NULL) {
+            free(mark);
+            mark = NULL;
+        }
+        sb_add(&outbox_sql, "SELECT (NOT EXISTS (SELECT 1 FROM pgsync.");
+        sb_ident(&outbox_sql, ae->slot);
+        sb_add(&outbox_sql, " WHERE id <= $1::bigint))::int::text");
+    }
     while (mark && !*opts->stop) {
         const char *params[] = {ae->slot, mark};
         int confirmed = 1, served = 1;
@@ -262,6 +305,13 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
                 break;
             confirmed = v[0] == '1';
             served = v[0] != '\0' && v[1] == '1';
+            free(v);
+        } else if (upto[0] == '\0') {
+            const char *op[] = {outbox_mark};
+            char *v = query_value(conn, outbox_sql.buf, 1, op, err);
+            if (v == NULL)
+                break;
+            confirmed = v[0] == '1';
             free(v);
         }
         long long backlog = -1;
@@ -311,6 +361,8 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
         pgs_error_set(err, PGS_ERR_TRANSIENT, "stopped while waiting for \"%s\" to catch up",
                       ae->index);
     free(mark);
+    free(outbox_mark);
+    sb_free(&outbox_sql);
     PQfinish(conn);
     return rv;
 }

@@ -115,9 +115,10 @@ else
 fi
 
 # 4. the new version equals what the new schema generates
+# the group has read everything and acknowledged it: pending 0 and lag 0
 settled() {
-    [ "$(redis_q XINFO GROUPS "pgsync:{${index}_v2}:changes" | tr '\n' ' ' |
-        grep -o 'pending [0-9]*' | head -1)" = "pending 0" ]
+    redis_q XINFO GROUPS "pgsync:{${index}_v2}:changes" |
+        awk 'NR % 2 == 1 { k = $0; next } { v[k] = $0 } END { exit !(v["pending"] == "0" && v["lag"] == "0") }'
 }
 wait_until 60 settled >/dev/null
 sleep 2
