@@ -5,7 +5,8 @@
 # A search loop querying the alias every 50 ms never sees an error or an
 # empty result; at the end the alias serves v2, whose documents equal what
 # the new schema generates (pgsync-verify), and v1, its slot and its Redis
-# keys are gone. Then an interrupted migration is abandoned with --abort.
+# keys are gone. Then, with standalone producer and consumer, a one-shot
+# migration killed half-way resumes; and an interrupted one is abandoned.
 . "$(dirname "$0")/lib.sh"
 
 new_db migrate >/dev/null
@@ -33,7 +34,7 @@ jq --arg db "$PGDATABASE" --arg ix "$index" '.[0].database = $db | .[0].index = 
 jq '.[0].nodes.transform = {"rename": {"title": "name"}, "mapping": {"isbn": {"type": "keyword"}}}
     | .[0].nodes.children += [{"table": "review", "columns": ["stars"], "label": "reviews",
         "relationship": {"variant": "object", "type": "one_to_many"}}]' "$v1" >"$v2"
-# v3: yet another change, to be abandoned
+# v3: yet another change: description dropped
 jq '.[0].nodes.columns = ["isbn", "title"]' "$v2" >"$v3"
 
 alias_target() {
@@ -157,24 +158,56 @@ else
     fail "changes after the swap reach the new version" "$(es_doc "$index" 9785811243570)"
 fi
 
-# 5. an interrupted migration, abandoned: the live index is untouched
+# 5. without the daemon: standalone producer and consumer follow the versions by
+#    themselves; a one-shot pgsync killed during the load resumes on the next run
 stop_bg daemon2 30
-start_bg mig3 pgsync --config "$v3" --quiet --workers 1
-v3_started() { es GET "/${index}_v3" >/dev/null 2>&1; }
-wait_until 60 v3_started >/dev/null
+start_bg producer pgsync-producer --config "$v2"
+start_bg consumer pgsync-consumer --config "$v2"
+start_bg mig3 pgsync --config "$v3" --quiet --workers 1 --grace 0
+v3_has_docs() { [ "$(count_of "${index}_v3")" -gt 0 ]; }
+wait_until 60 v3_has_docs >/dev/null
 kill9_bg mig3
-if pgsync --config "$v3" --abort >"$PGS_STACK_DIR/logs/$index-abort.log" 2>&1; then
+pkill -KILL -f "pgsync --config $v3" 2>/dev/null
+check_eq "a killed migration leaves the alias on v2" "${index}_v2" "$(alias_target)"
+psql_q "UPDATE book SET title = 'During v3' WHERE isbn = '9788374950978'"
+if timeout 300 pgsync --config "$v3" --quiet --grace 0 >"$PGS_STACK_DIR/logs/$index-v3.log" 2>&1 &&
+    grep -q "now serves \"${index}_v3\"" "$PGS_STACK_DIR/logs/$index-v3.log"; then
+    pass "the migration resumes and finishes with standalone producer and consumer"
+else
+    fail "the migration resumes and finishes with standalone producer and consumer" \
+        "$(tail -5 "$PGS_STACK_DIR/logs/$index-v3.log")"
+fi
+check_eq "the alias serves v3" "${index}_v3" "$(alias_target)"
+grep -q "ranges_resumed=[1-9]\|already_done=[1-9]" "$PGS_STACK_DIR/logs/$index-v3.log" "$PGS_STACK_DIR/logs/mig3.log" 2>/dev/null
+check_eq "the resumed load does not read finished ranges again" 0 "$?"
+v2_gone() { ! es GET "/${index}_v2" >/dev/null 2>&1; }
+wait_until 30 v2_gone && pass "v2 is deleted (--grace 0)" || fail "v2 is deleted (--grace 0)" "still there"
+v3_title() { [ "$(es_doc "$index" 9788374950978 | jq -r .name)" = "During v3" ]; }
+wait_until 30 v3_title && pass "v3 has the change made during its migration" ||
+    fail "v3 has the change made during its migration" "$(es_doc "$index" 9788374950978)"
+stop_bg consumer 30
+stop_bg producer 30
+
+# 6. an interrupted migration, abandoned: the live index is untouched
+v4=$PGS_STACK_DIR/$index-v4.json
+jq '.[0].nodes.columns = ["isbn", "description"]' "$v3" >"$v4"
+start_bg mig4 pgsync --config "$v4" --quiet --workers 1
+v4_started() { es GET "/${index}_v4" >/dev/null 2>&1; }
+wait_until 60 v4_started >/dev/null
+kill9_bg mig4
+pkill -KILL -f "pgsync --config $v4" 2>/dev/null
+if pgsync --config "$v4" --abort >"$PGS_STACK_DIR/logs/$index-abort.log" 2>&1; then
     pass "pgsync --abort exits 0"
 else
     fail "pgsync --abort exits 0" "$(tail -5 "$PGS_STACK_DIR/logs/$index-abort.log")"
 fi
-check_eq "after --abort the alias still serves v2" "${index}_v2" "$(alias_target)"
-check_eq "after --abort the v3 index is gone" 1 "$(v3_started && echo 0 || echo 1)"
-slots=$(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE '%${index}_v3'" | tr -d ' ')
-check_eq "after --abort the v3 slot is gone" 0 "$slots"
+check_eq "after --abort the alias still serves v3" "${index}_v3" "$(alias_target)"
+check_eq "after --abort the v4 index is gone" 1 "$(v4_started && echo 0 || echo 1)"
+slots=$(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE '%${index}_v4'" | tr -d ' ')
+check_eq "after --abort the v4 slot is gone" 0 "$slots"
 check_eq "after --abort no target is recorded" "" "$(redis_q HGET "pgsync:{$index}:versions" target)"
-out=$(pgsync-consumer --config "$v3" --exit-when-idle 2>&1)
-if [ $? -ne 0 ] && grep -q "differs from its live version 2" <<<"$out"; then
+out=$(pgsync-consumer --config "$v4" --exit-when-idle 2>&1)
+if [ $? -ne 0 ] && grep -q "differs from its live version 3" <<<"$out"; then
     pass "a consumer with a schema nobody migrated to says so and exits"
 else
     fail "a consumer with a schema nobody migrated to says so and exits" "$(tail -3 <<<"$out")"
