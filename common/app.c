@@ -507,12 +507,18 @@ int app_ensure_index(const struct app_entry *ae, struct es_client *es, struct pg
     char **behind = version_alias_indices(es, ae->e->index, err);
     if (behind == NULL && err->kind != PGS_OK)
         return -1;
-    int ok = behind && behind[0] && !strcmp(behind[0], ae->index) && behind[1] == NULL;
     int rv = 0;
-    if (!ok) {
-        rv = version_alias_swap(es, ae->e->index, behind ? behind[0] : NULL, ae->index, err);
+    if (behind == NULL || behind[0] == NULL) {
+        rv = version_alias_swap(es, ae->e->index, NULL, ae->index, err);
         if (rv == 0)
             pgs_log(LOG_INFO, "alias set", "alias=%s index=%s", ae->e->index, ae->index);
+    } else if (strcmp(behind[0], ae->index) != 0 || behind[1] != NULL) {
+        /*
+         * Never move an alias from here: only a migration's swap does, and a
+         * process that started just before it is restarted right after.
+         */
+        pgs_log(LOG_WARN, "the alias points at another index", "alias=%s index=%s expected=%s",
+                ae->e->index, behind[0], ae->index);
     }
     version_strv_free(behind);
     return rv;
