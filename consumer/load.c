@@ -40,7 +40,7 @@ static double now_s(void)
 
 static void done_key(const struct config *cfg, const struct app_entry *ae, char *buf, size_t len)
 {
-    rstream_key(cfg, ae->index, "loaddone", buf, len);
+    rstream_key(cfg, ae->keybase, "loaddone", buf, len);
 }
 
 /* ---- progress ---- */
