@@ -386,7 +386,7 @@ int syncer_flush(struct syncer *s, struct pgs_error *err)
         return 0;
     test_pause();
     if (s->pipe == NULL) {
-        s->pipe = es_pipe_new(s->es, SYNC_LOAD_DEPTH, s->stop, err);
+        s->pipe = es_pipe_new(s->es, SYNC_MAX_DEPTH, s->stop, err);
         if (s->pipe == NULL)
             return -1;
         es_pipe_set_hooks(s->pipe, es_client_hooks(s->es));

@@ -34,17 +34,20 @@
 #include "keyset.h"
 
 /*
- * Bulks in flight during a load range; with the one being filled, at most
- * (SYNC_LOAD_DEPTH + 1) x PGSYNC_BULK_MAX_BYTES of documents per process
- * (twice that while the request bodies exist).
+ * Bulks in flight during a load range, per worker: 4 with the default 2
+ * workers, the concurrency at which the engine's own _bulk rate is measured.
+ * With the one being filled, at most (SYNC_LOAD_DEPTH + 1) x
+ * PGSYNC_BULK_MAX_BYTES of documents per process (plus a request body of
+ * that size per bulk on the wire).
  */
-#define SYNC_LOAD_DEPTH 3
+#define SYNC_LOAD_DEPTH 2
 /*
  * Bulks of change batches in flight: the next batch's bulk leaves while the
  * previous one's is on the wire only when they share no _id (LESSONS.md
  * "Stale writes": never two writes of one _id in flight).
  */
 #define SYNC_CHANGE_DEPTH 2
+#define SYNC_MAX_DEPTH    2 /* the larger of the two: sender threads, flights */
 
 /* The _ids of one bulk in flight. */
 struct syncer_flight {
@@ -62,7 +65,7 @@ struct syncer {
     struct es_bulk bulk;         /* the bulk being filled */
     struct es_pipe *pipe;        /* owned: the bulks in flight; made at the first flush */
     int depth;                   /* bulks in flight at most (SYNC_CHANGE_DEPTH, SYNC_LOAD_DEPTH) */
-    struct syncer_flight flights[SYNC_LOAD_DEPTH]; /* the bulks in flight and their _ids */
+    struct syncer_flight flights[SYNC_MAX_DEPTH]; /* the bulks in flight and their _ids */
     int nflights;
     uint64_t last_seq;           /* the last bulk handed to the pipe (0: none yet) */
     uint64_t failed_seq;         /* the lowest bulk that failed (0: none) */
