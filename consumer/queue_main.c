@@ -545,7 +545,7 @@ int main(int argc, char **argv)
                     wanted = 1;
             if (!wanted)
                 continue;
-            targets[n].index = ae->e->index;
+            targets[n].index = app_entry_name(ae); /* a migration's new version by its own name */
             targets[n].database = ae->e->database;
             targets[n].slot = ae->slot;
             snprintf(targets[n].stream, sizeof(targets[n].stream), "%s", ae->stream);
