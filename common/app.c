@@ -292,9 +292,22 @@ int app_watch_versions(struct app *app, volatile sig_atomic_t *restart, struct p
     return 0;
 }
 
-void app_restart_self(char **argv)
+void app_restart_self(void)
 {
-    execv("/proc/self/exe", argv);
+    /* the command line as started: getopt only permuted our copy of the pointers */
+    static char buf[65536];
+    char *argv[256];
+    int argc = 0;
+    FILE *f = fopen("/proc/self/cmdline", "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    for (size_t i = 0; i < n && argc < 255; i += strlen(buf + i) + 1)
+        argv[argc++] = buf + i;
+    argv[argc] = NULL;
+    if (argc > 0)
+        execv("/proc/self/exe", argv);
     pgs_log(LOG_ERROR, "cannot restart", "error=\"%s\"", strerror(errno));
 }
 

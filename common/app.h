@@ -81,11 +81,11 @@ void app_drop_entry(struct app *app, int idx);
 /*
  * A thread that polls the version state every 2 s; when the set of active
  * versions changes it sets *restart and sends this process SIGTERM: after
- * its usual clean stop, main calls app_restart_self(argv) to serve the new set.
+ * its usual clean stop, main calls app_restart_self() to serve the new set.
  */
 int app_watch_versions(struct app *app, volatile sig_atomic_t *restart, struct pgs_error *err)
     PGS_MUSTCHECK;
-void app_restart_self(char **argv);
+void app_restart_self(void);
 /* 1 when the set of active versions changed since binding (restart to follow it), 0, or -1. */
 int app_versions_changed(const struct app *app, redisContext *rc, struct pgs_error *err);
 

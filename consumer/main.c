@@ -52,9 +52,6 @@ int main(int argc, char **argv)
     char name[300], host[256], buf[1600];
     int opt, batch = 0;
 
-    /* getopt permutes argv: keep the command line for a restart on a version change */
-    char **args = xcalloc((size_t)argc + 1, sizeof(char *));
-    memcpy(args, argv, (size_t)argc * sizeof(char *));
     if (metrics_opts_init(&mopts, &err) < 0) {
         fprintf(stderr, "pgsync-consumer: %s\n", err.msg);
         return 2;
@@ -118,6 +115,6 @@ int main(int argc, char **argv)
     int rv = consume_run(&cfg, &app, &opts, &stop);
     app_free(&app);
     if (restart && rv == 0)
-        app_restart_self(args);
+        app_restart_self();
     return rv == 0 ? 0 : 1;
 }

@@ -138,9 +138,6 @@ int main(int argc, char **argv)
     char buf[1600];
     int opt, rv = 0;
 
-    /* the command line as given, for a restart on a version change */
-    char **args = xcalloc((size_t)argc + 1, sizeof(char *));
-    memcpy(args, argv, (size_t)argc * sizeof(char *));
     struct metrics_opts mopts; /* metrics: --metrics-port/--metrics-bind, before getopt */
     if (metrics_opts_init(&mopts, &err) < 0 || metrics_opts_take_args(&mopts, &argc, argv, &err) < 0)
         cli_die_usage(cli.prog, "%s", err.msg);
@@ -208,7 +205,6 @@ int main(int argc, char **argv)
     app_free(&app);
     ev_loop_destroy(loop);
     if (restart && rv == 0)
-        app_restart_self(args);
-    free(args);
+        app_restart_self();
     return rv;
 }
