@@ -154,6 +154,15 @@ static int run_migrations(void *arg)
     return 0;
 }
 
+/* Is a new version of "alias" being built? */
+static int migrating(const struct app *app, const char *alias)
+{
+    for (int i = 0; i < app->nentries; i++)
+        if (!app->entries[i].live && !strcmp(app->entries[i].e->index, alias))
+            return 1;
+    return 0;
+}
+
 static int was_loaded(redisContext *rc, const struct app_entry *ae)
 {
     struct pgs_error err;
@@ -304,6 +313,12 @@ int main(int argc, char **argv)
             goto fail;
         if (!ae->live)
             continue; /* a migration's new version: migrate_finish loads it */
+        if (!resync && migrating(&app, ae->e->index) && was_loaded(rc, ae)) {
+            /* the run is for the new version; the live one only needs to keep up */
+            pgs_log(LOG_INFO, "load skipped", "index=%s why=\"a migration is building %s\"",
+                    ae->index, ae->e->index);
+            continue;
+        }
         if (noload || (daemon && !resync && was_loaded(rc, ae))) {
             pgs_log(LOG_INFO, "load skipped", "index=%s", ae->index);
             continue;
