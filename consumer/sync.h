@@ -34,13 +34,14 @@
 #include "keyset.h"
 
 /*
- * Bulks in flight during a load range, per worker: 4 with the default 2
- * workers, the concurrency at which the engine's own _bulk rate is measured.
- * With the one being filled, at most (SYNC_LOAD_DEPTH + 1) x
- * PGSYNC_BULK_MAX_BYTES of documents per process (plus a request body of
- * that size per bulk on the wire).
+ * Bulks in flight during a load range, per worker, while the next one is
+ * filled from the cursor. With the one being filled, at most
+ * (SYNC_LOAD_DEPTH + 1) x PGSYNC_BULK_MAX_BYTES of documents per process
+ * (plus a request body of that size per bulk on the wire). 1, not 2: on 2
+ * cores the load is CPU-bound and 2 was not measurably faster (bench/RESULTS.md)
+ * but cost 19 MiB more over the process tree (83 -> 102 MiB, 100,000 books).
  */
-#define SYNC_LOAD_DEPTH 2
+#define SYNC_LOAD_DEPTH 1
 /*
  * Bulks of change batches in flight: the next batch's bulk leaves while the
  * previous one's is on the wire only when they share no _id (LESSONS.md
