@@ -30,10 +30,14 @@ static void derive_name(char *out, size_t len, const char *database, const char 
     out[j] = '\0';
 }
 
-/* Names of the slot, publication and Redis keys of "ae" for its version. */
-static void entry_names(struct app_entry *ae, const struct config *cfg, int single)
+/* The version of "ae", its physical index, and the names of its slot, publication and keys. */
+void app_set_version(struct app_entry *ae, const struct config *cfg, int single, int version,
+                     int live, const char *index)
 {
     const char *slot = cfg->slot_name;
+    ae->version = version;
+    ae->live = live;
+    snprintf(ae->index, sizeof(ae->index), "%s", index);
     version_key_base(ae->e->index, ae->version, ae->keybase, sizeof(ae->keybase));
     if (slot && *slot && single) {
         if (ae->version <= 1)
@@ -47,6 +51,15 @@ static void entry_names(struct app_entry *ae, const struct config *cfg, int sing
     rstream_key(cfg, ae->keybase, "load", ae->load_stream, sizeof(ae->load_stream));
     rstream_key(cfg, ae->keybase, "dlq", ae->dlq, sizeof(ae->dlq));
     rstream_key(cfg, ae->keybase, "meta", ae->meta, sizeof(ae->meta));
+}
+
+/* What entry_init built (the schema entry itself belongs to a struct schema). */
+static void entry_free(struct app_entry *ae)
+{
+    catalog_free(&ae->cat);
+    sqlgen_free(&ae->sql);
+    if (ae->tables)
+        schema_tables_free(ae->tables, ae->ntables);
 }
 
 /* Catalog, resolution, SQL and table list of one entry; problems of the schema go to "probs". */
@@ -88,11 +101,8 @@ int app_load(struct app *app, const char *schema_path, const struct config *cfg,
     for (int i = 0; i < app->nentries; i++) {
         struct app_entry *ae = &app->entries[i];
         ae->e = &app->schema.entries[i];
-        ae->version = 1;
-        ae->live = 1;
         /* until app_bind_versions: write through the alias (one index behind it) */
-        snprintf(ae->index, sizeof(ae->index), "%s", ae->e->index);
-        entry_names(ae, cfg, app->nfile == 1);
+        app_set_version(ae, cfg, app->nfile == 1, 1, 1, ae->e->index);
         if (entry_init(ae, cfg, schema_path, &probs, err) < 0)
             goto fail;
     }
@@ -147,10 +157,7 @@ static int bind_stored(struct app *app, redisContext *rc, const char *alias, int
     struct app_entry *ae = &app->entries[app->nentries++];
     memset(ae, 0, sizeof(*ae));
     ae->e = &sc->entries[0];
-    ae->version = v;
-    ae->live = live;
-    snprintf(ae->index, sizeof(ae->index), "%s", index);
-    entry_names(ae, app->cfg, app->nfile == 1);
+    app_set_version(ae, app->cfg, app->nfile == 1, v, live, index);
     rv = entry_init(ae, app->cfg, name, &probs, err);
     if (rv == 0 && probs.n > 0)
         rv = 1;
@@ -182,18 +189,12 @@ int app_bind_versions(struct app *app, redisContext *rc, struct es_client *es, i
         app->generations[i] = st.generation;
         version_fingerprint(ae->e, fp);
         if (!strcmp(fp, st.live_fp)) {
-            ae->version = st.live;
-            ae->live = 1;
-            snprintf(ae->index, sizeof(ae->index), "%s", st.live_index);
-            entry_names(ae, app->cfg, app->nfile == 1);
+            app_set_version(ae, app->cfg, app->nfile == 1, st.live, 1, st.live_index);
             if (st.target > 0 &&
                 bind_stored(app, rc, alias, st.target, st.target_index, 0, err) < 0)
                 return -1;
         } else if (st.target > 0 && !strcmp(fp, st.target_fp)) {
-            ae->version = st.target;
-            ae->live = 0;
-            snprintf(ae->index, sizeof(ae->index), "%s", st.target_index);
-            entry_names(ae, app->cfg, app->nfile == 1);
+            app_set_version(ae, app->cfg, app->nfile == 1, st.target, 0, st.target_index);
             if (bind_stored(app, rc, alias, st.live, st.live_index, 1, err) < 0)
                 return -1;
         } else if (flags & APP_BIND_UNBOUND_OK) {
@@ -225,21 +226,9 @@ int app_bind_versions(struct app *app, redisContext *rc, struct es_client *es, i
 void app_drop_entry(struct app *app, int idx)
 {
     struct app_entry *ae = &app->entries[idx];
-    catalog_free(&ae->cat);
-    sqlgen_free(&ae->sql);
-    if (ae->tables)
-        schema_tables_free(ae->tables, ae->ntables);
+    entry_free(ae);
     memmove(ae, ae + 1, (size_t)(app->nentries - idx - 1) * sizeof(*ae));
     app->nentries--;
-}
-
-void app_set_version(struct app_entry *ae, const struct config *cfg, int single, int version,
-                     int live, const char *index)
-{
-    ae->version = version;
-    ae->live = live;
-    snprintf(ae->index, sizeof(ae->index), "%s", index);
-    entry_names(ae, cfg, single);
 }
 
 struct watch {
@@ -364,13 +353,8 @@ int app_versions_changed(const struct app *app, redisContext *rc, struct pgs_err
 
 void app_free(struct app *app)
 {
-    for (int i = 0; i < app->nentries; i++) {
-        struct app_entry *ae = &app->entries[i];
-        catalog_free(&ae->cat);
-        sqlgen_free(&ae->sql);
-        if (ae->tables)
-            schema_tables_free(ae->tables, ae->ntables);
-    }
+    for (int i = 0; i < app->nentries; i++)
+        entry_free(&app->entries[i]);
     free(app->entries);
     if (app->schema.entries || app->schema.filename)
         schema_free(&app->schema);
