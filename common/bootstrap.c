@@ -701,6 +701,29 @@ fail:
     return -1;
 }
 
+int bootstrap_outbox_bounds(PGconn *conn, const struct app_entry *ae, long long *min,
+                            long long *max, struct pgs_error *err)
+{
+    struct strbuf sql;
+    sb_init(&sql);
+    sb_add(&sql, "SELECT coalesce(min(id), -1), coalesce(max(id), 0) FROM ");
+    add_outbox_name(&sql, ae);
+    PGresult *res = PQexec(conn, sql.buf);
+    sb_free(&sql);
+    int rv = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        *min = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (max)
+            *max = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        rv = 0;
+    } else {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot read the outbox of \"%s\"", ae->slot);
+        pgs_error_detail(err, "%s", PQerrorMessage(conn));
+    }
+    PQclear(res);
+    return rv;
+}
+
 int bootstrap_teardown(const struct config *cfg, struct app_entry *ae, struct pgs_error *err)
 {
     struct plan p;

@@ -55,4 +55,13 @@ int bootstrap_slot_exists(PGconn *conn, const char *slot, int *exists, struct pg
 int bootstrap_export_snapshot(PGconn *conn, char *snap, size_t snap_len, uint64_t *version,
                               struct pgs_error *err) PGS_MUSTCHECK;
 
+/*
+ * Trigger mode: the lowest and highest id in the entry's outbox (*min -1
+ * and *max 0 when it is empty; "max" may be NULL). Rows are deleted once Redis holds them, so
+ * every change committed when *max was read is drained once *min > *max
+ * or the outbox is empty.
+ */
+int bootstrap_outbox_bounds(PGconn *conn, const struct app_entry *ae, long long *min,
+                            long long *max, struct pgs_error *err) PGS_MUSTCHECK;
+
 #endif

@@ -11,6 +11,7 @@
 
 #include "es.h"
 #include "log.h"
+#include "ops.h"
 #include "rstream.h"
 #include "strbuf.h"
 
@@ -42,18 +43,9 @@ void version_state_key(const struct config *cfg, const char *alias, char *out, s
     rstream_key(cfg, alias, "versions", out, len);
 }
 
-static const char *field(const redisReply *r, const char *name)
-{
-    for (size_t i = 0; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING && !strcmp(r->element[i]->str, name) &&
-            r->element[i + 1]->type == REDIS_REPLY_STRING)
-            return r->element[i + 1]->str;
-    return NULL;
-}
-
 static void copy_field(const redisReply *r, const char *name, char *out, size_t len)
 {
-    const char *v = field(r, name);
+    const char *v = ops_reply_str(r, name);
     snprintf(out, len, "%s", v ? v : "");
 }
 
@@ -74,18 +66,18 @@ int version_read(redisContext *rc, const struct config *cfg, const char *alias,
         pgs_error_set(err, PGS_ERR_TRANSIENT, "%s is not a hash", key);
         return -1;
     }
-    if ((v = field(r, "live")) != NULL)
+    if ((v = ops_reply_str(r, "live")) != NULL)
         st->live = atoi(v);
     copy_field(r, "live_index", st->live_index, sizeof(st->live_index));
     copy_field(r, "live_fp", st->live_fp, sizeof(st->live_fp));
-    if ((v = field(r, "target")) != NULL)
+    if ((v = ops_reply_str(r, "target")) != NULL)
         st->target = atoi(v);
     copy_field(r, "target_index", st->target_index, sizeof(st->target_index));
     copy_field(r, "target_fp", st->target_fp, sizeof(st->target_fp));
     copy_field(r, "retired_index", st->retired_index, sizeof(st->retired_index));
-    if ((v = field(r, "retired_at")) != NULL)
+    if ((v = ops_reply_str(r, "retired_at")) != NULL)
         st->retired_at = atoll(v);
-    if ((v = field(r, "generation")) != NULL)
+    if ((v = ops_reply_str(r, "generation")) != NULL)
         st->generation = atoll(v);
     freeReplyObject(r);
     if (st->live > 0 && st->live_index[0] == '\0') {

@@ -262,6 +262,17 @@ int load_range_done(const struct config *cfg, redisContext *rc, const struct app
     return 0;
 }
 
+int load_was_completed(redisContext *rc, const struct app_entry *ae, int *completed,
+                       struct pgs_error *err)
+{
+    redisReply *r = rstream_command(rc, err, "HGET %s loaded_version", ae->meta);
+    if (r == NULL)
+        return -1;
+    *completed = r->type == REDIS_REPLY_STRING;
+    freeReplyObject(r);
+    return 0;
+}
+
 int load_is_finished(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
                      const char *load_id, int *finished, struct pgs_error *err)
 {

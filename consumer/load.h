@@ -63,6 +63,10 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
 int load_range_done(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
                     int part, struct pgs_error *err) PGS_MUSTCHECK;
 
+/* Was a load of "ae" ever completed (its meta holds loaded_version)? */
+int load_was_completed(redisContext *rc, const struct app_entry *ae, int *completed,
+                       struct pgs_error *err) PGS_MUSTCHECK;
+
 /* Is the load "load_id" of "ae" complete (every range done, or no longer current)? */
 int load_is_finished(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
                      const char *load_id, int *finished, struct pgs_error *err) PGS_MUSTCHECK;

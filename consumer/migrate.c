@@ -13,8 +13,9 @@
 #include "log.h"
 #include "ops.h"
 #include "rstream.h"
-#include "strbuf.h"
 #include "version.h"
+
+#include "../producer/pgoutput.h"
 
 static double now_s(void)
 {
@@ -23,33 +24,14 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* One value of a one-row query, or NULL (no row: "" ; failure: NULL with "err"). */
-static char *query_value(PGconn *conn, const char *sql, int n, const char *const *params,
-                         struct pgs_error *err)
-{
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pgs_error_set(err, PGS_ERR_TRANSIENT, "query failed: %s", PQerrorMessage(conn));
-        PQclear(res);
-        return NULL;
-    }
-    char *v = xstrdup(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
-    PQclear(res);
-    return v;
-}
-
 /* Wait until no process holds the version's slot (its producer restarted), up to "secs". */
 static void wait_slot_released(PGconn *conn, const struct app_entry *ae, int secs,
                                volatile sig_atomic_t *stop)
 {
     struct pgs_error err;
-    const char *params[] = {ae->slot};
+    struct ops_slot slot;
     for (int i = 0; i < secs * 4 && !*stop; i++) {
-        char *v = query_value(conn, "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
-                              1, params, &err);
-        int held = v && !strcmp(v, "t");
-        free(v);
-        if (!held)
+        if (ops_slot_query(conn, ae->slot, &slot, &err) < 0 || !slot.active)
             return;
         usleep(250 * 1000);
     }
@@ -65,11 +47,9 @@ static void wait_consumers_gone(redisContext *rc, const struct app_entry *ae, in
                                         RSTREAM_GROUP);
         long long min_idle = -1;
         for (size_t c = 0; r && r->type == REDIS_REPLY_ARRAY && c < r->elements; c++) {
-            redisReply *e = r->element[c];
-            for (size_t k = 0; k + 1 < e->elements; k += 2)
-                if (!strcmp(e->element[k]->str, "idle") &&
-                    (min_idle < 0 || e->element[k + 1]->integer < min_idle))
-                    min_idle = e->element[k + 1]->integer;
+            long long idle = ops_reply_int(r->element[c], "idle", 0);
+            if (min_idle < 0 || idle < min_idle)
+                min_idle = idle;
         }
         freeReplyObject(r);
         if (min_idle < 0 || min_idle >= 3000)
@@ -102,10 +82,11 @@ static int remove_version_objects(const struct config *cfg, struct app_entry *ae
     return 0;
 }
 
-static int abandon(const struct config *cfg, struct app *app, int idx, redisContext *rc,
-                   struct es_client *es, const char *why, struct pgs_error *err)
+/* Log, clear the target, remove the version's objects and its index. */
+static int discard_version(const struct config *cfg, struct app_entry *ae,
+                           redisContext *rc, struct es_client *es, const char *why,
+                           struct pgs_error *err)
 {
-    struct app_entry *ae = &app->entries[idx];
     volatile sig_atomic_t never = 0;
 
     pgs_log(LOG_WARN, "migration abandoned", "alias=%s index=%s version=%d why=\"%s\"",
@@ -115,7 +96,14 @@ static int abandon(const struct config *cfg, struct app *app, int idx, redisCont
         return -1;
     if (remove_version_objects(cfg, ae, rc, &never, err) < 0)
         return -1;
-    if (es_delete_index(es, ae->index, err) < 0)
+    return es_delete_index(es, ae->index, err);
+}
+
+/* Discard the version of the appended entries[idx] and drop the entry. */
+static int abandon(const struct config *cfg, struct app *app, int idx, redisContext *rc,
+                   struct es_client *es, const char *why, struct pgs_error *err)
+{
+    if (discard_version(cfg, &app->entries[idx], rc, es, why, err) < 0)
         return -1;
     app_drop_entry(app, idx);
     return 0;
@@ -141,30 +129,10 @@ int migrate_plan(const struct config *cfg, struct app *app, redisContext *rc,
         if (abort_all) {
             if (t >= 0 && abandon(cfg, app, t, rc, es, "pgsync --abort", err) < 0)
                 return -1;
-            if (ae->live)
-                continue;
-            /* the file's own version was the target, or is new: serve nothing of it */
-            int l = find_entry(app, alias, 1);
-            if (ae->version > 0 && !ae->live) {
-                if (version_clear_target(rc, cfg, alias, err) < 0 ||
-                    remove_version_objects(cfg, ae, rc, &(volatile sig_atomic_t){0}, err) < 0 ||
-                    es_delete_index(es, ae->index, err) < 0)
-                    return -1;
-                pgs_log(LOG_WARN, "migration abandoned", "alias=%s index=%s version=%d "
-                        "why=\"pgsync --abort\"", alias, ae->index, ae->version);
-            }
-            /* the live entry takes the file entry's place */
-            if (l >= 0) {
-                struct app_entry keep = app->entries[l];
-                memmove(&app->entries[l], &app->entries[l + 1],
-                        (size_t)(app->nentries - l - 1) * sizeof(*ae));
-                app->nentries--;
-                catalog_free(&ae->cat);
-                sqlgen_free(&ae->sql);
-                if (ae->tables)
-                    schema_tables_free(ae->tables, ae->ntables);
-                app->entries[i] = keep;
-            }
+            /* the file's own version was the target: discard it too */
+            if (!ae->live && ae->version > 0 &&
+                discard_version(cfg, ae, rc, es, "pgsync --abort", err) < 0)
+                return -1;
             continue;
         }
         if (ae->live) {
@@ -223,24 +191,16 @@ static int group_done_upto(redisContext *rc, const char *stream, const char *upt
     redisReply *r = rstream_command(rc, err, "XINFO GROUPS %s", stream);
     if (r == NULL)
         return -1;
-    int have = 0;
+    const redisReply *ours = NULL;
     for (size_t g = 0; r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
-        redisReply *grp = r->element[g];
-        int ours = 0;
-        const char *last = NULL;
-        for (size_t k = 0; k + 1 < grp->elements; k += 2) {
-            redisReply *v = grp->element[k + 1];
-            if (!strcmp(grp->element[k]->str, "name"))
-                ours = v->type == REDIS_REPLY_STRING && !strcmp(v->str, RSTREAM_GROUP);
-            else if (!strcmp(grp->element[k]->str, "last-delivered-id") &&
-                     v->type == REDIS_REPLY_STRING)
-                last = v->str;
-            else if (!strcmp(grp->element[k]->str, "lag") && v->type == REDIS_REPLY_INTEGER)
-                *behind = v->integer;
-        }
-        if (ours && last && ops_sid_parse(last, &delivered) == 0)
-            have = 1;
+        const char *name = ops_reply_str(r->element[g], "name");
+        if (name && !strcmp(name, RSTREAM_GROUP))
+            ours = r->element[g];
     }
+    const char *last = ours ? ops_reply_str(ours, "last-delivered-id") : NULL;
+    int have = last && ops_sid_parse(last, &delivered) == 0;
+    if (ours)
+        *behind = ops_reply_int(ours, "lag", -1);
     freeReplyObject(r);
     if (!have || ops_sid_cmp(&delivered, &want) < 0)
         return 0;
@@ -270,49 +230,29 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
     PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-migrate", err);
     if (conn == NULL)
         return -1;
-    char *mark = query_value(conn, "SELECT pg_current_wal_lsn()::text", 0, NULL, err);
+    uint64_t mark = 0;
+    long long outbox_min, outbox_mark = 0;
     double start = now_s(), last_log = 0, unserved_since = 0;
-    char upto[64] = "";
-    int rv = -1;
+    char upto[64] = "", wal[32];
+    int rv = -1, ok = ops_wal_lsn(conn, &mark, err) == 0;
     /* trigger mode: the outbox rows committed before the mark must be drained */
-    struct strbuf outbox_sql;
-    char *outbox_mark = NULL;
-    sb_init(&outbox_sql);
-    if (mark && mode == BOOTSTRAP_NOTIFY) {
-        struct strbuf q;
-        sb_init(&q);
-        sb_add(&q, "SELECT coalesce(max(id), 0)::text FROM pgsync.");
-        sb_ident(&q, ae->slot);
-        outbox_mark = query_value(conn, q.buf, 0, NULL, err);
-        sb_free(&q);
-        if (outbox_mark == NULL) {
-            free(mark);
-            mark = NULL;
-        }
-        sb_add(&outbox_sql, "SELECT (NOT EXISTS (SELECT 1 FROM pgsync.");
-        sb_ident(&outbox_sql, ae->slot);
-        sb_add(&outbox_sql, " WHERE id <= $1::bigint))::int::text");
-    }
-    while (mark && !*opts->stop) {
-        const char *params[] = {ae->slot, mark};
+    if (ok && mode == BOOTSTRAP_NOTIFY)
+        ok = bootstrap_outbox_bounds(conn, ae, &outbox_min, &outbox_mark, err) == 0;
+    pgo_lsn_str(mark, wal);
+    while (ok && !*opts->stop) {
         int confirmed = 1, served = 1;
         if (mode == BOOTSTRAP_LOGICAL) {
-            char *v = query_value(conn,
-                                  "SELECT (confirmed_flush_lsn >= $2::pg_lsn)::int::text || active::int::text "
-                                  "FROM pg_replication_slots WHERE slot_name = $1",
-                                  2, params, err);
-            if (v == NULL)
+            struct ops_slot slot;
+            uint64_t flushed = 0;
+            if (ops_slot_query(conn, ae->slot, &slot, err) < 0)
                 break;
-            confirmed = v[0] == '1';
-            served = v[0] != '\0' && v[1] == '1';
-            free(v);
+            confirmed = slot.exists && pgo_lsn_parse(slot.confirmed_flush_lsn, &flushed) == 0 &&
+                        flushed >= mark;
+            served = slot.active;
         } else if (upto[0] == '\0') {
-            const char *op[] = {outbox_mark};
-            char *v = query_value(conn, outbox_sql.buf, 1, op, err);
-            if (v == NULL)
+            if (bootstrap_outbox_bounds(conn, ae, &outbox_min, NULL, err) < 0)
                 break;
-            confirmed = v[0] == '1';
-            free(v);
+            confirmed = outbox_min < 0 || outbox_min > outbox_mark;
         }
         long long backlog = -1;
         if (confirmed && upto[0] == '\0') {
@@ -327,7 +267,7 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
             break;
         if (done) {
             pgs_log(LOG_INFO, "new version caught up", "index=%s wal=%s stream=%s seconds=%.1f",
-                    ae->index, mark, upto, now_s() - start);
+                    ae->index, wal, upto, now_s() - start);
             rv = 0;
             break;
         }
@@ -351,7 +291,7 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
         }
         if (now_s() - last_log >= 5) {
             pgs_log(LOG_INFO, "waiting for the new version to catch up",
-                    "index=%s wal=%s confirmed=%s backlog=%lld", ae->index, mark,
+                    "index=%s wal=%s confirmed=%s backlog=%lld", ae->index, wal,
                     confirmed ? "yes" : "no", backlog);
             last_log = now_s();
         }
@@ -360,9 +300,6 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
     if (rv < 0 && *opts->stop && err->kind == PGS_OK)
         pgs_error_set(err, PGS_ERR_TRANSIENT, "stopped while waiting for \"%s\" to catch up",
                       ae->index);
-    free(mark);
-    free(outbox_mark);
-    sb_free(&outbox_sql);
     PQfinish(conn);
     return rv;
 }
@@ -396,11 +333,9 @@ int migrate_finish(const struct config *cfg, struct app *app, int idx,
                       alias, ae->version);
         goto out;
     }
-    redisReply *r = rstream_command(rc, err, "HGET %s loaded_version", ae->meta);
-    if (r == NULL)
+    int loaded = 0;
+    if (load_was_completed(rc, ae, &loaded, err) < 0)
         goto out;
-    int loaded = r->type == REDIS_REPLY_STRING;
-    freeReplyObject(r);
     if (!loaded) {
         struct load_opts lo = {.quiet = opts->quiet, .workers = opts->workers};
         struct load_result lr;

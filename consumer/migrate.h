@@ -36,9 +36,9 @@ struct migrate_opts {
  * After app_bind_versions(APP_BIND_UNBOUND_OK): begin a migration for every
  * file entry that matches no active version (abandoning another migration
  * of the same index first), and abandon a migration whose index's file entry
- * is the live version again. With "abort_all", abandon every migration and
- * begin none. On return every entry of "app" is bound; *targets counts the
- * migrations to finish.
+ * is the live version again. On return every entry of "app" is bound and
+ * *targets counts the migrations to finish. With "abort_all", abandon every
+ * migration and begin none: "app" is then only fit to be freed.
  */
 int migrate_plan(const struct config *cfg, struct app *app, redisContext *rc,
                  struct es_client *es, int abort_all, int *targets, struct pgs_error *err)

@@ -163,13 +163,12 @@ static int migrating(const struct app *app, const char *alias)
     return 0;
 }
 
+/* A load of "ae" was completed before (a Redis error counts as no: load again). */
 static int was_loaded(redisContext *rc, const struct app_entry *ae)
 {
     struct pgs_error err;
-    redisReply *r = rstream_command(rc, &err, "HGET %s loaded_version", ae->meta);
-    int loaded = r && r->type == REDIS_REPLY_STRING;
-    freeReplyObject(r);
-    return loaded;
+    int loaded = 0;
+    return load_was_completed(rc, ae, &loaded, &err) == 0 && loaded;
 }
 
 int main(int argc, char **argv)
