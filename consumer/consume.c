@@ -296,6 +296,8 @@ static int poll_stream(struct consumer *c, struct entry_state *st, struct stream
         if (!strcmp(ss->claim_cursor, "0-0"))
             ss->next_claim = now_s() + cfg->claim_idle_ms / 2000.0;
     }
+    /* read before by someone: the syncer may have a stale write to undo (syncer_fence) */
+    st->sync.redelivered = b.n > 0 || b.nbad > 0;
     if (b.n == 0 && b.nbad == 0 &&
         rstream_read(c->rc, ss->key, RSTREAM_GROUP, name, count, busy ? -1 : block, &b, err) < 0)
         goto out;

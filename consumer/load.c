@@ -187,6 +187,16 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
         *dropped = 1;
         return 0;
     }
+    /* the root table was truncated after the load's snapshot: nothing of the range is left */
+    uint64_t fence = 0;
+    if (syncer_fence(s, &fence, err) < 0)
+        return -1;
+    if (fence > item->lsn) {
+        pgs_log(LOG_INFO, "load range skipped: the root table was truncated after its snapshot",
+                "load=%s part=%d", item->load_id, item->part);
+        /* an earlier reader of the range may have died before its fence check (sync.h) */
+        return syncer_sweep(s, fence, 0, "documents older than a root TRUNCATE deleted", err);
+    }
 
     if (s->pg == NULL && syncer_connect(s, err) < 0)
         return -1;

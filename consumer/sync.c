@@ -323,6 +323,85 @@ static void test_pause(void)
         usleep(50000);
 }
 
+/* ---- the root TRUNCATE fence (sync.h) ---- */
+
+#define FENCE_FIELD "truncated_lsn"
+
+int syncer_fence(struct syncer *s, uint64_t *fence, struct pgs_error *err)
+{
+    *fence = 0;
+    redisReply *r = rstream_command(s->rc, err, "HGET %s " FENCE_FIELD, s->ae->meta);
+    if (r == NULL)
+        return -1;
+    if (r->type == REDIS_REPLY_STRING)
+        *fence = strtoull(r->str, NULL, 16);
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Raise the fence to "version"; never lowers it (hex of one width compares like the number). */
+static int fence_raise(struct syncer *s, uint64_t version, struct pgs_error *err)
+{
+    static const char script[] =
+        "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
+        "if not v or v < ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end "
+        "return 0";
+    char hex[17];
+
+    snprintf(hex, sizeof(hex), "%016" PRIx64, version);
+    redisReply *r = rstream_command(s->rc, err, "EVAL %s 1 %s %s %s", script, s->ae->meta,
+                                    FENCE_FIELD, hex);
+    if (r == NULL)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+/*
+ * "done" was answered, some of it older than the fence, which the fence
+ * read after the answer shows: had the fence been raised after the answer,
+ * the truncate's sweep (which lists the index only then) would have found
+ * these writes. Delete them at the fence's version: a document written
+ * since for a newer row keeps its higher version (409, counted as done).
+ */
+static int fence_fixup(struct syncer *s, const struct es_bulk *done, uint64_t fence,
+                       struct pgs_error *err)
+{
+    struct es_bulk fix;
+    int rv;
+
+    es_bulk_init(&fix);
+    for (int i = 0; i < done->n; i++) {
+        const struct es_bulk_item *it = &done->items[i];
+        if (it->version < fence && it->cls != ES_ITEM_REJECT)
+            es_bulk_add(&fix, ES_OP_DELETE, it->index, it->id, fence, NULL, 0, it->routing, NULL,
+                        NULL);
+    }
+    rv = es_bulk_flush(s->es, &fix, s->stop, err);
+    if (rv == 0)
+        pgs_log(LOG_INFO, "writes older than a root TRUNCATE deleted again", "index=%s docs=%d",
+                s->ae->index, fix.n);
+    es_bulk_deinit(&fix);
+    return rv;
+}
+
+/* After a bulk was answered: the fence check above, when the bulk held a versioned write. */
+static int fence_check(struct syncer *s, const struct es_bulk *done, struct pgs_error *err)
+{
+    uint64_t lowest = UINT64_MAX, fence = 0;
+
+    if (s->rc == NULL)
+        return 0;
+    for (int i = 0; i < done->n; i++)
+        if (done->items[i].version > 0 && done->items[i].version < lowest)
+            lowest = done->items[i].version;
+    if (lowest == UINT64_MAX)
+        return 0;
+    if (syncer_fence(s, &fence, err) < 0)
+        return -1;
+    return fence > lowest ? fence_fixup(s, done, fence, err) : 0;
+}
+
 /*
  * One answered bulk: count what the engine took, dead-letter what it
  * refused for good. A failed bulk (fatal, or stopped while retrying) marks
@@ -361,6 +440,8 @@ static int syncer_take(struct syncer *s, struct es_pipe_job *j, struct pgs_error
         }
     }
     s->origin = origin;
+    if (rv == 0 && fence_check(s, &j->bulk, err) < 0)
+        rv = -1;
     if (rv < 0 && (s->failed_seq == 0 || j->seq < s->failed_seq))
         s->failed_seq = j->seq;
     es_pipe_job_free(j);
@@ -556,12 +637,15 @@ static void wait_earlier_batches(struct syncer *s, const char *first_id)
 }
 
 /*
- * TRUNCATE of the root: delete every document the index holds, each with
- * the truncate's version. A document written later for a newer row keeps
- * its higher version (409 here); an older copy still in flight meets the
- * delete's tombstone and is refused. A _delete_by_query could do neither.
+ * Delete every document of the index older than "fence", each at the
+ * fence's version (sync.h). For a root TRUNCATE: a document written later
+ * for a newer row keeps its higher version (skipped here, or 409); an older
+ * copy still in flight meets the delete's tombstone and is refused, or is
+ * deleted again by its writer (fence_check). A _delete_by_query could do
+ * neither.
  */
-static int sweep_index(struct syncer *s, uint64_t version, struct pgs_error *err)
+int syncer_sweep(struct syncer *s, uint64_t fence, int always, const char *why,
+                 struct pgs_error *err)
 {
     const char *index = s->ae->index;
     char path[512], *resp = NULL, *scroll_id = NULL;
@@ -569,13 +653,15 @@ static int sweep_index(struct syncer *s, uint64_t version, struct pgs_error *err
     long long n = 0;
     int rv = -1;
 
+    if (!always && s->swept_fence >= fence)
+        return 0;
     /* the bulks of earlier batches must be in the index before it is listed */
     if (syncer_drain(s, err) < 0)
         return -1;
     if (es_refresh(s->es, index, err) < 0)
         return -1;
     snprintf(path, sizeof(path), "/%s/_search?scroll=2m", index);
-    const char *first = "{\"size\":1000,\"_source\":false,\"sort\":[\"_doc\"]}";
+    const char *first = "{\"size\":1000,\"_source\":false,\"version\":true,\"sort\":[\"_doc\"]}";
     if (es_request(s->es, "POST", path, first, strlen(first), "application/json", &status, &resp,
                    err) < 0)
         return -1;
@@ -604,12 +690,15 @@ static int sweep_index(struct syncer *s, uint64_t version, struct pgs_error *err
         json_t *hit;
         json_array_foreach(hits, i, hit) {
             const char *id = json_string_value(json_object_get(hit, "_id"));
-            if (id)
-                add_delete(s, id, version);
+            json_t *v = json_object_get(hit, "_version");
+            if (id == NULL || (json_is_integer(v) && (uint64_t)json_integer_value(v) >= fence))
+                continue;
+            es_bulk_add(&s->bulk, ES_OP_DELETE, index, id, fence, NULL, 0,
+                        json_string_value(json_object_get(hit, "_routing")), NULL, NULL);
+            n++;
         }
         size_t nhits = json_array_size(hits);
         json_decref(body);
-        n += (long long)nhits;
         if (syncer_flush(s, err) < 0)
             goto out;
         if (nhits == 0 || scroll_id == NULL)
@@ -623,8 +712,10 @@ static int sweep_index(struct syncer *s, uint64_t version, struct pgs_error *err
         if (r < 0)
             goto out;
     }
+    if (s->swept_fence < fence)
+        s->swept_fence = fence;
     rv = 0;
-    pgs_log(LOG_INFO, "root table truncated: documents deleted", "index=%s docs=%lld", index, n);
+    pgs_log(LOG_INFO, why, "index=%s docs=%lld", index, n);
 out:
     if (scroll_id) {
         json_t *del = json_pack("{s:[s]}", "scroll_id", scroll_id);
@@ -757,8 +848,25 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
         return -1;
 
     if (truncate_root) {
+        /* fewer stale writes to undo; the fence (sync.h) is what makes it right */
         wait_earlier_batches(s, recs[0].entry_id);
-        if (sweep_index(s, truncate_version, err) < 0)
+        if (fence_raise(s, truncate_version, err) < 0 ||
+            syncer_sweep(s, truncate_version, 1, "root table truncated: documents deleted", err) < 0)
+            return -1;
+    } else if (s->redelivered && s->rc != NULL) {
+        /*
+         * Read before: its first reader may have died between its bulk's
+         * answer and the fence check (fence_check), leaving writes older
+         * than a truncate that came since. Sweep once at that fence.
+         */
+        uint64_t fence = 0, oldest = UINT64_MAX;
+        for (int i = 0; i < n; i++)
+            if (recs[i].op != CHANGE_LOAD && recs[i].lsn < oldest)
+                oldest = recs[i].lsn;
+        if (syncer_fence(s, &fence, err) < 0)
+            return -1;
+        if (fence > oldest &&
+            syncer_sweep(s, fence, 0, "documents older than a root TRUNCATE deleted", err) < 0)
             return -1;
     }
     if ((truncate_other || s->reindex_all) && !truncate_root) {

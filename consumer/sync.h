@@ -5,7 +5,9 @@
  * (document query, in chunks) -> _bulk index or delete, every write
  * versioned by the batch's highest commit LSN (version_type external_gte),
  * so that an older read can never replace a newer one in the index,
- * whatever the number of consumers. Documents the engine refuses for good
+ * whatever the number of consumers (a root TRUNCATE, which leaves no
+ * version behind for documents not yet written, has its own fence:
+ * syncer_fence below). Documents the engine refuses for good
  * go to the dead-letter stream with the reason.
  *
  * Bulks leave through a pipe of sender threads (es_pipe.h), so that the
@@ -76,6 +78,8 @@ struct syncer {
     struct keyset **base_in;     /* by node id, base table: values of a view's changed base rows */
     int reindex_all;             /* the batch touched a table no reverse query can key */
     const char *origin;          /* stream ids of the batch, for dead letters */
+    int redelivered;             /* the batch was delivered before (own pending, or claimed) */
+    uint64_t swept_fence;        /* the truncate fence this process last swept the index at */
     /* counters, for logs and metrics */
     unsigned long long docs_indexed, docs_deleted, docs_rejected, batches, records;
 };
@@ -127,6 +131,24 @@ int syncer_done(const struct syncer *s, uint64_t seq);
 
 /* After syncer_drain: forget the failed bulks (their batches are read again). */
 void syncer_forget_failures(struct syncer *s);
+
+/*
+ * The root TRUNCATE fence: the version of the newest TRUNCATE of the root
+ * table (field "truncated_lsn" of the entry's meta hash; 0 when none). A
+ * write older than the fence that the engine accepted after the fence was
+ * raised may have brought back a document the truncate's sweep did not see
+ * (it was not in the index yet): the writer deletes it again, at the
+ * fence's version, once its bulk is answered (syncer_take).
+ */
+int syncer_fence(struct syncer *s, uint64_t *fence, struct pgs_error *err) PGS_MUSTCHECK;
+
+/*
+ * Delete, at version "fence", every document of the index written with an
+ * older version (a newer write keeps its own); once per fence per process
+ * unless "always". "why" names the occasion in the log.
+ */
+int syncer_sweep(struct syncer *s, uint64_t fence, int always, const char *why,
+                 struct pgs_error *err) PGS_MUSTCHECK;
 
 /* Write one dead letter (fields as in the README); 0 when Redis accepted it. */
 int syncer_dead_letter(struct syncer *s, const char *id, const char *reason, const char *error_type,

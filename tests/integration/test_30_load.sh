@@ -105,3 +105,29 @@ else
     fail "two consumers share the work items of one load" "a=$a b=$b"
 fi
 check_eq "after the shared load: every book indexed" "$ROWS" "$(count)"
+
+# 4. a root TRUNCATE during a load: the ranges not read yet are skipped, and
+# no document read from the load's snapshot outlives the truncate
+start_bg load4 pgsync --config "$schema" --resync --workers 0
+wait_until 300 bash -c "[ \"\$(redis-cli -h $REDIS_HOST -p $REDIS_PORT SCARD 'pgsync:{$index}:loaddone')\" -ge 1 ]" ||
+    fail "a load with a truncate finishes a first range" "none done"
+psql_q "TRUNCATE book CASCADE"
+psql_q "INSERT INTO book (isbn, title) VALUES ('9990000000002', 'after the truncate')"
+if wait_until 300 bash -c "! kill -0 $(bg_pid load4) 2>/dev/null"; then
+    pass "a load the root table's truncate cut short finishes"
+else
+    fail "a load the root table's truncate cut short finishes" "still running"
+fi
+wait_until 120 drained || fail "the stream drains after the truncate" "still pending"
+only_new() { [ "$(count)" = 1 ]; }
+wait_until 30 only_new
+check_eq "after a truncate during the load: only the book inserted since is indexed" 1 "$(count)"
+if verify; then
+    pass "after a truncate during the load: the index equals the database"
+else
+    fail "after a truncate during the load: the index equals the database" "$(tail -5 "$log-verify.out")"
+fi
+skipped=$(cat "$PGS_STACK_DIR"/logs/consumer_[ab].log | grep -c '"load range skipped')
+echo "truncate during the load: $skipped ranges skipped"
+stop_bg consumer_a
+stop_bg consumer_b

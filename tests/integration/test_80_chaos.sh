@@ -35,9 +35,11 @@ export PGSYNC_CLAIM_IDLE_MS=2000 PGSYNC_BLOCK_MS=200
 RANDOM=$SEED # the faults' schedule follows the seed too (their timing cannot)
 
 # --- 1. the root TRUNCATE race, forced (a chaos run found it at random) ---------------
-# Consumer a reads a document, then stalls before its bulk request (an engine
-# restart does that); the root table is truncated and consumer b empties the
-# index; a's older copy must not come back when it finally sends it.
+# Consumer a reads two documents, then stalls before its bulk request (an
+# engine restart does that); the root table is truncated and consumer b
+# empties the index; a's older copies must not come back when it finally
+# sends them: neither the one b found in the index and deleted, nor the new
+# one b could not see (it was not in the index yet; a chaos run found that).
 new_db truncrace >/dev/null
 index=$(unique_name truncrace)
 schema=$PGS_STACK_DIR/$index.json
@@ -52,9 +54,14 @@ pause=$PGS_STACK_DIR/$index.pause
 touch "$pause"
 # (log names unique to this run: the greps below must not see an earlier run's lines)
 ta=truncrace_a_$$ tb=truncrace_b_$$
+# both changes in the stream before a starts, so that a reads them in one batch
+len0=$(redis_q XLEN "$stream")
+psql_q "UPDATE book SET title = 'read before the truncate' WHERE isbn = '9788374950978'"
+psql_q "INSERT INTO book (isbn, title) VALUES ('9990000000001', 'inserted before the truncate')"
+truncrace_queued() { [ "$(redis_q XLEN "$stream")" -ge $((${len0:-0} + 2)) ]; }
+wait_until 20 truncrace_queued || fail "truncate race: the producer queues both changes" "XLEN $(redis_q XLEN "$stream")"
 PGSYNC_TEST_PAUSE_FILE=$pause PGSYNC_CLAIM_IDLE_MS=600000 start_bg "$ta" \
     pgsync-consumer --config "$schema" --name a
-psql_q "UPDATE book SET title = 'read before the truncate' WHERE isbn = '9788374950978'"
 wait_until 20 grep -q "test pause" "$PGS_STACK_DIR/logs/$ta.log" ||
     fail "truncate race: consumer a holds its bulk request" "no pause seen"
 psql_q "TRUNCATE book CASCADE" 2>/dev/null
@@ -68,6 +75,12 @@ truncrace_drained() {
 wait_until 30 truncrace_drained || fail "truncate race: consumer a finishes its batch" "still pending"
 check_eq "truncate race: the index of a truncated root table stays empty (no stale copy comes back)" \
     "" "$(es_ids "$index" | tr '\n' ' ')"
+if grep -q "older than a root TRUNCATE deleted again" "$PGS_STACK_DIR/logs/$ta.log"; then
+    pass "truncate race: consumer a deletes again what it wrote after the truncate's sweep"
+else
+    fail "truncate race: consumer a deletes again what it wrote after the truncate's sweep" \
+        "no such line in its log"
+fi
 stop_bg "$ta"
 stop_bg "$tb"
 stop_bg truncrace_producer
