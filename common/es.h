@@ -102,8 +102,10 @@ struct es_bulk_item {
     uint64_t version;       /* 0 = no external version */
     char *routing;          /* NULL when none */
     char *pipeline;         /* NULL when none */
-    char *doc;              /* ES_OP_INDEX: the JSON document */
+    const char *doc;        /* ES_OP_INDEX: the JSON document, inside the bulk's text */
     size_t doclen;
+    size_t off, end;        /* its lines (action, document) in the bulk's text */
+    size_t doc_off;         /* where "doc" starts in the text */
     void *tag;              /* the caller's; untouched */
     /* filled by es_bulk_send / es_bulk_flush */
     int status;
@@ -112,14 +114,20 @@ struct es_bulk_item {
     char reason[512];
 };
 
+/*
+ * The request body is built as items are added, and is where their
+ * documents live: a bulk in flight holds each document once (a first send
+ * goes out as is; a retry of some items copies their lines).
+ */
 struct es_bulk {
     struct es_bulk_item *items;
     int n, cap;
-    size_t bytes;           /* approximate body size so far */
+    char *text;             /* NDJSON: each item's action line and document line */
+    size_t bytes, textcap;  /* "bytes": the length of "text" */
 };
 
 void es_bulk_init(struct es_bulk *b);
-/* Copies "index", "id", "doc" etc.; versioned with version_type=external_gte when version > 0. */
+/* Copies "index", "id", "doc" (into the text) etc.; versioned with version_type=external_gte when version > 0. */
 void es_bulk_add(struct es_bulk *b, enum es_op op, const char *index, const char *id,
                  uint64_t version, const char *doc, size_t doclen, const char *routing,
                  const char *pipeline, void *tag);
