@@ -788,15 +788,11 @@ void es_bulk_init(struct es_bulk *b)
     memset(b, 0, sizeof(*b));
 }
 
-static void es_action_line(struct buf *o, const struct es_bulk_item *it);
-
 void es_bulk_add(struct es_bulk *b, enum es_op op, const char *index, const char *id,
                  uint64_t version, const char *doc, size_t doclen, const char *routing,
                  const char *pipeline, void *tag)
 {
     struct es_bulk_item *it;
-    struct buf o = {b->text, b->bytes, b->textcap};
-    const char *was = b->text;
 
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 64;
@@ -812,35 +808,26 @@ void es_bulk_add(struct es_bulk *b, enum es_op op, const char *index, const char
     it->pipeline = xstrdup(pipeline);
     it->tag = tag;
     it->cls = ES_ITEM_RETRY; /* not sent yet */
-    it->off = o.len;
-    es_action_line(&o, it);
     if (op == ES_OP_INDEX) {
         if (doc == NULL) {
             doc = "{}";
             doclen = 2;
         }
-        size_t at = o.len;
-        buf_add(&o, doc, doclen);
+        it->doc = xrealloc(NULL, doclen + 1);
+        memcpy(it->doc, doc, doclen);
+        it->doc[doclen] = '\0';
+        it->doclen = doclen;
         /*
          * NDJSON: a line break inside a document would end it early. Outside
          * strings it is whitespace; inside one it is invalid JSON anyway. So a
          * space in its place never changes a valid document.
          */
-        for (char *p = o.p + at, *end = o.p + at + doclen; p < end; p++)
-            if (*p == '\n' || *p == '\r')
-                *p = ' ';
-        buf_add(&o, "\n", 1);
-        it->doclen = doclen;
-        it->doc_off = at;
+        for (size_t i = 0; i < doclen; i++)
+            if (it->doc[i] == '\n' || it->doc[i] == '\r')
+                it->doc[i] = ' ';
     }
-    it->end = o.len;
-    b->text = o.p;
-    b->bytes = o.len;
-    b->textcap = o.cap;
-    /* documents point into the text: all of them again when it moved */
-    for (int i = b->text == was ? b->n - 1 : 0; i < b->n; i++)
-        if (b->items[i].op == ES_OP_INDEX)
-            b->items[i].doc = b->text + b->items[i].doc_off;
+    b->bytes += it->doclen + strlen(index) + strlen(id) + 96 + (routing ? strlen(routing) : 0) +
+                (pipeline ? strlen(pipeline) : 0);
 }
 
 static void es_item_free(struct es_bulk_item *it)
@@ -849,6 +836,7 @@ static void es_item_free(struct es_bulk_item *it)
     free(it->id);
     free(it->routing);
     free(it->pipeline);
+    free(it->doc);
 }
 
 void es_bulk_reset(struct es_bulk *b)
@@ -863,7 +851,6 @@ void es_bulk_deinit(struct es_bulk *b)
 {
     es_bulk_reset(b);
     free(b->items);
-    free(b->text);
     memset(b, 0, sizeof(*b));
 }
 
@@ -944,10 +931,14 @@ char *es_bulk_body(const struct es_bulk *b, const int *sel, int nsel, size_t *le
     struct buf o = {0};
     int n = sel ? nsel : b->n;
 
-    buf_reserve(&o, sel ? 0 : b->bytes);
+    buf_reserve(&o, b->bytes + 64);
     for (int k = 0; k < n; k++) {
         const struct es_bulk_item *it = &b->items[sel ? sel[k] : k];
-        buf_add(&o, b->text + it->off, it->end - it->off);
+        es_action_line(&o, it);
+        if (it->op == ES_OP_INDEX) {
+            buf_add(&o, it->doc, it->doclen);
+            buf_add(&o, "\n", 1);
+        }
     }
     if (o.p == NULL)
         buf_reserve(&o, 0);
@@ -1043,17 +1034,12 @@ static int es_bulk_send_sel(struct es_client *c, struct es_bulk *b, const int *s
 
     if (n == 0)
         return 0;
-    /* every item, in order (a first send): the text is the body; else copy their lines */
-    int whole = n == b->n && sel[0] == 0 && sel[n - 1] == n - 1;
-    body = whole ? b->text : es_bulk_body(b, sel, n, &len);
-    if (whole)
-        len = b->bytes;
+    body = es_bulk_body(b, sel, n, &len);
     double t0 = es_now();
     /* filter_path: a 10,000-item answer shrinks to what we read */
     rc = es_request(c, "POST", "/_bulk?filter_path=errors,items.*.status,items.*.error", body,
                     len, "application/x-ndjson", &status, &resp, err);
-    if (!whole)
-        free(body);
+    free(body);
     if (c->hooks.bulk_request)
         c->hooks.bulk_request(c->hooks.arg, es_now() - t0, rc < 0 ? 0 : status);
     if (rc < 0) {

@@ -102,10 +102,8 @@ struct es_bulk_item {
     uint64_t version;       /* 0 = no external version */
     char *routing;          /* NULL when none */
     char *pipeline;         /* NULL when none */
-    const char *doc;        /* ES_OP_INDEX: the JSON document, inside the bulk's text */
+    char *doc;              /* ES_OP_INDEX: the JSON document */
     size_t doclen;
-    size_t off, end;        /* its lines (action, document) in the bulk's text */
-    size_t doc_off;         /* where "doc" starts in the text */
     void *tag;              /* the caller's; untouched */
     /* filled by es_bulk_send / es_bulk_flush */
     int status;
@@ -114,20 +112,14 @@ struct es_bulk_item {
     char reason[512];
 };
 
-/*
- * The request body is built as items are added, and is where their
- * documents live: a bulk in flight holds each document once (a first send
- * goes out as is; a retry of some items copies their lines).
- */
 struct es_bulk {
     struct es_bulk_item *items;
     int n, cap;
-    char *text;             /* NDJSON: each item's action line and document line */
-    size_t bytes, textcap;  /* "bytes": the length of "text" */
+    size_t bytes;           /* approximate body size so far */
 };
 
 void es_bulk_init(struct es_bulk *b);
-/* Copies "index", "id", "doc" (into the text) etc.; versioned with version_type=external_gte when version > 0. */
+/* Copies "index", "id", "doc" etc.; versioned with version_type=external_gte when version > 0. */
 void es_bulk_add(struct es_bulk *b, enum es_op op, const char *index, const char *id,
                  uint64_t version, const char *doc, size_t doclen, const char *routing,
                  const char *pipeline, void *tag);

@@ -285,37 +285,6 @@ static void test_body_flattens_newlines_in_docs(void **state)
     es_bulk_deinit(&b);
 }
 
-/* The documents live in the body's text: still right after it moved many times. */
-static void test_docs_live_in_the_text(void **state)
-{
-    struct es_bulk b;
-    char doc[64], id[16];
-    size_t len;
-
-    (void)state;
-    es_bulk_init(&b);
-    for (int i = 0; i < 5000; i++) {
-        snprintf(id, sizeof(id), "%d", i);
-        snprintf(doc, sizeof(doc), "{\"n\":%d}", i);
-        es_bulk_add(&b, i % 7 ? ES_OP_INDEX : ES_OP_DELETE, "i", id, 1, doc, strlen(doc), NULL,
-                    NULL, NULL);
-    }
-    for (int i = 0; i < 5000; i++) {
-        const struct es_bulk_item *it = &b.items[i];
-        snprintf(doc, sizeof(doc), "{\"n\":%d}", i);
-        if (it->op == ES_OP_DELETE)
-            continue;
-        assert_int_equal(it->doclen, strlen(doc));
-        assert_memory_equal(it->doc, doc, it->doclen);
-        assert_ptr_equal(it->doc, b.text + it->doc_off);
-    }
-    char *body = es_bulk_body(&b, NULL, 0, &len);
-    assert_int_equal(len, b.bytes);
-    assert_memory_equal(body, b.text, len);
-    free(body);
-    es_bulk_deinit(&b);
-}
-
 static void test_reset_keeps_memory(void **state)
 {
     struct es_bulk b;
@@ -445,7 +414,6 @@ int main(void)
         cmocka_unit_test(test_body_lines),
         cmocka_unit_test(test_body_escapes_ids),
         cmocka_unit_test(test_body_flattens_newlines_in_docs),
-        cmocka_unit_test(test_docs_live_in_the_text),
         cmocka_unit_test(test_reset_keeps_memory),
         cmocka_unit_test(test_gzip_round_trip),
         cmocka_unit_test(test_gzip_empty),
