@@ -8,6 +8,7 @@
  */
 #include "consume.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -784,6 +785,16 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
         .backoff = 0.1,
         .rv = 0,
     };
+
+    /*
+     * Memory that grows with the length of a load, not its batch size:
+     * glibc raises its mmap threshold after the first large free and keeps
+     * the bulk bodies (MBs, one per request) on the heap, and every sender
+     * thread gets its own arena; both keep freed memory resident. Large
+     * blocks from mmap always (returned on free) and two arenas.
+     */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_ARENA_MAX, 2);
     struct consumer *c = &cs;
     struct pgs_error err;
     char buf[1600];
