@@ -806,7 +806,7 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
     const struct schema_entry *e = s->ae->e;
     uint64_t version = 0;
     int truncate_root = 0, truncate_other = 0;
-    uint64_t truncate_version = 0;
+    uint64_t truncate_version = 0, oldest = UINT64_MAX; /* oldest: the batch's first commit */
     char name[32];
     int rv = 0;
 
@@ -829,6 +829,8 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
             continue;
         if (c->lsn > version)
             version = c->lsn;
+        if (c->lsn < oldest)
+            oldest = c->lsn;
         if (c->op == CHANGE_TRUNCATE) {
             if (!strcmp(c->schema, e->root->schema) && !strcmp(c->table, e->root->table)) {
                 truncate_root = 1;
@@ -859,10 +861,7 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
          * answer and the fence check (fence_check), leaving writes older
          * than a truncate that came since. Sweep once at that fence.
          */
-        uint64_t fence = 0, oldest = UINT64_MAX;
-        for (int i = 0; i < n; i++)
-            if (recs[i].op != CHANGE_LOAD && recs[i].lsn < oldest)
-                oldest = recs[i].lsn;
+        uint64_t fence = 0;
         if (syncer_fence(s, &fence, err) < 0)
             return -1;
         if (fence > oldest &&
