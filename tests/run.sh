@@ -6,7 +6,10 @@
 #   tests/run.sh unit|integration|all
 #
 # Counts one check per unit binary (its exit status) and one per PASS:/FAIL:
-# line of an integration file; ends with the line "N passed, N failed".
+# line of an integration file, plus one that the installed Debian packages
+# are the same at the end as at the start (no test installs or upgrades a
+# package: scripts/install-deps.sh brings them all first); ends with the line
+# "N passed, N failed".
 # Environment: BUILD (default build/rel), PGS_ENGINE (opensearch or
 # elasticsearch), PGS_TESTS (an extended regex on file names: only matching
 # tests run), PGS_TEST_TIMEOUT (seconds per integration file, default 900),
@@ -175,13 +178,43 @@ run_integration() {
     done
 }
 
-trap cleanup EXIT
+# The installed packages, one "name version status" line each, sorted.
+package_set() {
+    dpkg-query -W -f='${binary:Package} ${Version} ${db:Status-Abbrev}\n' 2>/dev/null | sort
+}
+
+# One check: the package set recorded at the start is the one installed now.
+check_packages() {
+    local now changed
+    [ -n "$PACKAGES_AT_START" ] || return 0
+    now=$(mktemp) || return 0
+    package_set >"$now"
+    changed=$(diff "$PACKAGES_AT_START" "$now" | sed -n 's/^\([<>]\) /\1/p' | head -n 20 | paste -sd' ')
+    rm -f "$now" "$PACKAGES_AT_START"
+    PACKAGES_AT_START=
+    if [ -z "$changed" ]; then
+        echo "PASS: packages: the installed package set did not change during the run"
+        record pass packages
+    else
+        echo "FAIL: packages: the installed package set changed during the run" \
+            "(< before, > after): $changed"
+        record fail packages "the installed package set changed during the run: $changed"
+    fi
+}
+
+PACKAGES_AT_START=
+if command -v dpkg-query >/dev/null 2>&1; then
+    PACKAGES_AT_START=$(mktemp /tmp/pgsync-c-packages.XXXXXX) && package_set >"$PACKAGES_AT_START"
+fi
+
+trap 'cleanup; [ -z "$PACKAGES_AT_START" ] || rm -f "$PACKAGES_AT_START"' EXIT
 trap 'INTERRUPTED=1; echo "run.sh: interrupted" >&2; exit 130' INT
 trap 'INTERRUPTED=1; echo "run.sh: terminated" >&2; exit 143' TERM HUP
 
 [ "$MODE" = integration ] || run_unit
 [ "$MODE" = unit ] || run_integration
 cleanup
+check_packages
 
 if [ ${#FAILURES[@]} -gt 0 ]; then
     echo
