@@ -16,6 +16,7 @@
 static const char *log_proc = "pgsync";
 static enum pgs_loglevel log_level = LOG_INFO;
 static int log_json;
+static int log_tty; /* stderr is a terminal: a line may hold a progress bar */
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
@@ -105,6 +106,7 @@ void pgs_log_init(const char *proc, enum pgs_loglevel level, int json)
     log_proc = proc;
     log_level = level;
     log_json = json;
+    log_tty = isatty(STDERR_FILENO);
     for (int i = 0; secret_env[i]; i++)
         pgs_log_add_secret(getenv(secret_env[i]));
     for (int i = 0; url_env[i]; i++)
@@ -241,7 +243,12 @@ void pgs_log_write(enum pgs_loglevel level, const char *msg, const char *kv, ...
     n = (long)strlen(line);
     line[n] = '\n';
     line[n + 1] = '\0';
-    fputs(line, stderr);
+    /*
+     * On a terminal a progress bar may stand on the current line without a
+     * newline (load.c redraws it with \r): erase it first, so that the log
+     * line starts at the left edge and the bar is drawn again below it.
+     */
+    fprintf(stderr, "%s%s", log_tty && !log_json ? "\r\033[K" : "", line);
     fflush(stderr);
 }
 

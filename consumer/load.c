@@ -54,12 +54,35 @@ struct progress {
     int quiet;
 };
 
+/*
+ * The number of documents to expect: the catalog's estimate while it is
+ * ahead of what is done; else, once some ranges are done, the documents per
+ * range so far times the ranges (ranges are equal runs of heap pages), so a
+ * table never ANALYZEd (reltuples -1) still gets an honest total. 0 when
+ * nothing tells yet; "*exact" when the load is over.
+ */
+static long long progress_total(const struct progress *p, long long done, int parts_done,
+                                int parts, int final, int *exact)
+{
+    *exact = final;
+    if (final)
+        return done;
+    if (p->total > done)
+        return p->total;
+    if (parts_done > 0 && parts_done < parts) {
+        long long by_ranges = done * parts / parts_done;
+        return by_ranges > done ? by_ranges : done + 1;
+    }
+    return 0;
+}
+
 static void progress_show(struct progress *p, long long done, int parts_done, int parts,
                           int final)
 {
     double t = now_s();
     double rate = done / (t - p->start > 1e-6 ? t - p->start : 1e-6);
-    long long total = p->total > done ? p->total : done;
+    int exact;
+    long long total = progress_total(p, done, parts_done, parts, final, &exact);
 
     if (p->quiet)
         return;
@@ -67,10 +90,21 @@ static void progress_show(struct progress *p, long long done, int parts_done, in
         if (!final && t - p->last < 0.2)
             return;
         int width = 30, fill = total > 0 ? (int)(width * done / total) : 0;
-        double eta = rate > 0 && !final ? (double)(total - done) / rate : 0;
-        fprintf(stderr, "\r%s [%.*s%*s] %lld/%s%lld docs  %d/%d ranges  %.0f docs/s  ETA %.0fs  ",
+        char total_txt[32], eta_txt[32];
+        if (total > 0)
+            snprintf(total_txt, sizeof(total_txt), "%s%lld", exact ? "" : "~", total);
+        else
+            snprintf(total_txt, sizeof(total_txt), "?");
+        if (final)
+            snprintf(eta_txt, sizeof(eta_txt), "%.0fs", t - p->start);
+        else if (total > 0 && rate > 0)
+            snprintf(eta_txt, sizeof(eta_txt), "ETA %.0fs", (double)(total - done) / rate);
+        else
+            snprintf(eta_txt, sizeof(eta_txt), "ETA ?");
+        /* \r and erase: log lines of the workers clear the line the same way (log.c) */
+        fprintf(stderr, "\r\033[K%s [%.*s%*s] %lld/%s docs  %d/%d ranges  %.0f docs/s  %s",
                 p->index, fill, "##############################", width - fill, "", done,
-                final || p->total <= done ? "" : "~", total, parts_done, parts, rate, eta);
+                total_txt, parts_done, parts, rate, eta_txt);
         if (final)
             fputc('\n', stderr);
         fflush(stderr);
@@ -79,7 +113,7 @@ static void progress_show(struct progress *p, long long done, int parts_done, in
             return;
         pgs_log(LOG_INFO, final ? "load finished" : "loading",
                 "index=%s docs=%lld total_estimate=%lld ranges_done=%d ranges=%d rate=%.0f",
-                p->index, done, p->total, parts_done, parts, rate);
+                p->index, done, total, parts_done, parts, rate);
     }
     p->last = t;
 }
