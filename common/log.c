@@ -128,28 +128,88 @@ int pgs_log_enabled(enum pgs_loglevel level)
     return level >= log_level;
 }
 
-/* Append "s" to "out" as a JSON string body (no quotes). */
-static void json_escape(FILE *out, const char *s)
+/* Length of the valid UTF-8 sequence at "s" (at most "n" bytes), 0 when not valid. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", out);
-        else if (c < 0x20)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF; /* bounds of the second byte */
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        len = 2;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+        len = 3;
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+        len = 4;
+    else
+        return 0;
+    /* no overlong forms, no UTF-16 surrogates, nothing above U+10FFFF */
+    if (s[0] == 0xE0)
+        lo = 0xA0;
+    else if (s[0] == 0xED)
+        hi = 0x9F;
+    else if (s[0] == 0xF0)
+        lo = 0x90;
+    else if (s[0] == 0xF4)
+        hi = 0x8F;
+    if (len > n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+/*
+ * Append the "n" bytes of "s" to "out" as a JSON string body (no quotes).
+ * A byte that is not part of valid UTF-8 (a Latin-1 value from the
+ * database, a message cut inside a character) becomes U+FFFD: a JSON
+ * reader would refuse the whole line for it.
+ */
+static void json_escape_n(FILE *out, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+
+    while (p < end) {
+        unsigned char c = *p;
+        size_t len = utf8_seq_len(p, (size_t)(end - p));
+        if (len == 0) {
+            fputs("\\ufffd", out);
+            p++;
+        } else if (len > 1) {
+            fwrite(p, 1, len, out);
+            p += len;
+        } else {
+            if (c == '"' || c == '\\')
+                fprintf(out, "\\%c", c);
+            else if (c == '\n')
+                fputs("\\n", out);
+            else if (c < 0x20)
+                fprintf(out, "\\u%04x", c);
+            else
+                fputc(c, out);
+            p++;
+        }
     }
 }
 
-/* Write the pairs of "kv" ("a=1 b=\"x y\"") as JSON members. */
+static void json_escape(FILE *out, const char *s)
+{
+    json_escape_n(out, s, strlen(s));
+}
+
+/*
+ * Write the pairs of "kv" ("a=1 b=\"x y\"") as JSON members. Keys and
+ * values go through json_escape: "kv" may hold anything a caller put in it.
+ */
 static void json_pairs(FILE *out, const char *kv)
 {
     const char *p = kv;
+    char val[4096]; /* "kv" comes from a 4096-byte buffer: any value fits */
 
     while (*p) {
+        size_t n = 0;
         while (*p == ' ')
             p++;
         if (!*p)
@@ -158,31 +218,24 @@ static void json_pairs(FILE *out, const char *kv)
         if (eq == NULL)
             break;
         fputs(",\"", out);
-        fwrite(p, 1, (size_t)(eq - p), out);
+        json_escape_n(out, p, (size_t)(eq - p));
         fputs("\":\"", out);
         p = eq + 1;
         if (*p == '"') {
             p++;
-            while (*p && *p != '"') {
+            while (*p && *p != '"' && n + 1 < sizeof(val)) {
                 if (*p == '\\' && p[1])
                     p++;
-                if (*p == '"' || *p == '\\')
-                    fputc('\\', out);
-                fputc(*p++, out);
+                val[n++] = *p++;
             }
             if (*p == '"')
                 p++;
         } else {
-            const char *end = strchr(p, ' ');
-            size_t n = end ? (size_t)(end - p) : strlen(p);
-            char tmp[1024];
-            if (n >= sizeof(tmp))
-                n = sizeof(tmp) - 1;
-            memcpy(tmp, p, n);
-            tmp[n] = '\0';
-            json_escape(out, tmp);
-            p += n;
+            while (*p && *p != ' ' && n + 1 < sizeof(val))
+                val[n++] = *p++;
         }
+        val[n] = '\0';
+        json_escape(out, val);
         fputc('"', out);
     }
 }
@@ -206,8 +259,12 @@ void pgs_log_write(enum pgs_loglevel level, const char *msg, const char *kv, ...
     char msgbuf[1024];
     snprintf(msgbuf, sizeof(msgbuf), "%s", msg);
     msg = pgs_log_scrub(msgbuf, sizeof(msgbuf));
-    /* one fprintf per line so that lines of several processes do not mix */
-    char line[8192];
+    /*
+     * One fprintf per line so that lines of several processes do not mix.
+     * Room for the worst case, so that a JSON line is never cut: escaping
+     * turns each byte of "msgbuf" and "pairs" into at most 6.
+     */
+    char line[256 + 6 * (sizeof(msgbuf) + sizeof(pairs))];
     FILE *out = fmemopen(line, sizeof(line) - 2, "w");
     if (out == NULL)
         return;

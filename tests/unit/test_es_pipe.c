@@ -3,7 +3,9 @@
  * (a thread per connection, keep-alive): every job comes back with every
  * item classified, several requests are on the wire at once, the seq
  * bookkeeping (oldest, in flight) holds, and a dead engine with "stop" set
- * gives a failed job, not a hang.
+ * gives a failed job, not a hang, and freeing a pipe with jobs in flight
+ * waits for the requests on the wire, sends nothing more and ends every
+ * thread (leaks are checked by the SANITIZE=1 run's LeakSanitizer).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "es.h"
@@ -32,6 +35,7 @@ struct fake {
     pthread_mutex_t mu;
     int active, max_active; /* requests being answered at once */
     int requests;
+    int answered;           /* responses written (counted just before the write) */
     int delay_ms;           /* per request: lets requests overlap */
 };
 
@@ -96,6 +100,7 @@ static void *fake_conn(void *arg)
                           rl);
         pthread_mutex_lock(&f->mu);
         f->active--;
+        f->answered++;
         pthread_mutex_unlock(&f->mu);
         if (write(fd, head, (size_t)hl) != hl || write(fd, resp, rl) != (ssize_t)rl)
             goto out;
@@ -292,6 +297,52 @@ static void test_dead_engine_with_stop_fails_the_job(void **state)
     es_bulk_deinit(&b);
 }
 
+static int fake_get(struct fake *f, const int *field)
+{
+    pthread_mutex_lock(&f->mu);
+    int v = *field;
+    pthread_mutex_unlock(&f->mu);
+    return v;
+}
+
+/* Threads of this process now (the "Threads:" line of /proc/self/status). */
+static int thread_count(void)
+{
+    char line[256];
+    int n = -1;
+    FILE *st = fopen("/proc/self/status", "r");
+    assert_non_null(st);
+    while (fgets(line, sizeof(line), st))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(st);
+    assert_true(n > 0);
+    return n;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * The thread count once the connection threads of earlier tests' fakes
+ * have ended (their clients are freed, they see EOF at once): the same
+ * for 100 ms.
+ */
+static int settled_thread_count(void)
+{
+    int n = thread_count(), same = 0;
+    for (int i = 0; i < 2000 && same < 100; i++) {
+        sleep_ms(1);
+        int m = thread_count();
+        same = m == n ? same + 1 : 0;
+        n = m;
+    }
+    return n;
+}
+
 static void test_free_with_jobs_queued(void **state)
 {
     struct fake f;
@@ -299,17 +350,60 @@ static void test_free_with_jobs_queued(void **state)
     struct es_bulk b;
     (void)state;
 
-    fake_start(&f, 50);
+    fake_start(&f, 300);
     struct es_client *c = client_for(f.port);
-    struct es_pipe *p = es_pipe_new(c, 1, NULL, &err);
+    int base = settled_thread_count(); /* the fake's accept thread is in it */
+    struct es_pipe *p = es_pipe_new(c, 2, NULL, &err);
+    assert_non_null(p);
+    assert_int_equal(thread_count(), base + 2);
     es_bulk_init(&b);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         fill(&b, 2, "ok");
-        es_pipe_submit(p, &b, NULL);
+        es_pipe_submit(p, &b, "x");
     }
-    es_pipe_free(p); /* waits for the request on the wire, drops the rest: no leak */
+    /* both senders have a request on the wire, the fake holds them 300 ms */
+    for (int i = 0; i < 2000 && fake_get(&f, &f.requests) < 2; i++)
+        sleep_ms(1);
+    assert_int_equal(fake_get(&f, &f.requests), 2);
+    assert_int_equal(fake_get(&f, &f.answered), 0);
+
+    es_pipe_free(p); /* waits for the requests on the wire, drops the rest */
+
+    /* both answers were read before it returned: it waited for its senders */
+    assert_int_equal(fake_get(&f, &f.answered), 2);
+    /* the three jobs still queued were dropped, never sent */
+    assert_int_equal(fake_get(&f, &f.requests), 2);
+    /*
+     * The senders are gone (joined); the fake's two connection threads end
+     * once they see the senders' connections closed.
+     */
+    assert_true(thread_count() <= base + 2);
+    for (int i = 0; i < 2000 && thread_count() > base; i++)
+        sleep_ms(1);
+    assert_int_equal(thread_count(), base);
+    sleep_ms(100);
+    assert_int_equal(fake_get(&f, &f.requests), 2);
     es_client_free(c);
     es_bulk_deinit(&b);
+}
+
+static void test_free_idle_and_null(void **state)
+{
+    struct fake f;
+    struct pgs_error err;
+    (void)state;
+
+    es_pipe_free(NULL);
+    fake_start(&f, 0);
+    struct es_client *c = client_for(f.port);
+    int base = settled_thread_count();
+    struct es_pipe *p = es_pipe_new(c, 3, NULL, &err);
+    assert_non_null(p);
+    assert_int_equal(thread_count(), base + 3);
+    es_pipe_free(p); /* idle senders wake up and end */
+    assert_int_equal(thread_count(), base);
+    assert_int_equal(fake_get(&f, &f.requests), 0);
+    es_client_free(c);
 }
 
 int main(void)
@@ -320,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_hooks_run_on_the_callers_thread),
         cmocka_unit_test(test_dead_engine_with_stop_fails_the_job),
         cmocka_unit_test(test_free_with_jobs_queued),
+        cmocka_unit_test(test_free_idle_and_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -853,7 +853,66 @@ static void test_resolve_twice_is_clean(void **state)
     catalog_free(&c);
 }
 
-/* With PGS_TEST_PGHOST set: load the catalog of a real database (PGS_TEST_PGDATABASE). */
+/* Print what catalog_load found: shown by test_05 when an assertion below fails. */
+static void print_catalog(const struct catalog *c)
+{
+    for (int i = 0; i < c->ntables; i++) {
+        const struct catalog_table *t = &c->tables[i];
+        printf("table %s.%s kind=%c pk=(", t->schema, t->name, t->relkind);
+        for (int k = 0; k < t->npk; k++)
+            printf("%s%s", k ? "," : "", t->pk[k]);
+        printf(")\n");
+        for (int k = 0; k < t->ncols; k++)
+            printf("  %s %s%s\n", t->cols[k].name, t->cols[k].type,
+                   t->cols[k].notnull ? " not null" : "");
+    }
+    for (int i = 0; i < c->nfks; i++) {
+        const struct catalog_fk *f = &c->fks[i];
+        printf("fk %s: %s(", f->name, c->tables[f->from_table].name);
+        for (int k = 0; k < f->ncols; k++)
+            printf("%s%s", k ? "," : "", f->from_cols[k]);
+        printf(") -> %s(", c->tables[f->to_table].name);
+        for (int k = 0; k < f->ncols; k++)
+            printf("%s%s", k ? "," : "", f->to_cols[k]);
+        printf(") index=%d\n", f->has_index);
+    }
+}
+
+/* Column "name" of "t" has type "type" and that NOT NULL flag. */
+static void assert_column(const struct catalog_table *t, const char *name, const char *type,
+                          int notnull)
+{
+    const struct catalog_column *col = catalog_find_column(t, name);
+    if (col == NULL)
+        fail_msg("%s has no column %s", t->name, name);
+    assert_string_equal(col->type, type);
+    assert_int_equal(col->notnull, notnull);
+}
+
+/* The one foreign key from "from"("from_col") to "to"("to_col"), or the test fails. */
+static const struct catalog_fk *find_fk(const struct catalog *c, const char *from,
+                                        const char *from_col, const char *to, const char *to_col)
+{
+    const struct catalog_fk *found = NULL;
+    for (int i = 0; i < c->nfks; i++) {
+        const struct catalog_fk *f = &c->fks[i];
+        if (f->ncols == 1 && !strcmp(c->tables[f->from_table].name, from) &&
+            !strcmp(c->tables[f->to_table].name, to) && !strcmp(f->from_cols[0], from_col) &&
+            !strcmp(f->to_cols[0], to_col)) {
+            assert_null(found);
+            found = f;
+        }
+    }
+    if (found == NULL)
+        fail_msg("no foreign key %s(%s) -> %s(%s)", from, from_col, to, to_col);
+    return found;
+}
+
+/*
+ * With PGS_TEST_PGHOST set: load the catalog of a real database
+ * (PGS_TEST_PGDATABASE) holding tests/fixtures/book.sql and nothing else,
+ * and check it is what that file creates.
+ */
 static void test_catalog_load_live(void **state)
 {
     (void)state;
@@ -869,26 +928,46 @@ static void test_catalog_load_live(void **state)
     struct pgs_error err;
     pgs_error_clear(&err);
     assert_int_equal(catalog_load(conn, &c, &err), 0);
-    for (int i = 0; i < c.ntables; i++) {
-        const struct catalog_table *t = &c.tables[i];
-        printf("table %s.%s kind=%c pk=(", t->schema, t->name, t->relkind);
-        for (int k = 0; k < t->npk; k++)
-            printf("%s%s", k ? "," : "", t->pk[k]);
-        printf(")\n");
-        for (int k = 0; k < t->ncols; k++)
-            printf("  %s %s%s\n", t->cols[k].name, t->cols[k].type,
-                   t->cols[k].notnull ? " not null" : "");
-    }
-    for (int i = 0; i < c.nfks; i++) {
-        const struct catalog_fk *f = &c.fks[i];
-        printf("fk %s: %s(", f->name, c.tables[f->from_table].name);
-        for (int k = 0; k < f->ncols; k++)
-            printf("%s%s", k ? "," : "", f->from_cols[k]);
-        printf(") -> %s(", c.tables[f->to_table].name);
-        for (int k = 0; k < f->ncols; k++)
-            printf("%s%s", k ? "," : "", f->to_cols[k]);
-        printf(") index=%d\n", f->has_index);
-    }
+    print_catalog(&c);
+
+    /* the three tables of book.sql, their keys and columns */
+    assert_int_equal(c.ntables, 3);
+    const struct catalog_table *book = catalog_find_table(&c, "public", "book");
+    const struct catalog_table *author = catalog_find_table(&c, "public", "author");
+    const struct catalog_table *link = catalog_find_table(&c, "public", "book_author");
+    assert_non_null(book);
+    assert_non_null(author);
+    assert_non_null(link);
+    assert_null(catalog_find_table(&c, "public", "no_such_table"));
+    assert_int_equal(book->relkind, 'r');
+    assert_int_equal(book->npk, 1);
+    assert_string_equal(book->pk[0], "isbn");
+    assert_int_equal(book->ncols, 3);
+    assert_column(book, "isbn", "character varying(13)", 1);
+    assert_column(book, "title", "text", 1);
+    assert_column(book, "description", "text", 0);
+    assert_int_equal(author->npk, 1);
+    assert_string_equal(author->pk[0], "id");
+    assert_int_equal(author->ncols, 2);
+    assert_column(author, "id", "integer", 1);
+    assert_column(author, "name", "text", 1);
+    assert_int_equal(link->npk, 1);
+    assert_string_equal(link->pk[0], "id");
+    assert_int_equal(link->ncols, 3);
+    assert_column(link, "id", "integer", 1);
+    assert_column(link, "book_isbn", "character varying(13)", 1);
+    assert_column(link, "author_id", "integer", 1);
+    assert_null(catalog_find_column(book, "no_such_column"));
+
+    /* its two foreign keys, each backed by an index */
+    assert_int_equal(c.nfks, 2);
+    const struct catalog_fk *to_book = find_fk(&c, "book_author", "book_isbn", "book", "isbn");
+    const struct catalog_fk *to_author = find_fk(&c, "book_author", "author_id", "author", "id");
+    assert_int_equal(to_book->has_index, 1);
+    assert_int_equal(to_author->has_index, 1);
+    assert_int_equal(to_book->from_table, catalog_table_index(&c, link));
+    assert_int_equal(to_book->to_table, catalog_table_index(&c, book));
+    assert_int_equal(to_author->to_table, catalog_table_index(&c, author));
 
     /* the book example resolves against it */
     struct schema s;

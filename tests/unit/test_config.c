@@ -1,0 +1,514 @@
+/*
+ * test_config.c - the settings table read from the environment: PGSync's
+ * names and defaults, every type (text, whole numbers with bounds,
+ * booleans), bad values refused with the setting named, the search engine
+ * URL built from its parts, REDIS_URL's forms, --help, and a start-up dump
+ * that never shows a secret. No server is needed: the PostgreSQL connect
+ * test aims at a port where nothing listens.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+/* Every variable config_load reads (and libpq's password, which the log scrubs). */
+static const char *const all_env[] = {
+    "PG_URL", "PG_HOST", "PG_PORT", "PG_USER", "PG_PASSWORD", "PG_SSLMODE", "PG_SSLROOTCERT",
+    "ELASTICSEARCH_URL", "ELASTICSEARCH_SCHEME", "ELASTICSEARCH_HOST", "ELASTICSEARCH_PORT",
+    "ELASTICSEARCH_USER", "ELASTICSEARCH_PASSWORD", "ELASTICSEARCH_API_KEY",
+    "ELASTICSEARCH_CA_CERTS", "ELASTICSEARCH_CLIENT_CERT", "ELASTICSEARCH_CLIENT_KEY",
+    "ELASTICSEARCH_VERIFY_CERTS", "ELASTICSEARCH_TIMEOUT", "ELASTICSEARCH_GZIP", "OPENSEARCH",
+    "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_AUTH", "REDIS_USER",
+    "REDIS_TIMEOUT_MS", "PGSYNC_BATCH_SIZE", "PGSYNC_BLOCK_MS", "PGSYNC_CLAIM_IDLE_MS",
+    "PGSYNC_DOC_CHUNK", "PGSYNC_BULK_BYTES", "PGSYNC_PRODUCER_BATCH", "PGSYNC_STREAM_RETAIN",
+    "PGSYNC_CONSUMER_NAME", "PGSYNC_SLOT", "PGSYNC_MODE", "PGSYNC_STREAM_PREFIX", "PGPASSWORD",
+    NULL,
+};
+
+/* Each test starts from an environment without any setting. */
+static int clear_env(void **state)
+{
+    (void)state;
+    for (int i = 0; all_env[i]; i++)
+        unsetenv(all_env[i]);
+    return 0;
+}
+
+static void load_ok(struct config *cfg)
+{
+    struct pgs_error err;
+    pgs_error_clear(&err);
+    int rc = config_load(cfg, &err);
+    if (rc != 0)
+        fprintf(stderr, "config_load: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+}
+
+/* "name=value" must be refused, with the setting (and "want") in the message. */
+static void load_bad(const char *name, const char *value, const char *want)
+{
+    struct config cfg;
+    struct pgs_error err;
+    clear_env(NULL);
+    setenv(name, value, 1);
+    pgs_error_clear(&err);
+    assert_int_equal(config_load(&cfg, &err), -1);
+    assert_int_equal(err.kind, PGS_ERR_USAGE);
+    if (strstr(err.msg, name) == NULL || strstr(err.msg, want) == NULL)
+        fail_msg("%s=%s: message \"%s\" should name %s and say \"%s\"", name, value, err.msg,
+                 name, want);
+    unsetenv(name);
+}
+
+/* What "fn" writes to stderr (fd 2), as a new string. */
+static char *capture_stderr(void (*fn)(const void *), const void *arg)
+{
+    char path[] = "/tmp/pgs_test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    fn(arg);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    off_t n = lseek(fd, 0, SEEK_END);
+    char *out = calloc(1, (size_t)n + 1);
+    assert_int_equal(pread(fd, out, (size_t)n, 0), n);
+    close(fd);
+    return out;
+}
+
+/* ------------------------------------------------------------- defaults */
+
+static void test_defaults_are_pgsyncs(void **state)
+{
+    struct config cfg;
+    (void)state;
+    load_ok(&cfg);
+    assert_null(cfg.pg_url);
+    assert_string_equal(cfg.pg_host, "localhost");
+    assert_string_equal(cfg.pg_port, "5432");
+    assert_string_equal(cfg.pg_user, "postgres");
+    assert_null(cfg.pg_password);
+    assert_null(cfg.pg_sslmode);
+    assert_string_equal(cfg.es_url, "http://localhost:9200");
+    assert_null(cfg.es_user);
+    assert_null(cfg.es_password);
+    assert_null(cfg.es_api_key);
+    assert_int_equal(cfg.es_verify, 1);
+    assert_int_equal(cfg.es_gzip, 0);
+    assert_int_equal(cfg.opensearch, 0);
+    assert_int_equal(cfg.es_timeout_s, 120);
+    assert_string_equal(cfg.redis_host, "localhost");
+    assert_int_equal(cfg.redis_port, 6379);
+    assert_int_equal(cfg.redis_db, 0);
+    assert_null(cfg.redis_auth);
+    assert_null(cfg.redis_user);
+    assert_int_equal(cfg.redis_timeout_ms, 5000);
+    assert_int_equal(cfg.batch_size, 1000);
+    assert_int_equal(cfg.block_ms, 1000);
+    assert_int_equal(cfg.claim_idle_ms, 30000);
+    assert_int_equal(cfg.doc_chunk, 500);
+    assert_int_equal(cfg.bulk_max_bytes, 5242880);
+    assert_int_equal(cfg.producer_batch, 500);
+    assert_int_equal(cfg.stream_retain_s, 86400);
+    assert_null(cfg.consumer_name);
+    assert_null(cfg.slot_name);
+    assert_string_equal(cfg.mode, "logical");
+    assert_string_equal(cfg.stream_prefix, "pgsync");
+}
+
+static void test_strings_taken_as_given(void **state)
+{
+    struct config cfg;
+    (void)state;
+    setenv("PG_HOST", "db.example", 1);
+    setenv("PG_PORT", "6432", 1);
+    setenv("PG_USER", "sync", 1);
+    setenv("PG_PASSWORD", "s3cret", 1);
+    setenv("PG_SSLMODE", "verify-full", 1);
+    setenv("ELASTICSEARCH_USER", "elastic", 1);
+    setenv("ELASTICSEARCH_API_KEY", "aWQ6a2V5", 1);
+    setenv("REDIS_HOST", "cache", 1);
+    setenv("REDIS_AUTH", "rpass", 1);
+    setenv("PGSYNC_SLOT", "my_slot", 1);
+    setenv("PGSYNC_MODE", "notify", 1);
+    setenv("PGSYNC_STREAM_PREFIX", "p2", 1);
+    setenv("PGSYNC_CONSUMER_NAME", "c-1", 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.pg_host, "db.example");
+    assert_string_equal(cfg.pg_port, "6432");
+    assert_string_equal(cfg.pg_user, "sync");
+    assert_string_equal(cfg.pg_password, "s3cret");
+    assert_string_equal(cfg.pg_sslmode, "verify-full");
+    assert_string_equal(cfg.es_user, "elastic");
+    assert_string_equal(cfg.es_api_key, "aWQ6a2V5");
+    assert_string_equal(cfg.redis_host, "cache");
+    assert_string_equal(cfg.redis_auth, "rpass");
+    assert_string_equal(cfg.slot_name, "my_slot");
+    assert_string_equal(cfg.mode, "notify");
+    assert_string_equal(cfg.stream_prefix, "p2");
+    assert_string_equal(cfg.consumer_name, "c-1");
+}
+
+/* ------------------------------------------------------------- numbers */
+
+static void test_numbers_at_their_bounds(void **state)
+{
+    struct config cfg;
+    (void)state;
+    setenv("REDIS_PORT", "1", 1);
+    setenv("REDIS_DB", "1000", 1);
+    setenv("PGSYNC_BATCH_SIZE", "100000", 1);
+    setenv("PGSYNC_BLOCK_MS", "1", 1);
+    setenv("PGSYNC_CLAIM_IDLE_MS", "86400000", 1);
+    setenv("PGSYNC_BULK_BYTES", "1024", 1);
+    setenv("PGSYNC_STREAM_RETAIN", "0", 1);
+    setenv("ELASTICSEARCH_TIMEOUT", "3600", 1);
+    setenv("REDIS_TIMEOUT_MS", "100", 1);
+    load_ok(&cfg);
+    assert_int_equal(cfg.redis_port, 1);
+    assert_int_equal(cfg.redis_db, 1000);
+    assert_int_equal(cfg.batch_size, 100000);
+    assert_int_equal(cfg.block_ms, 1);
+    assert_int_equal(cfg.claim_idle_ms, 86400000);
+    assert_int_equal(cfg.bulk_max_bytes, 1024);
+    assert_int_equal(cfg.stream_retain_s, 0);
+    assert_int_equal(cfg.es_timeout_s, 3600);
+    assert_int_equal(cfg.redis_timeout_ms, 100);
+}
+
+static void test_numbers_out_of_bounds_name_the_setting(void **state)
+{
+    (void)state;
+    load_bad("REDIS_PORT", "0", "from 1 to 65535");
+    load_bad("REDIS_PORT", "65536", "from 1 to 65535");
+    load_bad("REDIS_DB", "-1", "from 0 to 1000");
+    load_bad("REDIS_DB", "1001", "from 0 to 1000");
+    load_bad("PGSYNC_BATCH_SIZE", "0", "from 1 to 100000");
+    load_bad("PGSYNC_BATCH_SIZE", "100001", "from 1 to 100000");
+    load_bad("PGSYNC_BULK_BYTES", "1023", "from 1024 to 104857600");
+    load_bad("PGSYNC_STREAM_RETAIN", "31536001", "from 0 to 31536000");
+    load_bad("ELASTICSEARCH_TIMEOUT", "0", "from 1 to 3600");
+    load_bad("REDIS_TIMEOUT_MS", "99", "from 100 to 600000");
+    /* larger than a long: strtol saturates, still out of bounds */
+    load_bad("PGSYNC_DOC_CHUNK", "99999999999999999999999", "PGSYNC_DOC_CHUNK=9999");
+}
+
+static void test_numbers_not_numbers_name_the_setting(void **state)
+{
+    (void)state;
+    load_bad("PGSYNC_BATCH_SIZE", "ten", "expected a whole number");
+    load_bad("PGSYNC_BATCH_SIZE", "10x", "PGSYNC_BATCH_SIZE=10x");
+    load_bad("PGSYNC_BATCH_SIZE", "1.5", "expected a whole number");
+    load_bad("PGSYNC_BLOCK_MS", "1e3", "expected a whole number");
+    load_bad("REDIS_PORT", "6379 ", "expected a whole number");
+    load_bad("PGSYNC_PRODUCER_BATCH", "-", "expected a whole number");
+}
+
+static void test_empty_number_or_bool_means_default(void **state)
+{
+    struct config cfg;
+    (void)state;
+    /* an empty value is "unset" (docker-compose's FOO= lines), not zero or false */
+    setenv("PGSYNC_BATCH_SIZE", "", 1);
+    setenv("REDIS_PORT", "", 1);
+    setenv("ELASTICSEARCH_VERIFY_CERTS", "", 1);
+    load_ok(&cfg);
+    assert_int_equal(cfg.batch_size, 1000);
+    assert_int_equal(cfg.redis_port, 6379);
+    assert_int_equal(cfg.es_verify, 1);
+}
+
+/* ------------------------------------------------------------- booleans */
+
+static void test_booleans_every_spelling(void **state)
+{
+    static const char *const yes[] = {"true", "TRUE", "True", "1", "yes", "YES", "on", "On"};
+    static const char *const no[] = {"false", "FALSE", "0", "no", "No", "off", "OFF"};
+    struct config cfg;
+    (void)state;
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        setenv("OPENSEARCH", yes[i], 1);
+        setenv("ELASTICSEARCH_GZIP", yes[i], 1);
+        setenv("ELASTICSEARCH_VERIFY_CERTS", yes[i], 1);
+        load_ok(&cfg);
+        assert_int_equal(cfg.opensearch, 1);
+        assert_int_equal(cfg.es_gzip, 1);
+        assert_int_equal(cfg.es_verify, 1);
+    }
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        setenv("OPENSEARCH", no[i], 1);
+        setenv("ELASTICSEARCH_GZIP", no[i], 1);
+        setenv("ELASTICSEARCH_VERIFY_CERTS", no[i], 1);
+        load_ok(&cfg);
+        assert_int_equal(cfg.opensearch, 0);
+        assert_int_equal(cfg.es_gzip, 0);
+        assert_int_equal(cfg.es_verify, 0);
+    }
+}
+
+static void test_booleans_bad_name_the_setting(void **state)
+{
+    (void)state;
+    load_bad("OPENSEARCH", "maybe", "OPENSEARCH=maybe: expected true or false");
+    load_bad("ELASTICSEARCH_VERIFY_CERTS", "2", "ELASTICSEARCH_VERIFY_CERTS=2");
+    load_bad("ELASTICSEARCH_GZIP", "truee", "expected true or false");
+    load_bad("ELASTICSEARCH_GZIP", " true", "expected true or false");
+}
+
+/* ------------------------------------------------------------- search engine URL */
+
+static void test_es_url_built_from_parts(void **state)
+{
+    struct config cfg;
+    (void)state;
+    setenv("ELASTICSEARCH_SCHEME", "https", 1);
+    setenv("ELASTICSEARCH_HOST", "search.local", 1);
+    setenv("ELASTICSEARCH_PORT", "9243", 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.es_url, "https://search.local:9243");
+    assert_ptr_equal(cfg.es_url, cfg.es_url_buf);
+
+    /* one part alone: the others default */
+    clear_env(NULL);
+    setenv("ELASTICSEARCH_HOST", "es", 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.es_url, "http://es:9200");
+
+    /* empty parts default too */
+    setenv("ELASTICSEARCH_SCHEME", "", 1);
+    setenv("ELASTICSEARCH_PORT", "", 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.es_url, "http://es:9200");
+}
+
+static void test_es_url_wins_over_parts(void **state)
+{
+    struct config cfg;
+    (void)state;
+    setenv("ELASTICSEARCH_URL", "https://u:p@cloud.example:443/prefix", 1);
+    setenv("ELASTICSEARCH_HOST", "ignored", 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.es_url, "https://u:p@cloud.example:443/prefix");
+
+    /* an empty URL is no URL */
+    setenv("ELASTICSEARCH_URL", "", 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.es_url, "http://ignored:9200");
+}
+
+/* ------------------------------------------------------------- REDIS_URL */
+
+static void redis_url_ok(const char *url, const char *host, int port, int db, const char *user,
+                         const char *auth)
+{
+    struct config cfg;
+    setenv("REDIS_URL", url, 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.redis_host, host);
+    assert_int_equal(cfg.redis_port, port);
+    assert_int_equal(cfg.redis_db, db);
+    if (user)
+        assert_string_equal(cfg.redis_user, user);
+    else
+        assert_null(cfg.redis_user);
+    if (auth)
+        assert_string_equal(cfg.redis_auth, auth);
+    else
+        assert_null(cfg.redis_auth);
+    unsetenv("REDIS_URL");
+}
+
+static void test_redis_url_forms(void **state)
+{
+    (void)state;
+    redis_url_ok("redis://cache", "cache", 6379, 0, NULL, NULL);
+    redis_url_ok("redis://cache:6380", "cache", 6380, 0, NULL, NULL);
+    redis_url_ok("redis://cache:6380/3", "cache", 6380, 3, NULL, NULL);
+    redis_url_ok("redis://cache/5", "cache", 6379, 5, NULL, NULL);
+    redis_url_ok("redis://cache/", "cache", 6379, 0, NULL, NULL);
+    redis_url_ok("redis://:pw12@cache:1", "cache", 1, 0, NULL, "pw12");
+    redis_url_ok("redis://bob:pw12@cache:7000/2", "cache", 7000, 2, "bob", "pw12");
+    redis_url_ok("redis://onlypass@cache", "cache", 6379, 0, NULL, "onlypass");
+    /* a password holding '@' or ':': the host starts after the last '@' */
+    redis_url_ok("redis://bob:p@ss:w@cache:7001", "cache", 7001, 0, "bob", "p@ss:w");
+    /* no host: REDIS_HOST (or its default) stays */
+    redis_url_ok("redis://:6390", "localhost", 6390, 0, NULL, NULL);
+}
+
+static void test_redis_url_overrides_parts(void **state)
+{
+    (void)state;
+    setenv("REDIS_HOST", "old", 1);
+    setenv("REDIS_PORT", "1234", 1);
+    setenv("REDIS_DB", "9", 1);
+    setenv("REDIS_AUTH", "oldpass", 1);
+    redis_url_ok("redis://u:newpass@new:4321/1", "new", 4321, 1, "u", "newpass");
+    /* what the URL leaves out comes from the parts */
+    redis_url_ok("redis://new", "new", 1234, 9, NULL, "oldpass");
+}
+
+static void redis_url_bad(const char *url, const char *want)
+{
+    struct config cfg;
+    struct pgs_error err;
+    setenv("REDIS_URL", url, 1);
+    pgs_error_clear(&err);
+    assert_int_equal(config_load(&cfg, &err), -1);
+    assert_int_equal(err.kind, PGS_ERR_USAGE);
+    if (strstr(err.msg, "REDIS_URL") == NULL || strstr(err.msg, want) == NULL)
+        fail_msg("REDIS_URL=%s: message \"%s\" should say \"%s\"", url, err.msg, want);
+    unsetenv("REDIS_URL");
+}
+
+static void test_redis_url_bad(void **state)
+{
+    (void)state;
+    redis_url_bad("rediss://cache:6380", "TLS");
+    redis_url_bad("http://cache", "must start with redis://");
+    redis_url_bad("cache:6379", "must start with redis://");
+    redis_url_bad("redis://cache:0", "bad port");
+    redis_url_bad("redis://cache:70000", "bad port");
+    redis_url_bad("redis://cache:port", "bad port");
+    redis_url_bad("redis://cache:", "bad port");
+}
+
+/* ------------------------------------------------------------- help and dump */
+
+static void test_help_lists_every_setting(void **state)
+{
+    char *text = NULL;
+    size_t len = 0;
+    (void)state;
+    FILE *f = open_memstream(&text, &len);
+    config_print_help(f);
+    fclose(f);
+    for (int i = 0; all_env[i]; i++) {
+        if (!strcmp(all_env[i], "PGPASSWORD"))
+            continue; /* libpq's, not ours */
+        char want[64];
+        snprintf(want, sizeof(want), "  %s ", all_env[i]);
+        if (strstr(text, want) == NULL)
+            fail_msg("--help does not list %s", all_env[i]);
+    }
+    assert_non_null(strstr(text, "PGSYNC_BATCH_SIZE"));
+    assert_non_null(strstr(text, "[1000]"));
+    assert_non_null(strstr(text, "[localhost]"));
+    assert_non_null(strstr(text, "[logical]"));
+    free(text);
+}
+
+static void run_config_log(const void *cfg)
+{
+    config_log(cfg);
+}
+
+static void test_dump_redacts_secrets(void **state)
+{
+    struct config cfg;
+    (void)state;
+    /*
+     * The log's own scrubbing (secrets of the environment, registered by
+     * pgs_log_init) ran before any of these were set: what is checked here
+     * is that config_log itself never prints them.
+     */
+    setenv("PG_URL", "postgres://sync:pgurlsecret@db:5432/books", 1);
+    setenv("PG_PASSWORD", "pgpasssecret", 1);
+    setenv("ELASTICSEARCH_URL", "https://elastic:essecret@es.example:9200", 1);
+    setenv("ELASTICSEARCH_PASSWORD", "espasssecret", 1);
+    setenv("ELASTICSEARCH_API_KEY", "apikeysecret", 1);
+    setenv("REDIS_URL", "redis://ruser:redissecret@cache:6380/2", 1);
+    load_ok(&cfg);
+    char *out = capture_stderr(run_config_log, &cfg);
+    static const char *const secrets[] = {"pgurlsecret", "pgpasssecret", "essecret",
+                                          "espasssecret", "apikeysecret", "redissecret"};
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+        if (strstr(out, secrets[i]) != NULL)
+            fail_msg("the settings dump shows %s: %s", secrets[i], out);
+    /* and it still says what it is about */
+    assert_non_null(strstr(out, "msg=\"settings\""));
+    assert_non_null(strstr(out, "pg_url=***"));
+    assert_non_null(strstr(out, "search=https://***@es.example:9200"));
+    assert_non_null(strstr(out, "redis=cache:6380/2"));
+    assert_non_null(strstr(out, "batch_size=1000"));
+    free(out);
+
+    /* without PG_URL the dump says so */
+    clear_env(NULL);
+    load_ok(&cfg);
+    out = capture_stderr(run_config_log, &cfg);
+    assert_non_null(strstr(out, "pg_url=-"));
+    assert_non_null(strstr(out, "search=http://localhost:9200"));
+    free(out);
+}
+
+/* ------------------------------------------------------------- connecting */
+
+static void test_pg_connect_refused_names_the_place(void **state)
+{
+    struct config cfg;
+    struct pgs_error err;
+    (void)state;
+    setenv("PG_HOST", "127.0.0.1", 1);
+    setenv("PG_PORT", "1", 1); /* nothing listens on port 1 */
+    setenv("PG_PASSWORD", "connsecret", 1);
+    load_ok(&cfg);
+    pgs_error_clear(&err);
+    assert_null(config_pg_connect(&cfg, "books", 0, "test", &err));
+    assert_int_equal(err.kind, PGS_ERR_TRANSIENT); /* a server not up yet: retried */
+    assert_non_null(strstr(err.msg, "127.0.0.1:1"));
+    assert_non_null(strstr(err.msg, "\"books\""));
+    assert_true(err.detail[0] != '\0');
+    assert_null(strstr(err.msg, "connsecret"));
+    assert_null(strstr(err.detail, "connsecret"));
+
+    /* through PG_URL: the same place, no password in the words */
+    clear_env(NULL);
+    setenv("PG_URL", "postgresql://sync:urlconnsecret@127.0.0.1:1/other", 1);
+    load_ok(&cfg);
+    pgs_error_clear(&err);
+    assert_null(config_pg_connect(&cfg, NULL, 1, NULL, &err));
+    assert_non_null(strstr(err.msg, "127.0.0.1:1"));
+    assert_non_null(strstr(err.msg, "(default)"));
+    assert_null(strstr(err.msg, "urlconnsecret"));
+    assert_null(strstr(err.detail, "urlconnsecret"));
+}
+
+int main(void)
+{
+    clear_env(NULL);
+    pgs_log_init("test", LOG_INFO, 0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_defaults_are_pgsyncs, clear_env),
+        cmocka_unit_test_setup(test_strings_taken_as_given, clear_env),
+        cmocka_unit_test_setup(test_numbers_at_their_bounds, clear_env),
+        cmocka_unit_test_setup(test_numbers_out_of_bounds_name_the_setting, clear_env),
+        cmocka_unit_test_setup(test_numbers_not_numbers_name_the_setting, clear_env),
+        cmocka_unit_test_setup(test_empty_number_or_bool_means_default, clear_env),
+        cmocka_unit_test_setup(test_booleans_every_spelling, clear_env),
+        cmocka_unit_test_setup(test_booleans_bad_name_the_setting, clear_env),
+        cmocka_unit_test_setup(test_es_url_built_from_parts, clear_env),
+        cmocka_unit_test_setup(test_es_url_wins_over_parts, clear_env),
+        cmocka_unit_test_setup(test_redis_url_forms, clear_env),
+        cmocka_unit_test_setup(test_redis_url_overrides_parts, clear_env),
+        cmocka_unit_test_setup(test_redis_url_bad, clear_env),
+        cmocka_unit_test_setup(test_help_lists_every_setting, clear_env),
+        cmocka_unit_test_setup(test_dump_redacts_secrets, clear_env),
+        cmocka_unit_test_setup(test_pg_connect_refused_names_the_place, clear_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, clear_env);
+}
