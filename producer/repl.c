@@ -30,9 +30,9 @@
 #define STATUS_INTERVAL 10.0 /* seconds between unsolicited status updates */
 
 /*
- * A record waiting for Redis: the stream fields of change.h (op, s, t, lsn,
- * xid, old, new), built as text straight from the decoded tuple, without
- * jansson or a malloc per record; texts are offsets into the batch's arena.
+ * A record waiting for Redis, encoded by change_encode: its JSON texts are
+ * built straight from the decoded tuple, without jansson or a malloc per
+ * record, as offsets into the batch's arena (which may move as it grows).
  */
 struct rec {
     char op;
@@ -193,30 +193,31 @@ static int send_status(struct repl *r, int reply, struct pgs_error *err)
 static int write_records(struct repl *r, struct pgs_error *err)
 {
     redisContext *rc = *r->rcp;
-    const char *argv[17];
-    size_t lens[17];
-    char lsn[24], xid[16], op[2] = {0, 0};
+    const char *argv[3 + CHANGE_MAX_FIELDS];
+    size_t lens[3 + CHANGE_MAX_FIELDS];
+    struct change_numbers nums;
     int failed = 0;
 
+    argv[0] = "XADD", lens[0] = 4;
+    argv[1] = r->ae->stream, lens[1] = strlen(r->ae->stream);
+    argv[2] = "*", lens[2] = 1;
     for (int i = 0; i < r->npending; i++) {
         const struct rec *c = &r->pending[i];
         const struct schema_table_ref *t = &r->ae->tables[c->tref];
-        int n = 0;
-#define ARG(p, l) (argv[n] = (p), lens[n] = (l), n++)
-        ARG("XADD", 4);
-        ARG(r->ae->stream, strlen(r->ae->stream));
-        ARG("*", 1);
-        op[0] = c->op;
-        ARG("op", 2), ARG(op, 1);
-        ARG("s", 1), ARG(t->schema, strlen(t->schema));
-        ARG("t", 1), ARG(t->table, strlen(t->table));
-        ARG("lsn", 3), ARG(lsn, (size_t)snprintf(lsn, sizeof(lsn), "%" PRIu64, c->lsn));
-        ARG("xid", 3), ARG(xid, (size_t)snprintf(xid, sizeof(xid), "%" PRIu32, c->xid));
-        if (c->old_len)
-            ARG("old", 3), ARG(r->arena.buf + c->old_off, c->old_len);
-        if (c->new_len)
-            ARG("new", 3), ARG(r->arena.buf + c->new_off, c->new_len);
-#undef ARG
+        struct change_ref ref = {.op = c->op,
+                                 .schema = t->schema,
+                                 .table = t->table,
+                                 .lsn = c->lsn,
+                                 .xid = c->xid};
+        if (c->old_len) {
+            ref.oldv = r->arena.buf + c->old_off;
+            ref.old_len = c->old_len;
+        }
+        if (c->new_len) {
+            ref.newv = r->arena.buf + c->new_off;
+            ref.new_len = c->new_len;
+        }
+        int n = 3 + change_encode(&ref, &nums, argv + 3, lens + 3);
         /* hiredis copies the arguments into its output buffer */
         if (redisAppendCommandArgv(rc, n, argv, lens) != REDIS_OK) {
             pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XADD failed");
