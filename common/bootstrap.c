@@ -28,20 +28,6 @@ struct plan {
     int defer_rest;     /* a step was deferred: later steps depend on it, defer them too */
 };
 
-int bootstrap_mode_parse(const char *s, enum bootstrap_mode *mode, struct pgs_error *err)
-{
-    if (s == NULL || !*s || !strcmp(s, "logical")) {
-        *mode = BOOTSTRAP_LOGICAL;
-    } else if (!strcmp(s, "notify")) {
-        *mode = BOOTSTRAP_NOTIFY;
-    } else {
-        pgs_error_set(err, PGS_ERR_USAGE,
-                      "PGSYNC_MODE / --mode \"%s\": expected \"logical\" or \"notify\"", s);
-        return -1;
-    }
-    return 0;
-}
-
 static int exec_ok(PGconn *conn, const char *sql, const char *what, struct pgs_error *err)
 {
     PGresult *res = PQexec(conn, sql);
@@ -652,19 +638,16 @@ out:
 int bootstrap_setup(const struct config *cfg, struct app_entry *ae, int *created_slot,
                     struct pgs_error *err)
 {
-    enum bootstrap_mode mode;
     struct plan p;
     int exists = 0;
 
     if (created_slot)
         *created_slot = 0;
-    if (bootstrap_mode_parse(cfg->mode, &mode, err) < 0)
-        return -1;
     if (plan_init(&p, cfg, ae, err) < 0)
         return -1;
     if (check_select(&p, err) < 0)
         goto fail;
-    if (mode == BOOTSTRAP_NOTIFY) {
+    if (cfg->mode == CAPTURE_NOTIFY) {
         if (setup_notify(&p, err) < 0 || plan_finish(&p, "the trigger mode", "pgsync-bootstrap --mode notify", err) < 0)
             goto fail;
         pgs_log(LOG_INFO, "trigger mode ready", "database=%s outbox=" OUTBOX_SCHEMA ".%s "

@@ -26,12 +26,6 @@
 #include "config.h"
 #include "error.h"
 
-enum bootstrap_mode { BOOTSTRAP_LOGICAL = 0, BOOTSTRAP_NOTIFY = 1 };
-
-/* "logical" | "notify" (NULL or "" = logical) -> mode; -1 naming the bad value. */
-int bootstrap_mode_parse(const char *s, enum bootstrap_mode *mode, struct pgs_error *err)
-    PGS_MUSTCHECK;
-
 /* Create what is missing for cfg->mode; "created_slot" (may be NULL) tells whether a slot is new. */
 int bootstrap_setup(const struct config *cfg, struct app_entry *ae, int *created_slot,
                     struct pgs_error *err) PGS_MUSTCHECK;

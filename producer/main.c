@@ -131,7 +131,6 @@ int main(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-producer"};
     const char *mode_arg = NULL;
-    enum bootstrap_mode mode;
     struct config cfg;
     struct pgs_error err;
     struct app app;
@@ -152,9 +151,7 @@ int main(int argc, char **argv)
         cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
     cli_common_finish(&cli, 1);
     cli_load_config(&cli, &cfg);
-    if (mode_arg)
-        cfg.mode = mode_arg;
-    if (bootstrap_mode_parse(cfg.mode, &mode, &err) < 0)
+    if (mode_arg && config_set_mode(&cfg, "--mode", mode_arg, &err) < 0)
         cli_die_usage(cli.prog, "%s", err.msg);
     signal(SIGPIPE, SIG_IGN);
     config_log(&cfg);

@@ -99,8 +99,7 @@ struct repl *repl_new(struct ev_loop *loop, const struct config *cfg, struct app
     r->status_timer.data = r;
     ev_timer_init(&r->retry_timer, on_retry_timer, 0, 0);
     r->retry_timer.data = r;
-    /* bootstrap_mode_parse: main checked the value; anything else means logical */
-    if (cfg->mode && !strcmp(cfg->mode, "notify"))
+    if (cfg->mode == CAPTURE_NOTIFY)
         r->nt = notify_new(loop, cfg, ae, rcp, &r->stats);
     return r;
 }
