@@ -44,7 +44,7 @@ int bootstrap_slot_exists(PGconn *conn, const char *slot, int *exists, struct pg
  * transaction and exports its snapshot into "snap". "*version" is the
  * sample minus one: every change missing from the snapshot commits after
  * it, so the producer drains it later with a version (its drain's insert
- * LSN, see producer/notify.c) of at least the sample; it wins.
+ * LSN, see producer/outbox.c) of at least the sample; it wins.
  */
 int bootstrap_export_snapshot(PGconn *conn, char *snap, size_t snap_len, uint64_t *version,
                               struct pgs_error *err) PGS_MUSTCHECK;

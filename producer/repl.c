@@ -9,9 +9,6 @@
  * position we report. Any failure (Redis or PostgreSQL) closes the stream
  * and retries with backoff: the slot resumes at the confirmed position, so
  * at worst records are written twice, never lost.
- *
- * With PGSYNC_MODE=notify the entry's source is the trigger mode's outbox
- * instead (notify.c); the public functions below forward to it.
  */
 #include "repl.h"
 
@@ -22,7 +19,6 @@
 
 #include "change.h"
 #include "log.h"
-#include "notify.h"
 #include "pgoutput.h"
 #include "rstream.h"
 #include "strbuf.h"
@@ -52,7 +48,7 @@ struct relmap {
 };
 
 struct repl {
-    struct notify *nt; /* trigger mode: everything is forwarded to it */
+    struct change_source base; /* first: a struct change_source * is a struct repl * */
     struct ev_loop *loop;
     const struct config *cfg;
     struct app_entry *ae;
@@ -77,17 +73,25 @@ struct repl {
     int npending;
     struct strbuf arena;
     uint64_t written_upto;    /* every transaction ending at or before this is in Redis */
-    struct repl_stats stats;
+    struct source_stats stats;
 };
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents);
+static void repl_start(struct change_source *src);
+static int repl_stop(struct change_source *src);
+static const struct source_stats *repl_get_stats(const struct change_source *src);
+static void repl_free(struct change_source *src);
 
-struct repl *repl_new(struct ev_loop *loop, const struct config *cfg, struct app_entry *ae,
-                      redisContext **rcp)
+static const struct change_source_ops repl_ops = {
+    .start = repl_start, .stop = repl_stop, .stats = repl_get_stats, .free = repl_free};
+
+struct change_source *repl_new(struct ev_loop *loop, const struct config *cfg,
+                               struct app_entry *ae, redisContext **rcp)
 {
     struct repl *r = xcalloc(1, sizeof(*r));
+    r->base.ops = &repl_ops;
     r->loop = loop;
     r->cfg = cfg;
     r->ae = ae;
@@ -99,14 +103,12 @@ struct repl *repl_new(struct ev_loop *loop, const struct config *cfg, struct app
     r->status_timer.data = r;
     ev_timer_init(&r->retry_timer, on_retry_timer, 0, 0);
     r->retry_timer.data = r;
-    if (cfg->mode == CAPTURE_NOTIFY)
-        r->nt = notify_new(loop, cfg, ae, rcp, &r->stats);
-    return r;
+    return &r->base;
 }
 
-const struct repl_stats *repl_get_stats(const struct repl *r)
+static const struct source_stats *repl_get_stats(const struct change_source *src)
 {
-    return &r->stats;
+    return &((const struct repl *)src)->stats;
 }
 
 static void relmap_clear(struct repl *r)
@@ -521,19 +523,17 @@ static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    repl_start(w->data);
+    struct repl *r = w->data;
+    repl_start(&r->base);
 }
 
-void repl_start(struct repl *r)
+static void repl_start(struct change_source *src)
 {
+    struct repl *r = (struct repl *)src;
     struct pgs_error err;
     struct strbuf sql;
     PGresult *res;
 
-    if (r->nt) {
-        notify_start(r->nt);
-        return;
-    }
     pgs_error_clear(&err);
     /* Redis first: no point reading WAL that cannot be written anywhere */
     if (*r->rcp == NULL && (*r->rcp = rstream_connect(r->cfg, &err)) == NULL) {
@@ -585,13 +585,12 @@ void repl_start(struct repl *r)
     ev_feed_event(r->loop, &r->io, EV_READ);
 }
 
-int repl_stop(struct repl *r)
+static int repl_stop(struct change_source *src)
 {
+    struct repl *r = (struct repl *)src;
     struct pgs_error err;
     int rv = 0;
 
-    if (r->nt)
-        return notify_stop(r->nt);
     ev_timer_stop(r->loop, &r->retry_timer);
     if (r->conn) {
         /* finish the batch in hand and confirm what Redis has */
@@ -606,12 +605,11 @@ int repl_stop(struct repl *r)
     return rv;
 }
 
-void repl_free(struct repl *r)
+static void repl_free(struct change_source *src)
 {
-    if (r == NULL)
-        return;
+    struct repl *r = (struct repl *)src;
+
     close_stream(r);
-    notify_free(r->nt);
     free(r->pending);
     sb_free(&r->arena);
     free(r);
