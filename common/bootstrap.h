@@ -7,7 +7,8 @@
  * columns, and the logical replication slot (pgoutput).
  * notify (PGSYNC_MODE=notify, for servers without logical decoding): the
  * outbox table pgsync."<slot>", the trigger function pgsync."<slot>"() and
- * per table a row trigger "<slot>" and a TRUNCATE trigger "<slot>_t".
+ * per table a row trigger "<slot>" and a TRUNCATE trigger "<slot>_t"
+ * (producer/outbox_ddl.h).
  *
  * Idempotent: only what is missing or different is changed. A step the
  * role may not take (it needs a superuser or the table's owner) is not an

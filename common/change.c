@@ -96,6 +96,7 @@ static json_t *parse_obj(const char *s, size_t len, const char *name, struct pgs
     return v;
 }
 
+/* One flat branch per field, in the record's order: longer than most, read as the layout. */
 int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
                        struct pgs_error *err)
 {

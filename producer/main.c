@@ -125,6 +125,22 @@ static struct metrics *producer_metrics_start(struct ev_loop *loop, struct app *
 
 /* ---- end of metrics ---- */
 
+/* Stop and free every source, logging its totals; 0 when each wrote all it had pending. */
+static int producer_stop(struct producer *p, const struct app *app)
+{
+    int rv = 0;
+    for (int i = 0; i < p->n; i++) {
+        const struct source_stats *st = source_get_stats(p->srcs[i]);
+        if (source_stop(p->srcs[i]) < 0)
+            rv = 1;
+        pgs_log(LOG_INFO, "totals", "slot=%s changes=%llu records=%llu transactions=%llu",
+                app->entries[i].slot, st->changes_read, st->records_written, st->transactions);
+        source_free(p->srcs[i]);
+    }
+    free(p->srcs);
+    return rv;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
@@ -190,15 +206,8 @@ int main(int argc, char **argv)
         rv = 1;
     metrics_free(met); /* metrics */
 
-    for (int i = 0; i < p.n; i++) {
-        const struct source_stats *st = source_get_stats(p.srcs[i]);
-        if (source_stop(p.srcs[i]) < 0)
-            rv = 1;
-        pgs_log(LOG_INFO, "totals", "slot=%s changes=%llu records=%llu transactions=%llu",
-                app.entries[i].slot, st->changes_read, st->records_written, st->transactions);
-        source_free(p.srcs[i]);
-    }
-    free(p.srcs);
+    if (producer_stop(&p, &app) != 0)
+        rv = 1;
     if (rc)
         redisFree(rc);
     app_free(&app);

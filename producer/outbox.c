@@ -26,6 +26,7 @@
 
 #include "change.h"
 #include "log.h"
+#include "outbox_ddl.h"
 #include "rstream.h"
 #include "strbuf.h"
 
@@ -140,6 +141,28 @@ static json_t *parse_jsonb(PGresult *res, int row, int col)
     return v;
 }
 
+/* The drain's rows as records of version "version", their ids into n->ids. */
+static void records_from_rows(struct outbox *n, PGresult *res, int rows, uint64_t version)
+{
+    sb_reset(&n->ids);
+    sb_addc(&n->ids, '{');
+    for (int i = 0; i < rows; i++) {
+        struct change *c = &n->recs[i];
+        const char *op = PQgetvalue(res, i, 4);
+        memset(c, 0, sizeof(*c));
+        c->op = op[0] == 'I' || op[0] == 'U' || op[0] == 'D' ? op[0] : CHANGE_TRUNCATE;
+        c->schema = xstrdup(PQgetvalue(res, i, 2));
+        c->table = xstrdup(PQgetvalue(res, i, 3));
+        c->lsn = version;
+        /* the consumers' visibility check takes the low 32 bits and the current epoch */
+        c->xid = (uint32_t)strtoull(PQgetvalue(res, i, 1), NULL, 10);
+        c->oldv = parse_jsonb(res, i, 5);
+        c->newv = parse_jsonb(res, i, 6);
+        sb_printf(&n->ids, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
+    }
+    sb_addc(&n->ids, '}');
+}
+
 /*
  * One batch: read the oldest rows, take their version, write them to Redis,
  * delete them. Returns the number of rows (0: the outbox is empty), -1 on error.
@@ -181,23 +204,7 @@ static int drain_batch(struct outbox *n, struct pgs_error *err)
         return -1;
     }
 
-    sb_reset(&n->ids);
-    sb_addc(&n->ids, '{');
-    for (int i = 0; i < rows; i++) {
-        struct change *c = &n->recs[i];
-        const char *op = PQgetvalue(res, i, 4);
-        memset(c, 0, sizeof(*c));
-        c->op = op[0] == 'I' || op[0] == 'U' || op[0] == 'D' ? op[0] : CHANGE_TRUNCATE;
-        c->schema = xstrdup(PQgetvalue(res, i, 2));
-        c->table = xstrdup(PQgetvalue(res, i, 3));
-        c->lsn = version;
-        /* the consumers' visibility check takes the low 32 bits and the current epoch */
-        c->xid = (uint32_t)strtoull(PQgetvalue(res, i, 1), NULL, 10);
-        c->oldv = parse_jsonb(res, i, 5);
-        c->newv = parse_jsonb(res, i, 6);
-        sb_printf(&n->ids, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
-    }
-    sb_addc(&n->ids, '}');
+    records_from_rows(n, res, rows, version);
     PQclear(res);
 
     if (*n->rcp == NULL && (*n->rcp = rstream_connect(n->cfg, err)) == NULL)
@@ -315,8 +322,7 @@ static void outbox_start(struct change_source *src)
     }
     sb_init(&sql);
     sb_init(&box);
-    sb_add(&box, "pgsync.");
-    sb_ident(&box, n->ae->slot);
+    outbox_ddl_add_name(&box, n->ae->slot);
     {
         const char *params[1] = {box.buf};
         PGresult *res = PQexecParams(n->conn, "SELECT to_regclass($1) IS NOT NULL", 1, NULL,
