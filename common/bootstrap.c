@@ -381,10 +381,12 @@ int bootstrap_setup(const struct config *cfg, struct app_entry *ae, int *created
     if (check_select(&p, err) < 0)
         goto fail;
     if (cfg->mode == CAPTURE_NOTIFY) {
-        if (outbox_ddl_setup(&p, err) < 0 || plan_finish(&p, "the trigger mode", "pgsync-bootstrap --mode notify", err) < 0)
+        if (outbox_ddl_setup(&p, err) < 0 ||
+            plan_finish(&p, "the trigger mode", "pgsync-bootstrap --mode notify", err) < 0)
             goto fail;
-        pgs_log(LOG_INFO, "trigger mode ready", "database=%s outbox=" OUTBOX_SCHEMA ".%s "
-                "channel=%s", ae->e->database, ae->slot, ae->slot);
+        pgs_log(LOG_INFO, "trigger mode ready",
+                "database=%s outbox=" OUTBOX_SCHEMA ".%s channel=%s", ae->e->database, ae->slot,
+                ae->slot);
         plan_free(&p);
         return 0;
     }
