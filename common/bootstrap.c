@@ -1,8 +1,9 @@
 /*
  * bootstrap.c - creating and removing the database objects of an entry
- * (publication, replica identities and slot; or outbox, trigger function
- * and triggers), and the list of steps left to a DBA when the role may not
- * take them. See bootstrap.h for the contract.
+ * (publication, replica identities and slot; the outbox, its trigger
+ * function and triggers come from producer/outbox_ddl.c), and the list of
+ * steps left to a DBA when the role may not take them (bootstrap_plan.h).
+ * See bootstrap.h for the contract.
  */
 #include "bootstrap.h"
 
@@ -11,36 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../producer/outbox_ddl.h"
+#include "bootstrap_plan.h"
 #include "log.h"
 #include "strbuf.h"
 
-#define OUTBOX_SCHEMA "pgsync"
 #define SQLSTATE_INSUFFICIENT_PRIVILEGE "42501"
-
-/* One run: the connection, and the steps left for a DBA. */
-struct plan {
-    PGconn *conn;
-    const struct app_entry *ae;
-    const char *role;
-    struct strbuf dba;  /* SQL script for a superuser or the tables' owner */
-    int ndba;
-    int restart;        /* the script holds ALTER SYSTEM lines */
-    int defer_rest;     /* a step was deferred: later steps depend on it, defer them too */
-};
-
-int bootstrap_mode_parse(const char *s, enum bootstrap_mode *mode, struct pgs_error *err)
-{
-    if (s == NULL || !*s || !strcmp(s, "logical")) {
-        *mode = BOOTSTRAP_LOGICAL;
-    } else if (!strcmp(s, "notify")) {
-        *mode = BOOTSTRAP_NOTIFY;
-    } else {
-        pgs_error_set(err, PGS_ERR_USAGE,
-                      "PGSYNC_MODE / --mode \"%s\": expected \"logical\" or \"notify\"", s);
-        return -1;
-    }
-    return 0;
-}
 
 static int exec_ok(PGconn *conn, const char *sql, const char *what, struct pgs_error *err)
 {
@@ -56,9 +33,8 @@ static int exec_ok(PGconn *conn, const char *sql, const char *what, struct pgs_e
     return 0;
 }
 
-/* The first value of the first row ("" when no row or NULL); a new string, or NULL on error. */
-static char *query_value(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                         struct pgs_error *err)
+char *bootstrap_query_value(PGconn *conn, const char *sql, int nparams,
+                            const char *const *params, struct pgs_error *err)
 {
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     char *v = NULL;
@@ -74,22 +50,17 @@ static char *query_value(PGconn *conn, const char *sql, int nparams, const char 
     return v;
 }
 
-static void plan_defer(struct plan *p, const char *sql)
+void bootstrap_plan_defer(struct bootstrap_plan *p, const char *sql)
 {
     sb_printf(&p->dba, "%s;\n", sql);
     p->ndba++;
 }
 
-/*
- * Run one DDL step, or leave it to the DBA when the role lacks the right
- * (or an earlier step it depends on was left to the DBA). "dep": the step
- * needs the deferred ones before it.
- */
-static int plan_step(struct plan *p, const char *sql, int dep, const char *done_msg,
-                     struct pgs_error *err)
+int bootstrap_plan_step(struct bootstrap_plan *p, const char *sql, int dep, const char *done_msg,
+                        struct pgs_error *err)
 {
     if (dep && p->defer_rest) {
-        plan_defer(p, sql);
+        bootstrap_plan_defer(p, sql);
         return 0;
     }
     PGresult *res = PQexec(p->conn, sql);
@@ -103,7 +74,7 @@ static int plan_step(struct plan *p, const char *sql, int dep, const char *done_
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     if (state && !strcmp(state, SQLSTATE_INSUFFICIENT_PRIVILEGE)) {
         PQclear(res);
-        plan_defer(p, sql);
+        bootstrap_plan_defer(p, sql);
         p->defer_rest = 1;
         return 0;
     }
@@ -114,7 +85,7 @@ static int plan_step(struct plan *p, const char *sql, int dep, const char *done_
 }
 
 /* Print the DBA's script (stderr, as app_load prints schema problems) and fail. */
-static int plan_finish(struct plan *p, const char *what, const char *again,
+static int plan_finish(struct bootstrap_plan *p, const char *what, const char *again,
                        struct pgs_error *err)
 {
     if (p->ndba == 0)
@@ -133,7 +104,7 @@ static int plan_finish(struct plan *p, const char *what, const char *again,
     return -1;
 }
 
-static int plan_init(struct plan *p, const struct config *cfg, const struct app_entry *ae,
+static int plan_init(struct bootstrap_plan *p, const struct config *cfg, const struct app_entry *ae,
                      struct pgs_error *err)
 {
     memset(p, 0, sizeof(*p));
@@ -146,21 +117,21 @@ static int plan_init(struct plan *p, const struct config *cfg, const struct app_
     return 0;
 }
 
-static void plan_free(struct plan *p)
+static void plan_free(struct bootstrap_plan *p)
 {
     if (p->conn)
         PQfinish(p->conn);
     sb_free(&p->dba);
 }
 
-static int table_is_view(const struct app_entry *ae, int i)
+int bootstrap_table_is_view(const struct app_entry *ae, int i)
 {
     const struct catalog_table *t =
         catalog_find_table(&ae->cat, ae->tables[i].schema, ae->tables[i].table);
     return t && (t->relkind == 'v' || t->relkind == 'm');
 }
 
-static void add_table_name(struct strbuf *sb, const struct schema_table_ref *t)
+void bootstrap_add_table_name(struct strbuf *sb, const struct schema_table_ref *t)
 {
     sb_ident(sb, t->schema);
     sb_addc(sb, '.');
@@ -169,7 +140,7 @@ static void add_table_name(struct strbuf *sb, const struct schema_table_ref *t)
 
 static int setting_int(PGconn *conn, const char *sql, long *out, struct pgs_error *err)
 {
-    char *v = query_value(conn, sql, 0, NULL, err);
+    char *v = bootstrap_query_value(conn, sql, 0, NULL, err);
     if (v == NULL)
         return -1;
     *out = atol(v);
@@ -178,16 +149,16 @@ static int setting_int(PGconn *conn, const char *sql, long *out, struct pgs_erro
 }
 
 /* wal_level, free slots and WAL senders, REPLICATION: the script gets what is missing. */
-static int check_logical_server(struct plan *p, int slot_exists, struct pgs_error *err)
+static int check_logical_server(struct bootstrap_plan *p, int slot_exists, struct pgs_error *err)
 {
     struct strbuf sql;
     long max_slots, used_slots, max_senders, used_senders;
-    char *wal = query_value(p->conn, "SHOW wal_level", 0, NULL, err);
+    char *wal = bootstrap_query_value(p->conn, "SHOW wal_level", 0, NULL, err);
     if (wal == NULL)
         return -1;
     sb_init(&sql);
     if (strcmp(wal, "logical") != 0) {
-        plan_defer(p, "ALTER SYSTEM SET wal_level = logical");
+        bootstrap_plan_defer(p, "ALTER SYSTEM SET wal_level = logical");
         p->restart = 1;
     }
     free(wal);
@@ -204,7 +175,7 @@ static int check_logical_server(struct plan *p, int slot_exists, struct pgs_erro
     long need_slots = used_slots + (slot_exists ? 0 : 1) + 1;
     if (need_slots > max_slots) {
         sb_printf(&sql, "ALTER SYSTEM SET max_replication_slots = %ld", need_slots);
-        plan_defer(p, sql.buf);
+        bootstrap_plan_defer(p, sql.buf);
         p->restart = 1;
     }
     /* the producer's and the load's connections */
@@ -212,12 +183,12 @@ static int check_logical_server(struct plan *p, int slot_exists, struct pgs_erro
     if (need_senders > max_senders) {
         sb_reset(&sql);
         sb_printf(&sql, "ALTER SYSTEM SET max_wal_senders = %ld", need_senders);
-        plan_defer(p, sql.buf);
+        bootstrap_plan_defer(p, sql.buf);
         p->restart = 1;
     }
     sb_free(&sql);
 
-    char *rep = query_value(p->conn,
+    char *rep = bootstrap_query_value(p->conn,
                             "SELECT rolreplication OR rolsuper FROM pg_roles "
                             "WHERE rolname = current_user",
                             0, NULL, err);
@@ -229,7 +200,7 @@ static int check_logical_server(struct plan *p, int slot_exists, struct pgs_erro
         sb_add(&q, "ALTER ROLE ");
         sb_ident(&q, p->role);
         sb_add(&q, " REPLICATION");
-        plan_defer(p, q.buf);
+        bootstrap_plan_defer(p, q.buf);
         sb_free(&q);
     }
     free(rep);
@@ -237,7 +208,7 @@ static int check_logical_server(struct plan *p, int slot_exists, struct pgs_erro
 }
 
 /* The role reads every table: the load, the consumers and the trigger mode need it. */
-static int check_select(struct plan *p, struct pgs_error *err)
+static int check_select(struct bootstrap_plan *p, struct pgs_error *err)
 {
     struct strbuf missing;
     int n = 0, rv = 0;
@@ -246,9 +217,9 @@ static int check_select(struct plan *p, struct pgs_error *err)
     for (int i = 0; i < p->ae->ntables; i++) {
         struct strbuf name;
         sb_init(&name);
-        add_table_name(&name, &p->ae->tables[i]);
+        bootstrap_add_table_name(&name, &p->ae->tables[i]);
         const char *params[1] = {name.buf};
-        char *v = query_value(p->conn, "SELECT has_table_privilege($1::regclass, 'SELECT')", 1,
+        char *v = bootstrap_query_value(p->conn, "SELECT has_table_privilege($1::regclass, 'SELECT')", 1,
                               params, err);
         if (v == NULL) {
             sb_free(&name);
@@ -266,7 +237,7 @@ static int check_select(struct plan *p, struct pgs_error *err)
         sb_init(&q);
         sb_printf(&q, "GRANT SELECT ON %s TO ", missing.buf);
         sb_ident(&q, p->role);
-        plan_defer(p, q.buf);
+        bootstrap_plan_defer(p, q.buf);
         sb_free(&q);
     }
     sb_free(&missing);
@@ -274,7 +245,7 @@ static int check_select(struct plan *p, struct pgs_error *err)
 }
 
 /* Exactly the entry's tables: create the publication, or set its tables when they differ. */
-static int setup_publication(struct plan *p, struct pgs_error *err)
+static int setup_publication(struct bootstrap_plan *p, struct pgs_error *err)
 {
     const struct app_entry *ae = p->ae;
     struct strbuf sql, tables;
@@ -283,11 +254,11 @@ static int setup_publication(struct plan *p, struct pgs_error *err)
 
     sb_init(&tables);
     for (int i = 0; i < ae->ntables; i++) {
-        if (table_is_view(ae, i))
+        if (bootstrap_table_is_view(ae, i))
             continue; /* views change through their base tables */
         if (ours++ > 0)
             sb_add(&tables, ", ");
-        add_table_name(&tables, &ae->tables[i]);
+        bootstrap_add_table_name(&tables, &ae->tables[i]);
     }
     PGresult *res = PQexecParams(p->conn,
                                  "SELECT p.oid IS NOT NULL, t.schemaname, t.tablename "
@@ -323,7 +294,7 @@ static int setup_publication(struct plan *p, struct pgs_error *err)
     sb_add(&sql, exists ? "ALTER PUBLICATION " : "CREATE PUBLICATION ");
     sb_ident(&sql, ae->publication);
     sb_printf(&sql, exists ? " SET TABLE %s" : " FOR TABLE %s", tables.buf);
-    rv = plan_step(p, sql.buf, 0, exists ? "publication updated" : "publication created", err);
+    rv = bootstrap_plan_step(p, sql.buf, 0, exists ? "publication updated" : "publication created", err);
     sb_free(&sql);
     sb_free(&tables);
     return rv;
@@ -333,7 +304,7 @@ static int setup_publication(struct plan *p, struct pgs_error *err)
  * A change to a child row must name the parent it belonged to: with the
  * default replica identity, DELETE and UPDATE send only the primary key.
  */
-static int setup_replica_identity(struct plan *p, struct pgs_error *err)
+static int setup_replica_identity(struct bootstrap_plan *p, struct pgs_error *err)
 {
     const struct app_entry *ae = p->ae;
     for (int i = 0; i < ae->ntables; i++) {
@@ -341,7 +312,7 @@ static int setup_replica_identity(struct plan *p, struct pgs_error *err)
         const struct catalog_table *ct = catalog_find_table(&ae->cat, t->schema, t->table);
         int needs_full = 0;
 
-        if (ct == NULL || table_is_view(ae, i))
+        if (ct == NULL || bootstrap_table_is_view(ae, i))
             continue;
         for (int c = 0; c < t->nlink && !needs_full; c++) {
             int in_pk = 0;
@@ -357,7 +328,7 @@ static int setup_replica_identity(struct plan *p, struct pgs_error *err)
             continue;
 
         const char *params[2] = {t->schema, t->table};
-        char *ident = query_value(p->conn,
+        char *ident = bootstrap_query_value(p->conn,
                                   "SELECT c.relreplident FROM pg_class c JOIN pg_namespace n "
                                   "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND "
                                   "c.relname = $2",
@@ -368,9 +339,9 @@ static int setup_replica_identity(struct plan *p, struct pgs_error *err)
             struct strbuf sql;
             sb_init(&sql);
             sb_add(&sql, "ALTER TABLE ");
-            add_table_name(&sql, t);
+            bootstrap_add_table_name(&sql, t);
             sb_add(&sql, " REPLICA IDENTITY FULL");
-            int rv = plan_step(p, sql.buf, 0, "replica identity set to full", err);
+            int rv = bootstrap_plan_step(p, sql.buf, 0, "replica identity set to full", err);
             sb_free(&sql);
             if (rv < 0) {
                 free(ident);
@@ -385,7 +356,7 @@ static int setup_replica_identity(struct plan *p, struct pgs_error *err)
 int bootstrap_slot_exists(PGconn *conn, const char *slot, int *exists, struct pgs_error *err)
 {
     const char *params[1] = {slot};
-    char *v = query_value(conn, "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", 1,
+    char *v = bootstrap_query_value(conn, "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", 1,
                           params, err);
     if (v == NULL)
         return -1;
@@ -397,278 +368,25 @@ int bootstrap_slot_exists(PGconn *conn, const char *slot, int *exists, struct pg
 /* ---- trigger mode ---- */
 
 /* pgsync."<slot>": the outbox table and, in the function namespace, its trigger function */
-static void add_outbox_name(struct strbuf *sb, const struct app_entry *ae)
-{
-    sb_add(sb, OUTBOX_SCHEMA ".");
-    sb_ident(sb, ae->slot);
-}
-
-/* "<slot>_t", cut so that it fits in 63 bytes */
-static void truncate_trigger_name(const struct app_entry *ae, char *out, size_t len)
-{
-    int n = (int)strlen(ae->slot);
-    snprintf(out, len, "%.*s_t", n > 61 ? 61 : n, ae->slot);
-}
-
-/* jsonb_build_object('col', <text of REC.col as its output function writes it>, ...) */
-static void add_link_object(struct strbuf *sb, const struct schema_table_ref *t, const char *rec)
-{
-    sb_add(sb, "jsonb_build_object(");
-    for (int c = 0; c < t->nlink; c++) {
-        if (c)
-            sb_add(sb, ", ");
-        sb_literal(sb, t->link_cols[c]);
-        /* format('%s') calls the type's output function, as pgoutput does (bool: t/f) */
-        sb_printf(sb, ", CASE WHEN %s.", rec);
-        sb_ident(sb, t->link_cols[c]);
-        sb_printf(sb, " IS NULL THEN NULL ELSE format('%%s', %s.", rec);
-        sb_ident(sb, t->link_cols[c]);
-        sb_add(sb, ") END");
-    }
-    sb_add(sb, ")");
-}
-
-/* The body of the trigger function (its prosrc: compared to decide whether to replace it). */
-static void build_function_body(const struct app_entry *ae, struct strbuf *sb)
-{
-    struct strbuf box;
-    int first = 1;
-
-    sb_init(&box);
-    add_outbox_name(&box, ae);
-    sb_add(sb, "\nDECLARE o jsonb; n jsonb;\nBEGIN\n"
-               "    IF TG_LEVEL = 'STATEMENT' THEN\n");
-    sb_printf(sb, "        INSERT INTO %s (s, t, op) VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 'T');\n",
-              box.buf);
-    for (int i = 0; i < ae->ntables; i++) {
-        const struct schema_table_ref *t = &ae->tables[i];
-        if (table_is_view(ae, i))
-            continue;
-        sb_add(sb, first ? "    ELSIF " : "    ELSIF ");
-        first = 0;
-        sb_add(sb, "TG_TABLE_SCHEMA = ");
-        sb_literal(sb, t->schema);
-        sb_add(sb, " AND TG_TABLE_NAME = ");
-        sb_literal(sb, t->table);
-        sb_add(sb, " THEN\n        IF TG_OP <> 'INSERT' THEN o := ");
-        add_link_object(sb, t, "OLD");
-        sb_add(sb, "; END IF;\n        IF TG_OP <> 'DELETE' THEN n := ");
-        add_link_object(sb, t, "NEW");
-        sb_add(sb, "; END IF;\n");
-    }
-    sb_add(sb, "    END IF;\n    IF TG_LEVEL = 'ROW' THEN\n");
-    sb_printf(sb,
-              "        INSERT INTO %s (s, t, op, old, new)\n"
-              "        VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, left(TG_OP, 1), o, n);\n"
-              "    END IF;\n",
-              box.buf);
-    /* a wake-up for the producer; the same payload is sent once per transaction */
-    sb_add(sb, "    PERFORM pg_notify(");
-    sb_literal(sb, ae->slot);
-    sb_add(sb, ", '');\n    RETURN NULL;\nEND\n");
-    sb_free(&box);
-}
-
-static int setup_notify(struct plan *p, struct pgs_error *err)
-{
-    const struct app_entry *ae = p->ae;
-    struct strbuf sql, name, body;
-    char trunc_name[64];
-    const char *params[3];
-    char *v = NULL;
-    int rv = -1, created_outbox = 0, deferred_outbox = 0;
-
-    sb_init(&sql);
-    sb_init(&name);
-    sb_init(&body);
-    add_outbox_name(&name, ae);
-    truncate_trigger_name(ae, trunc_name, sizeof(trunc_name));
-
-    /* 1. the schema and the outbox */
-    params[0] = OUTBOX_SCHEMA;
-    if ((v = query_value(p->conn, "SELECT 1 FROM pg_namespace WHERE nspname = $1", 1, params,
-                         err)) == NULL)
-        goto out;
-    if (!*v) {
-        if (plan_step(p, "CREATE SCHEMA IF NOT EXISTS " OUTBOX_SCHEMA, 1, "schema created", err) <
-            0)
-            goto out;
-        created_outbox = 1;
-    }
-    free(v);
-    params[0] = name.buf;
-    if ((v = query_value(p->conn, "SELECT to_regclass($1) IS NOT NULL", 1, params, err)) == NULL)
-        goto out;
-    if (strcmp(v, "t") != 0 || created_outbox) {
-        /*
-         * id: the drain order; xid: the writer, for the consumers' visibility
-         * check; the version is assigned when the producer drains (notify.c).
-         */
-        sb_printf(&sql,
-                  "CREATE TABLE IF NOT EXISTS %s (id bigserial PRIMARY KEY, "
-                  "xid xid8 NOT NULL DEFAULT pg_current_xact_id(), s text NOT NULL, "
-                  "t text NOT NULL, op text NOT NULL, old jsonb, new jsonb, "
-                  "at timestamptz NOT NULL DEFAULT clock_timestamp())",
-                  name.buf);
-        int before = p->ndba;
-        if (plan_step(p, sql.buf, 1, "outbox created", err) < 0)
-            goto out;
-        created_outbox = 1;
-        deferred_outbox = p->ndba > before;
-    }
-    free(v);
-    v = NULL;
-
-    /* 2. the trigger function, replaced when the schema's tables or columns changed */
-    build_function_body(ae, &body);
-    sb_reset(&sql);
-    sb_printf(&sql, "%s()", name.buf);
-    params[0] = sql.buf;
-    if ((v = query_value(p->conn,
-                         "SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1)", 1, params,
-                         err)) == NULL)
-        goto out;
-    if (strcmp(v, body.buf) != 0) {
-        sb_reset(&sql);
-        sb_printf(&sql,
-                  "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql "
-                  "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgsync$%s$pgsync$",
-                  name.buf, body.buf);
-        if (plan_step(p, sql.buf, 1, "trigger function created", err) < 0)
-            goto out;
-    }
-    free(v);
-    v = NULL;
-
-    /* 3. the triggers: a row trigger and a TRUNCATE trigger per table */
-    for (int i = 0; i < ae->ntables; i++) {
-        const struct schema_table_ref *t = &ae->tables[i];
-        if (table_is_view(ae, i))
-            continue;
-        struct strbuf tn;
-        sb_init(&tn);
-        add_table_name(&tn, t);
-        for (int k = 0; k < 2; k++) {
-            const char *tg = k == 0 ? ae->slot : trunc_name;
-            params[0] = tn.buf;
-            params[1] = tg;
-            free(v);
-            v = query_value(p->conn,
-                            "SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2",
-                            2, params, err);
-            if (v == NULL) {
-                sb_free(&tn);
-                goto out;
-            }
-            if (*v)
-                continue;
-            sb_reset(&sql);
-            sb_add(&sql, "CREATE TRIGGER ");
-            sb_ident(&sql, tg);
-            sb_printf(&sql, k == 0 ? " AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW"
-                                   : " AFTER TRUNCATE ON %s FOR EACH STATEMENT",
-                      tn.buf);
-            sb_printf(&sql, " EXECUTE FUNCTION %s()", name.buf);
-            if (plan_step(p, sql.buf, 1, "trigger created", err) < 0) {
-                sb_free(&tn);
-                goto out;
-            }
-        }
-        sb_free(&tn);
-    }
-    /* triggers of ours on tables the schema no longer has */
-    free(v);
-    v = NULL;
-    {
-        sb_reset(&sql);
-        sb_printf(&sql, "%s()", name.buf);
-        params[0] = sql.buf;
-        PGresult *res = PQexecParams(p->conn,
-                                     "SELECT n.nspname, c.relname, t.tgname FROM pg_trigger t "
-                                     "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n "
-                                     "ON n.oid = c.relnamespace WHERE t.tgfoid = "
-                                     "to_regprocedure($1)",
-                                     1, NULL, params, NULL, NULL, 0);
-        int nrows = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : 0;
-        for (int r = 0; r < nrows; r++) {
-            if (app_table_index(ae, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1)) >= 0)
-                continue;
-            struct schema_table_ref gone = {.schema = PQgetvalue(res, r, 0),
-                                            .table = PQgetvalue(res, r, 1)};
-            struct strbuf d;
-            sb_init(&d);
-            sb_add(&d, "DROP TRIGGER IF EXISTS ");
-            sb_ident(&d, PQgetvalue(res, r, 2));
-            sb_add(&d, " ON ");
-            add_table_name(&d, &gone);
-            int srv = plan_step(p, d.buf, 0, "trigger dropped", err);
-            sb_free(&d);
-            if (srv < 0) {
-                PQclear(res);
-                goto out;
-            }
-        }
-        PQclear(res);
-    }
-
-    /* 4. a DBA creates the outbox: the role drains it */
-    if (deferred_outbox) {
-        sb_reset(&sql);
-        sb_add(&sql, "GRANT USAGE ON SCHEMA " OUTBOX_SCHEMA " TO ");
-        sb_ident(&sql, p->role);
-        plan_defer(p, sql.buf);
-        sb_reset(&sql);
-        sb_printf(&sql, "GRANT SELECT, DELETE ON %s TO ", name.buf);
-        sb_ident(&sql, p->role);
-        plan_defer(p, sql.buf);
-    } else if (!created_outbox) {
-        params[0] = name.buf;
-        v = query_value(p->conn,
-                        "SELECT has_schema_privilege('" OUTBOX_SCHEMA "', 'USAGE') AND "
-                        "has_table_privilege($1::regclass, 'SELECT, DELETE')",
-                        1, params, err);
-        if (v == NULL)
-            goto out;
-        if (strcmp(v, "t") != 0) {
-            sb_reset(&sql);
-            sb_add(&sql, "GRANT USAGE ON SCHEMA " OUTBOX_SCHEMA " TO ");
-            sb_ident(&sql, p->role);
-            plan_defer(p, sql.buf);
-            sb_reset(&sql);
-            sb_printf(&sql, "GRANT SELECT, DELETE ON %s TO ", name.buf);
-            sb_ident(&sql, p->role);
-            plan_defer(p, sql.buf);
-        }
-    }
-    rv = 0;
-out:
-    free(v);
-    sb_free(&sql);
-    sb_free(&name);
-    sb_free(&body);
-    return rv;
-}
-
 int bootstrap_setup(const struct config *cfg, struct app_entry *ae, int *created_slot,
                     struct pgs_error *err)
 {
-    enum bootstrap_mode mode;
-    struct plan p;
+    struct bootstrap_plan p;
     int exists = 0;
 
     if (created_slot)
         *created_slot = 0;
-    if (bootstrap_mode_parse(cfg->mode, &mode, err) < 0)
-        return -1;
     if (plan_init(&p, cfg, ae, err) < 0)
         return -1;
     if (check_select(&p, err) < 0)
         goto fail;
-    if (mode == BOOTSTRAP_NOTIFY) {
-        if (setup_notify(&p, err) < 0 || plan_finish(&p, "the trigger mode", "pgsync-bootstrap --mode notify", err) < 0)
+    if (cfg->mode == CAPTURE_NOTIFY) {
+        if (outbox_ddl_setup(&p, err) < 0 ||
+            plan_finish(&p, "the trigger mode", "pgsync-bootstrap --mode notify", err) < 0)
             goto fail;
-        pgs_log(LOG_INFO, "trigger mode ready", "database=%s outbox=" OUTBOX_SCHEMA ".%s "
-                "channel=%s", ae->e->database, ae->slot, ae->slot);
+        pgs_log(LOG_INFO, "trigger mode ready",
+                "database=%s outbox=" OUTBOX_SCHEMA ".%s channel=%s", ae->e->database, ae->slot,
+                ae->slot);
         plan_free(&p);
         return 0;
     }
@@ -680,7 +398,7 @@ int bootstrap_setup(const struct config *cfg, struct app_entry *ae, int *created
     /* last: pgoutput looks the publication up as of each change, so it must exist first */
     if (!exists) {
         const char *params[1] = {ae->slot};
-        char *lsn = query_value(p.conn,
+        char *lsn = bootstrap_query_value(p.conn,
                                 "SELECT lsn FROM pg_create_logical_replication_slot($1, "
                                 "'pgoutput')",
                                 1, params, err);
@@ -707,7 +425,7 @@ int bootstrap_outbox_bounds(PGconn *conn, const struct app_entry *ae, long long 
     struct strbuf sql;
     sb_init(&sql);
     sb_add(&sql, "SELECT coalesce(min(id), -1), coalesce(max(id), 0) FROM ");
-    add_outbox_name(&sql, ae);
+    outbox_ddl_add_name(&sql, ae->slot);
     PGresult *res = PQexec(conn, sql.buf);
     sb_free(&sql);
     int rv = -1;
@@ -726,8 +444,8 @@ int bootstrap_outbox_bounds(PGconn *conn, const struct app_entry *ae, long long 
 
 int bootstrap_teardown(const struct config *cfg, struct app_entry *ae, struct pgs_error *err)
 {
-    struct plan p;
-    struct strbuf sql, name;
+    struct bootstrap_plan p;
+    struct strbuf sql;
     char *v = NULL;
     int exists = 0, rv = -1;
     const char *params[1];
@@ -735,15 +453,13 @@ int bootstrap_teardown(const struct config *cfg, struct app_entry *ae, struct pg
     if (plan_init(&p, cfg, ae, err) < 0)
         return -1;
     sb_init(&sql);
-    sb_init(&name);
-    add_outbox_name(&name, ae);
 
     /* 1. the slot: only the REPLICATION right is needed */
     if (bootstrap_slot_exists(p.conn, ae->slot, &exists, err) < 0)
         goto out;
     if (exists) {
         params[0] = ae->slot;
-        v = query_value(p.conn, "SELECT pg_drop_replication_slot($1)", 1, params, err);
+        v = bootstrap_query_value(p.conn, "SELECT pg_drop_replication_slot($1)", 1, params, err);
         if (v == NULL) {
             snprintf(err->msg, sizeof(err->msg),
                      "cannot drop replication slot \"%s\" (is a producer still running?)",
@@ -757,88 +473,25 @@ int bootstrap_teardown(const struct config *cfg, struct app_entry *ae, struct pg
 
     /* 2. the publication */
     params[0] = ae->publication;
-    if ((v = query_value(p.conn, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params,
-                         err)) == NULL)
+    if ((v = bootstrap_query_value(p.conn, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1,
+                                   params, err)) == NULL)
         goto out;
     if (*v) {
         sb_add(&sql, "DROP PUBLICATION IF EXISTS ");
         sb_ident(&sql, ae->publication);
-        if (plan_step(&p, sql.buf, 0, "publication dropped", err) < 0)
+        if (bootstrap_plan_step(&p, sql.buf, 0, "publication dropped", err) < 0)
             goto out;
     }
-    free(v);
-    v = NULL;
 
     /* 3. trigger mode: every trigger calling our function, the function, the outbox */
-    sb_reset(&sql);
-    sb_printf(&sql, "%s()", name.buf);
-    params[0] = sql.buf;
-    {
-        PGresult *res = PQexecParams(p.conn,
-                                     "SELECT n.nspname, c.relname, t.tgname FROM pg_trigger t "
-                                     "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n "
-                                     "ON n.oid = c.relnamespace WHERE t.tgfoid = "
-                                     "to_regprocedure($1) ORDER BY 1, 2, 3",
-                                     1, NULL, params, NULL, NULL, 0);
-        int nrows = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : 0;
-        for (int r = 0; r < nrows; r++) {
-            struct schema_table_ref t = {.schema = PQgetvalue(res, r, 0),
-                                         .table = PQgetvalue(res, r, 1)};
-            struct strbuf d;
-            sb_init(&d);
-            sb_add(&d, "DROP TRIGGER IF EXISTS ");
-            sb_ident(&d, PQgetvalue(res, r, 2));
-            sb_add(&d, " ON ");
-            add_table_name(&d, &t);
-            int srv = plan_step(&p, d.buf, 0, "trigger dropped", err);
-            sb_free(&d);
-            if (srv < 0) {
-                PQclear(res);
-                goto out;
-            }
-        }
-        PQclear(res);
-    }
-    if ((v = query_value(p.conn, "SELECT to_regprocedure($1) IS NOT NULL", 1, params, err)) ==
-        NULL)
+    if (outbox_ddl_teardown(&p, err) < 0)
         goto out;
-    if (!strcmp(v, "t")) {
-        sb_reset(&sql);
-        sb_printf(&sql, "DROP FUNCTION IF EXISTS %s()", name.buf);
-        if (plan_step(&p, sql.buf, 1, "trigger function dropped", err) < 0)
-            goto out;
-    }
-    free(v);
-    params[0] = name.buf;
-    if ((v = query_value(p.conn, "SELECT to_regclass($1) IS NOT NULL", 1, params, err)) == NULL)
-        goto out;
-    if (!strcmp(v, "t")) {
-        sb_reset(&sql);
-        sb_printf(&sql, "DROP TABLE IF EXISTS %s", name.buf);
-        if (plan_step(&p, sql.buf, 0, "outbox dropped", err) < 0)
-            goto out;
-    }
-    free(v);
-    /* the schema, once nothing of anyone is left in it */
-    v = query_value(p.conn,
-                    "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = n.oid) + "
-                    "(SELECT count(*) FROM pg_proc WHERE pronamespace = n.oid) + "
-                    "(SELECT count(*) FROM pg_type WHERE typnamespace = n.oid) "
-                    "FROM pg_namespace n WHERE n.nspname = '" OUTBOX_SCHEMA "'",
-                    0, NULL, err);
-    if (v == NULL)
-        goto out;
-    if (!strcmp(v, "0") || (*v && p.defer_rest)) {
-        if (plan_step(&p, "DROP SCHEMA IF EXISTS " OUTBOX_SCHEMA, 1, "schema dropped", err) < 0)
-            goto out;
-    }
     if (plan_finish(&p, "the teardown", "pgsync-bootstrap --teardown", err) < 0)
         goto out;
     rv = 0;
 out:
     free(v);
     sb_free(&sql);
-    sb_free(&name);
     plan_free(&p);
     return rv;
 }
@@ -850,7 +503,7 @@ int bootstrap_export_snapshot(PGconn *conn, char *snap, size_t snap_len, uint64_
     char *v;
 
     /* the sample first: a change missing from the snapshot is drained after it */
-    v = query_value(conn, "SELECT pg_current_wal_insert_lsn()", 0, NULL, err);
+    v = bootstrap_query_value(conn, "SELECT pg_current_wal_insert_lsn()", 0, NULL, err);
     if (v == NULL)
         return -1;
     if (sscanf(v, "%X/%X", &hi, &lo) != 2 || (hi == 0 && lo == 0)) {
@@ -863,7 +516,7 @@ int bootstrap_export_snapshot(PGconn *conn, char *snap, size_t snap_len, uint64_
     if (exec_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the load's "
                 "snapshot", err) < 0)
         return -1;
-    v = query_value(conn, "SELECT pg_export_snapshot()", 0, NULL, err);
+    v = bootstrap_query_value(conn, "SELECT pg_export_snapshot()", 0, NULL, err);
     if (v == NULL)
         return -1;
     snprintf(snap, snap_len, "%s", v);

@@ -7,7 +7,8 @@
  * columns, and the logical replication slot (pgoutput).
  * notify (PGSYNC_MODE=notify, for servers without logical decoding): the
  * outbox table pgsync."<slot>", the trigger function pgsync."<slot>"() and
- * per table a row trigger "<slot>" and a TRUNCATE trigger "<slot>_t".
+ * per table a row trigger "<slot>" and a TRUNCATE trigger "<slot>_t"
+ * (producer/outbox_ddl.h).
  *
  * Idempotent: only what is missing or different is changed. A step the
  * role may not take (it needs a superuser or the table's owner) is not an
@@ -25,12 +26,6 @@
 #include "app.h"
 #include "config.h"
 #include "error.h"
-
-enum bootstrap_mode { BOOTSTRAP_LOGICAL = 0, BOOTSTRAP_NOTIFY = 1 };
-
-/* "logical" | "notify" (NULL or "" = logical) -> mode; -1 naming the bad value. */
-int bootstrap_mode_parse(const char *s, enum bootstrap_mode *mode, struct pgs_error *err)
-    PGS_MUSTCHECK;
 
 /* Create what is missing for cfg->mode; "created_slot" (may be NULL) tells whether a slot is new. */
 int bootstrap_setup(const struct config *cfg, struct app_entry *ae, int *created_slot,
@@ -50,7 +45,7 @@ int bootstrap_slot_exists(PGconn *conn, const char *slot, int *exists, struct pg
  * transaction and exports its snapshot into "snap". "*version" is the
  * sample minus one: every change missing from the snapshot commits after
  * it, so the producer drains it later with a version (its drain's insert
- * LSN, see producer/notify.c) of at least the sample; it wins.
+ * LSN, see producer/outbox.c) of at least the sample; it wins.
  */
 int bootstrap_export_snapshot(PGconn *conn, char *snap, size_t snap_len, uint64_t *version,
                               struct pgs_error *err) PGS_MUSTCHECK;

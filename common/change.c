@@ -8,53 +8,70 @@
 
 #include "strbuf.h"
 
+int change_encode(const struct change_ref *r, struct change_numbers *nums, const char **argv,
+                  size_t *lens)
+{
+    int n = 0;
+
+    /* an op the decoder would refuse is written as a load item, as it always was */
+    nums->op[0] = r->op != 0 && strchr("IUDT", r->op) != NULL ? r->op : CHANGE_LOAD;
+    nums->op[1] = '\0';
+#define FIELD(k, v, vlen)                                                                          \
+    do {                                                                                           \
+        argv[n] = (k), lens[n] = sizeof(k) - 1, n++;                                               \
+        argv[n] = (v), lens[n] = (vlen), n++;                                                      \
+    } while (0)
+#define FIELD_STR(k, v) FIELD(k, v, strlen(v))
+    FIELD("op", nums->op, 1);
+    if (r->schema)
+        FIELD_STR("s", r->schema);
+    if (r->table)
+        FIELD_STR("t", r->table);
+    FIELD("lsn", nums->lsn,
+          (size_t)snprintf(nums->lsn, sizeof(nums->lsn), "%" PRIu64, r->lsn));
+    FIELD("xid", nums->xid,
+          (size_t)snprintf(nums->xid, sizeof(nums->xid), "%" PRIu32, r->xid));
+    if (r->oldv)
+        FIELD("old", r->oldv, r->old_len);
+    if (r->newv)
+        FIELD("new", r->newv, r->new_len);
+    if (nums->op[0] == CHANGE_LOAD) {
+        FIELD_STR("lo", r->lo ? r->lo : "");
+        FIELD_STR("hi", r->hi ? r->hi : "");
+        FIELD_STR("load", r->load_id ? r->load_id : "");
+        FIELD_STR("snap", r->snapshot ? r->snapshot : "");
+        FIELD("part", nums->part,
+              (size_t)snprintf(nums->part, sizeof(nums->part), "%d", r->part));
+    }
+#undef FIELD_STR
+#undef FIELD
+    return n;
+}
+
 int change_to_fields(const struct change *c, struct change_scratch *scratch, const char **argv,
                      size_t *lens)
 {
-    int n = 0;
-    const char *op;
+    struct change_ref r = {.op = c->op,
+                           .schema = c->schema,
+                           .table = c->table,
+                           .lsn = c->lsn,
+                           .xid = c->xid,
+                           .lo = c->lo,
+                           .hi = c->hi,
+                           .load_id = c->load_id,
+                           .snapshot = c->snapshot,
+                           .part = c->part};
 
-    switch (c->op) {
-    case CHANGE_INSERT: op = "I"; break;
-    case CHANGE_UPDATE: op = "U"; break;
-    case CHANGE_DELETE: op = "D"; break;
-    case CHANGE_TRUNCATE: op = "T"; break;
-    default: op = "L"; break;
+    scratch->oldtxt = scratch->newtxt = NULL;
+    if (c->oldv && (scratch->oldtxt = json_dumps(c->oldv, JSON_COMPACT | JSON_ENCODE_ANY))) {
+        r.oldv = scratch->oldtxt;
+        r.old_len = strlen(r.oldv);
     }
-    memset(scratch, 0, sizeof(*scratch));
-    snprintf(scratch->lsn, sizeof(scratch->lsn), "%" PRIu64, c->lsn);
-    snprintf(scratch->xid, sizeof(scratch->xid), "%" PRIu32, c->xid);
-
-#define FIELD(k, v)                                                                                \
-    do {                                                                                           \
-        argv[n] = (k), lens[n] = strlen(k), n++;                                                   \
-        argv[n] = (v), lens[n] = strlen(v), n++;                                                   \
-    } while (0)
-    FIELD("op", op);
-    if (c->schema)
-        FIELD("s", c->schema);
-    if (c->table)
-        FIELD("t", c->table);
-    FIELD("lsn", scratch->lsn);
-    FIELD("xid", scratch->xid);
-    if (c->oldv) {
-        scratch->oldtxt = json_dumps(c->oldv, JSON_COMPACT | JSON_ENCODE_ANY);
-        FIELD("old", scratch->oldtxt);
+    if (c->newv && (scratch->newtxt = json_dumps(c->newv, JSON_COMPACT | JSON_ENCODE_ANY))) {
+        r.newv = scratch->newtxt;
+        r.new_len = strlen(r.newv);
     }
-    if (c->newv) {
-        scratch->newtxt = json_dumps(c->newv, JSON_COMPACT | JSON_ENCODE_ANY);
-        FIELD("new", scratch->newtxt);
-    }
-    if (c->op == CHANGE_LOAD) {
-        FIELD("lo", c->lo ? c->lo : "");
-        FIELD("hi", c->hi ? c->hi : "");
-        FIELD("load", c->load_id ? c->load_id : "");
-        FIELD("snap", c->snapshot ? c->snapshot : "");
-        snprintf(scratch->part, sizeof(scratch->part), "%d", c->part);
-        FIELD("part", scratch->part);
-    }
-#undef FIELD
-    return n;
+    return change_encode(&r, &scratch->nums, argv, lens);
 }
 
 void change_scratch_free(struct change_scratch *s)
@@ -79,6 +96,7 @@ static json_t *parse_obj(const char *s, size_t len, const char *name, struct pgs
     return v;
 }
 
+/* One flat branch per field, in the record's order: longer than most, read as the layout. */
 int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
                        struct pgs_error *err)
 {

@@ -45,15 +45,50 @@ struct change {
     char *entry_id; /* the stream entry id, when read from the stream */
 };
 
-#define CHANGE_MAX_FIELDS 16
+/*
+ * The most strings the encoder writes: twelve fields (op, s, t, lsn, xid,
+ * old, new, lo, hi, load, snap, part), each a name and a value.
+ */
+#define CHANGE_MAX_FIELDS 24
 
 /*
- * Field/value pairs for XADD. Pointers borrow from "c" and from "scratch"
- * (the JSON texts and numbers); both must outlive the XADD. Returns the
- * number of strings written to argv/lens (an even number).
+ * A record as borrowed text: what the encoder reads. The producer's fast
+ * path fills one straight from a decoded tuple and its batch arena, so a
+ * record costs no allocation; change_to_fields fills one from a struct
+ * change. NULL "schema"/"table"/"oldv"/"newv" leave the field out; the load
+ * fields are written for op CHANGE_LOAD only (NULL there: "").
+ */
+struct change_ref {
+    char op;
+    const char *schema, *table; /* NUL-terminated */
+    uint64_t lsn;
+    uint32_t xid;
+    const char *oldv, *newv;    /* JSON object texts of "old_len"/"new_len" bytes */
+    size_t old_len, new_len;
+    const char *lo, *hi, *load_id, *snapshot;
+    int part;
+};
+
+/* The texts of a record's numbers, kept by the caller until the strings are sent. */
+struct change_numbers {
+    char op[2], lsn[24], xid[16], part[16];
+};
+
+/*
+ * Field/value pairs of "r" for XADD, in the stream's order (op, s, t, lsn,
+ * xid, old, new, then lo, hi, load, snap, part for load items). Pointers
+ * borrow from "r" and "nums"; both must outlive the XADD. Writes at most
+ * CHANGE_MAX_FIELDS strings to "argv"/"lens" and returns how many (even).
+ */
+int change_encode(const struct change_ref *r, struct change_numbers *nums, const char **argv,
+                  size_t *lens);
+
+/*
+ * change_encode for a struct change: its JSON values are written into
+ * "scratch", which must outlive the XADD (change_scratch_free).
  */
 struct change_scratch {
-    char lsn[24], xid[16], part[16];
+    struct change_numbers nums;
     char *oldtxt, *newtxt; /* owned by the scratch: change_scratch_free */
 };
 int change_to_fields(const struct change *c, struct change_scratch *scratch, const char **argv,

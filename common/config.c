@@ -12,7 +12,7 @@
 
 #include "log.h"
 
-enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
+enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL, CFG_MODE };
 #define CFG_SECRET 1
 #define CFG_MANUAL 2 /* read by hand in config_load (URL parts) */
 
@@ -29,6 +29,7 @@ struct cfg_key {
 #define S(field) CFG_STR, offsetof(struct config, field)
 #define I(field) CFG_INT, offsetof(struct config, field)
 #define B(field) CFG_BOOL, offsetof(struct config, field)
+#define M(field) CFG_MODE, offsetof(struct config, field)
 
 static const struct cfg_key cfg_keys[] = {
     {"PG_URL", S(pg_url), NULL, 0, 0, CFG_SECRET, "PostgreSQL URL (postgres://user:pass@host:port); the schema's database replaces its dbname"},
@@ -68,7 +69,7 @@ static const struct cfg_key cfg_keys[] = {
     {"PGSYNC_STREAM_RETAIN", I(stream_retain_s), "86400", 0, 31536000, 0, "seconds of acknowledged stream history kept for pgsync-replay; older entries every group acknowledged are trimmed"},
     {"PGSYNC_CONSUMER_NAME", S(consumer_name), NULL, 0, 0, 0, "consumer name in the group (default host:pid)"},
     {"PGSYNC_SLOT", S(slot_name), NULL, 0, 0, 0, "replication slot name (default pgsync_<database>_<index>)"},
-    {"PGSYNC_MODE", S(mode), "logical", 0, 0, 0, "change capture: logical (replication slot, pgoutput) or notify (triggers and an outbox table; no wal_level=logical)"},
+    {"PGSYNC_MODE", M(mode), "logical", 0, 0, 0, "change capture: logical (replication slot, pgoutput) or notify (triggers and an outbox table; no wal_level=logical)"},
     {"PGSYNC_STREAM_PREFIX", S(stream_prefix), "pgsync", 0, 0, 0, "prefix of Redis keys"},
 };
 
@@ -84,6 +85,27 @@ static int parse_bool(const char *v, int *out)
     else
         return -1;
     return 0;
+}
+
+/* "logical" | "notify" -> *out; -1 naming the setting and the value. */
+static int parse_mode(const char *setting, const char *v, enum capture_mode *out,
+                      struct pgs_error *err)
+{
+    if (!*v || !strcmp(v, "logical")) {
+        *out = CAPTURE_LOGICAL;
+    } else if (!strcmp(v, "notify")) {
+        *out = CAPTURE_NOTIFY;
+    } else {
+        pgs_error_set(err, PGS_ERR_USAGE, "%s=%s: expected logical or notify", setting, v);
+        return -1;
+    }
+    return 0;
+}
+
+int config_set_mode(struct config *cfg, const char *setting, const char *value,
+                    struct pgs_error *err)
+{
+    return parse_mode(setting, value, &cfg->mode, err);
 }
 
 /* redis://[user:pass@]host[:port][/db] */
@@ -157,6 +179,9 @@ int config_load(struct config *cfg, struct pgs_error *err)
                 return -1;
             }
             *(int *)field = (int)n;
+        } else if (k->type == CFG_MODE) {
+            if (parse_mode(k->env, v, (enum capture_mode *)field, err) < 0)
+                return -1;
         } else if (parse_bool(v, (int *)field) < 0) {
             pgs_error_set(err, PGS_ERR_USAGE, "%s=%s: expected true or false", k->env, v);
             return -1;

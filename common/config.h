@@ -13,6 +13,12 @@
 
 #include "error.h"
 
+/* Where changes are captured (PGSYNC_MODE), parsed once by config_load. */
+enum capture_mode {
+    CAPTURE_LOGICAL = 0, /* "logical": the replication slot, pgoutput */
+    CAPTURE_NOTIFY = 1   /* "notify": triggers and an outbox table, no wal_level=logical */
+};
+
 struct config {
     /* PostgreSQL */
     const char *pg_url, *pg_host, *pg_port, *pg_user, *pg_password, *pg_sslmode;
@@ -38,7 +44,7 @@ struct config {
     int stream_retain_s; /* acknowledged stream entries kept this long (for replays) */
     const char *consumer_name;
     const char *slot_name;   /* override of the derived name */
-    const char *mode;        /* change capture: "logical" (slot) or "notify" (triggers) */
+    enum capture_mode mode;
     const char *stream_prefix;
     /* where strings of a built URL live */
     char es_url_buf[512];
@@ -46,6 +52,13 @@ struct config {
 
 /* Read every setting from the environment, with defaults; -1 on a bad value. */
 int config_load(struct config *cfg, struct pgs_error *err) PGS_MUSTCHECK;
+
+/*
+ * A command line's override of PGSYNC_MODE: "value" ("logical" or "notify")
+ * into cfg->mode; -1 naming "setting" (e.g. "--mode") and the bad value.
+ */
+int config_set_mode(struct config *cfg, const char *setting, const char *value,
+                    struct pgs_error *err) PGS_MUSTCHECK;
 
 /* The "Environment:" section of --help: every variable, its default, its help. */
 void config_print_help(FILE *out);

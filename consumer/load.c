@@ -431,10 +431,7 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
     done_key(cfg, ae, done, sizeof(done));
 
     /* 1. the snapshot, from a temporary slot created after the entry's own slot */
-    enum bootstrap_mode mode;
-    if (bootstrap_mode_parse(cfg->mode, &mode, err) < 0)
-        goto out;
-    if (mode == BOOTSTRAP_NOTIFY) {
+    if (cfg->mode == CAPTURE_NOTIFY) {
         /*
          * Trigger mode may have no logical decoding: a plain exported
          * snapshot, versioned below the WAL position sampled before it

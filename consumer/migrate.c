@@ -224,9 +224,7 @@ static int group_done_upto(redisContext *rc, const char *stream, const char *upt
 static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisContext *rc,
                           const struct migrate_opts *opts, struct pgs_error *err)
 {
-    enum bootstrap_mode mode;
-    if (bootstrap_mode_parse(cfg->mode, &mode, err) < 0)
-        return -1;
+    enum capture_mode mode = cfg->mode;
     PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-migrate", err);
     if (conn == NULL)
         return -1;
@@ -236,12 +234,12 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
     char upto[64] = "", wal[32];
     int rv = -1, ok = ops_wal_lsn(conn, &mark, err) == 0;
     /* trigger mode: the outbox rows committed before the mark must be drained */
-    if (ok && mode == BOOTSTRAP_NOTIFY)
+    if (ok && mode == CAPTURE_NOTIFY)
         ok = bootstrap_outbox_bounds(conn, ae, &outbox_min, &outbox_mark, err) == 0;
     pgo_lsn_str(mark, wal);
     while (ok && !*opts->stop) {
         int confirmed = 1, served = 1;
-        if (mode == BOOTSTRAP_LOGICAL) {
+        if (mode == CAPTURE_LOGICAL) {
             struct ops_slot slot;
             uint64_t flushed = 0;
             if (ops_slot_query(conn, ae->slot, &slot, err) < 0)

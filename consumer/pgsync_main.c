@@ -252,9 +252,6 @@ int main(int argc, char **argv)
         cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
     cli_common_finish(&cli, 1);
     cli_load_config(&cli, &cfg);
-    enum bootstrap_mode mode;
-    if (bootstrap_mode_parse(cfg.mode, &mode, &err) < 0)
-        cli_die_usage(cli.prog, "%s", err.msg);
     cli_install_signals(&stop);
     if (app_load(&app, cli.config, &cfg, &err) < 0) {
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));

@@ -41,7 +41,6 @@ int main(int argc, char **argv)
     struct app app;
     char buf[1600];
     const char *mode_arg = NULL;
-    enum bootstrap_mode mode;
     int opt, teardown = 0, rv = 0;
 
     while ((opt = getopt_long(argc, argv, "c:hVtm:", longopts, NULL)) != -1) {
@@ -58,9 +57,7 @@ int main(int argc, char **argv)
         cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
     cli_common_finish(&cli, 1);
     cli_load_config(&cli, &cfg);
-    if (mode_arg)
-        cfg.mode = mode_arg;
-    if (bootstrap_mode_parse(cfg.mode, &mode, &err) < 0)
+    if (mode_arg && config_set_mode(&cfg, "--mode", mode_arg, &err) < 0)
         cli_die_usage(cli.prog, "%s", err.msg);
     if (app_load(&app, cli.config, &cfg, &err) < 0) {
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
@@ -78,7 +75,7 @@ int main(int argc, char **argv)
         if (r < 0) {
             fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
             rv = 1;
-        } else if (teardown || mode == BOOTSTRAP_LOGICAL) {
+        } else if (teardown || cfg.mode == CAPTURE_LOGICAL) {
             printf("%s: %s database=%s index=%s slot=%s publication=%s\n", cli.prog,
                    teardown ? "removed" : "ready", ae->e->database, ae->e->index, ae->slot,
                    ae->publication);

@@ -1,6 +1,7 @@
 /*
  * main.c - pgsync-producer: the single reader of the database's changes.
- * One libev loop; one replication stream per schema entry; one Redis
+ * One libev loop; one change source per schema entry (source.h: the
+ * replication slot, or the trigger outbox with --mode notify); one Redis
  * connection shared by all of them.
  */
 #include <signal.h>
@@ -17,7 +18,7 @@
 #include "log.h"
 #include "strbuf.h"
 #include "metrics.h"
-#include "repl.h"
+#include "source.h"
 
 static const char usage[] =
     "Usage: pgsync-producer --config FILE [options]\n"
@@ -39,7 +40,7 @@ static const char usage[] =
     "  PGSYNC_STALL_SECONDS [60]).\n";
 
 struct producer {
-    struct repl **repls;
+    struct change_source **srcs;
     int n;
 };
 
@@ -64,7 +65,7 @@ static void producer_health(void *arg, struct metrics_health *h)
     const struct producer_watch *w = arg;
 
     for (int i = 0; i < w->p->n; i++) {
-        const struct repl_stats *st = repl_get_stats(w->p->repls[i]);
+        const struct source_stats *st = source_get_stats(w->p->srcs[i]);
         if (!h->down[0] && *w->rcp == NULL)
             snprintf(h->down, sizeof(h->down), "not connected to Redis");
         else if (!h->down[0] && !st->connected)
@@ -88,7 +89,7 @@ static struct metrics *producer_metrics_start(struct ev_loop *loop, struct app *
     char lab[128], buf[1600];
 
     for (int i = 0; i < p->n; i++) {
-        const struct repl_stats *st = repl_get_stats(p->repls[i]);
+        const struct source_stats *st = source_get_stats(p->srcs[i]);
         metrics_labels(lab, sizeof(lab), "slot", app->entries[i].slot, NULL);
         metrics_counter_ptr(m, "pgsync_producer_changes_read_total",
                             "Row changes of the schema's tables read from the slot.", lab,
@@ -124,6 +125,22 @@ static struct metrics *producer_metrics_start(struct ev_loop *loop, struct app *
 
 /* ---- end of metrics ---- */
 
+/* Stop and free every source, logging its totals; 0 when each wrote all it had pending. */
+static int producer_stop(struct producer *p, const struct app *app)
+{
+    int rv = 0;
+    for (int i = 0; i < p->n; i++) {
+        const struct source_stats *st = source_get_stats(p->srcs[i]);
+        if (source_stop(p->srcs[i]) < 0)
+            rv = 1;
+        pgs_log(LOG_INFO, "totals", "slot=%s changes=%llu records=%llu transactions=%llu",
+                app->entries[i].slot, st->changes_read, st->records_written, st->transactions);
+        source_free(p->srcs[i]);
+    }
+    free(p->srcs);
+    return rv;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
@@ -131,7 +148,6 @@ int main(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-producer"};
     const char *mode_arg = NULL;
-    enum bootstrap_mode mode;
     struct config cfg;
     struct pgs_error err;
     struct app app;
@@ -152,9 +168,7 @@ int main(int argc, char **argv)
         cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
     cli_common_finish(&cli, 1);
     cli_load_config(&cli, &cfg);
-    if (mode_arg)
-        cfg.mode = mode_arg;
-    if (bootstrap_mode_parse(cfg.mode, &mode, &err) < 0)
+    if (mode_arg && config_set_mode(&cfg, "--mode", mode_arg, &err) < 0)
         cli_die_usage(cli.prog, "%s", err.msg);
     signal(SIGPIPE, SIG_IGN);
     config_log(&cfg);
@@ -173,7 +187,8 @@ int main(int argc, char **argv)
 
     struct ev_loop *loop = EV_DEFAULT;
     redisContext *rc = NULL;
-    struct producer p = {calloc((size_t)app.nentries, sizeof(struct repl *)), app.nentries};
+    struct producer p = {calloc((size_t)app.nentries, sizeof(struct change_source *)),
+                         app.nentries};
     ev_signal sigterm, sigint;
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     ev_signal_init(&sigint, on_signal, SIGINT);
@@ -181,8 +196,8 @@ int main(int argc, char **argv)
     ev_signal_start(loop, &sigint);
 
     for (int i = 0; i < p.n; i++) {
-        p.repls[i] = repl_new(loop, &cfg, &app.entries[i], &rc);
-        repl_start(p.repls[i]);
+        p.srcs[i] = source_new(loop, &cfg, &app.entries[i], &rc);
+        source_start(p.srcs[i]);
     }
     struct metrics *met = producer_metrics_start(loop, &app, &p, &rc, &mopts); /* metrics */
     if (met != NULL)
@@ -191,15 +206,8 @@ int main(int argc, char **argv)
         rv = 1;
     metrics_free(met); /* metrics */
 
-    for (int i = 0; i < p.n; i++) {
-        const struct repl_stats *st = repl_get_stats(p.repls[i]);
-        if (repl_stop(p.repls[i]) < 0)
-            rv = 1;
-        pgs_log(LOG_INFO, "totals", "slot=%s changes=%llu records=%llu transactions=%llu",
-                app.entries[i].slot, st->changes_read, st->records_written, st->transactions);
-        repl_free(p.repls[i]);
-    }
-    free(p.repls);
+    if (producer_stop(&p, &app) != 0)
+        rv = 1;
     if (rc)
         redisFree(rc);
     app_free(&app);

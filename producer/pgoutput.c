@@ -404,6 +404,11 @@ static int pgo_grow(void **arr, size_t *cap, size_t n, size_t size)
 
 /* ---- message bodies ---- */
 
+/*
+ * A Relation message, read field by field in the protocol's order with each
+ * length checked where it is read: one function, so that the order on the
+ * wire can be followed top to bottom.
+ */
 static int pgo_read_relation(struct pgo_decoder *d, struct pgo_reader *r, struct pgo_msg *out)
 {
     uint32_t oid;

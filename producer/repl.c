@@ -9,9 +9,6 @@
  * position we report. Any failure (Redis or PostgreSQL) closes the stream
  * and retries with backoff: the slot resumes at the confirmed position, so
  * at worst records are written twice, never lost.
- *
- * With PGSYNC_MODE=notify the entry's source is the trigger mode's outbox
- * instead (notify.c); the public functions below forward to it.
  */
 #include "repl.h"
 
@@ -22,7 +19,6 @@
 
 #include "change.h"
 #include "log.h"
-#include "notify.h"
 #include "pgoutput.h"
 #include "rstream.h"
 #include "strbuf.h"
@@ -30,9 +26,9 @@
 #define STATUS_INTERVAL 10.0 /* seconds between unsolicited status updates */
 
 /*
- * A record waiting for Redis: the stream fields of change.h (op, s, t, lsn,
- * xid, old, new), built as text straight from the decoded tuple, without
- * jansson or a malloc per record; texts are offsets into the batch's arena.
+ * A record waiting for Redis, encoded by change_encode: its JSON texts are
+ * built straight from the decoded tuple, without jansson or a malloc per
+ * record, as offsets into the batch's arena (which may move as it grows).
  */
 struct rec {
     char op;
@@ -52,7 +48,7 @@ struct relmap {
 };
 
 struct repl {
-    struct notify *nt; /* trigger mode: everything is forwarded to it */
+    struct change_source base; /* first: a struct change_source * is a struct repl * */
     struct ev_loop *loop;
     const struct config *cfg;
     struct app_entry *ae;
@@ -77,17 +73,25 @@ struct repl {
     int npending;
     struct strbuf arena;
     uint64_t written_upto;    /* every transaction ending at or before this is in Redis */
-    struct repl_stats stats;
+    struct source_stats stats;
 };
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents);
+static void repl_start(struct change_source *src);
+static int repl_stop(struct change_source *src);
+static const struct source_stats *repl_get_stats(const struct change_source *src);
+static void repl_free(struct change_source *src);
 
-struct repl *repl_new(struct ev_loop *loop, const struct config *cfg, struct app_entry *ae,
-                      redisContext **rcp)
+static const struct change_source_ops repl_ops = {
+    .start = repl_start, .stop = repl_stop, .stats = repl_get_stats, .free = repl_free};
+
+struct change_source *repl_new(struct ev_loop *loop, const struct config *cfg,
+                               struct app_entry *ae, redisContext **rcp)
 {
     struct repl *r = xcalloc(1, sizeof(*r));
+    r->base.ops = &repl_ops;
     r->loop = loop;
     r->cfg = cfg;
     r->ae = ae;
@@ -99,15 +103,12 @@ struct repl *repl_new(struct ev_loop *loop, const struct config *cfg, struct app
     r->status_timer.data = r;
     ev_timer_init(&r->retry_timer, on_retry_timer, 0, 0);
     r->retry_timer.data = r;
-    /* bootstrap_mode_parse: main checked the value; anything else means logical */
-    if (cfg->mode && !strcmp(cfg->mode, "notify"))
-        r->nt = notify_new(loop, cfg, ae, rcp, &r->stats);
-    return r;
+    return &r->base;
 }
 
-const struct repl_stats *repl_get_stats(const struct repl *r)
+static const struct source_stats *repl_get_stats(const struct change_source *src)
 {
-    return &r->stats;
+    return &((const struct repl *)src)->stats;
 }
 
 static void relmap_clear(struct repl *r)
@@ -193,30 +194,31 @@ static int send_status(struct repl *r, int reply, struct pgs_error *err)
 static int write_records(struct repl *r, struct pgs_error *err)
 {
     redisContext *rc = *r->rcp;
-    const char *argv[17];
-    size_t lens[17];
-    char lsn[24], xid[16], op[2] = {0, 0};
+    const char *argv[3 + CHANGE_MAX_FIELDS];
+    size_t lens[3 + CHANGE_MAX_FIELDS];
+    struct change_numbers nums;
     int failed = 0;
 
+    argv[0] = "XADD", lens[0] = 4;
+    argv[1] = r->ae->stream, lens[1] = strlen(r->ae->stream);
+    argv[2] = "*", lens[2] = 1;
     for (int i = 0; i < r->npending; i++) {
         const struct rec *c = &r->pending[i];
         const struct schema_table_ref *t = &r->ae->tables[c->tref];
-        int n = 0;
-#define ARG(p, l) (argv[n] = (p), lens[n] = (l), n++)
-        ARG("XADD", 4);
-        ARG(r->ae->stream, strlen(r->ae->stream));
-        ARG("*", 1);
-        op[0] = c->op;
-        ARG("op", 2), ARG(op, 1);
-        ARG("s", 1), ARG(t->schema, strlen(t->schema));
-        ARG("t", 1), ARG(t->table, strlen(t->table));
-        ARG("lsn", 3), ARG(lsn, (size_t)snprintf(lsn, sizeof(lsn), "%" PRIu64, c->lsn));
-        ARG("xid", 3), ARG(xid, (size_t)snprintf(xid, sizeof(xid), "%" PRIu32, c->xid));
-        if (c->old_len)
-            ARG("old", 3), ARG(r->arena.buf + c->old_off, c->old_len);
-        if (c->new_len)
-            ARG("new", 3), ARG(r->arena.buf + c->new_off, c->new_len);
-#undef ARG
+        struct change_ref ref = {.op = c->op,
+                                 .schema = t->schema,
+                                 .table = t->table,
+                                 .lsn = c->lsn,
+                                 .xid = c->xid};
+        if (c->old_len) {
+            ref.oldv = r->arena.buf + c->old_off;
+            ref.old_len = c->old_len;
+        }
+        if (c->new_len) {
+            ref.newv = r->arena.buf + c->new_off;
+            ref.new_len = c->new_len;
+        }
+        int n = 3 + change_encode(&ref, &nums, argv + 3, lens + 3);
         /* hiredis copies the arguments into its output buffer */
         if (redisAppendCommandArgv(rc, n, argv, lens) != REDIS_OK) {
             pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XADD failed");
@@ -521,19 +523,17 @@ static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    repl_start(w->data);
+    struct repl *r = w->data;
+    repl_start(&r->base);
 }
 
-void repl_start(struct repl *r)
+static void repl_start(struct change_source *src)
 {
+    struct repl *r = (struct repl *)src;
     struct pgs_error err;
     struct strbuf sql;
     PGresult *res;
 
-    if (r->nt) {
-        notify_start(r->nt);
-        return;
-    }
     pgs_error_clear(&err);
     /* Redis first: no point reading WAL that cannot be written anywhere */
     if (*r->rcp == NULL && (*r->rcp = rstream_connect(r->cfg, &err)) == NULL) {
@@ -585,13 +585,12 @@ void repl_start(struct repl *r)
     ev_feed_event(r->loop, &r->io, EV_READ);
 }
 
-int repl_stop(struct repl *r)
+static int repl_stop(struct change_source *src)
 {
+    struct repl *r = (struct repl *)src;
     struct pgs_error err;
     int rv = 0;
 
-    if (r->nt)
-        return notify_stop(r->nt);
     ev_timer_stop(r->loop, &r->retry_timer);
     if (r->conn) {
         /* finish the batch in hand and confirm what Redis has */
@@ -606,12 +605,11 @@ int repl_stop(struct repl *r)
     return rv;
 }
 
-void repl_free(struct repl *r)
+static void repl_free(struct change_source *src)
 {
-    if (r == NULL)
-        return;
+    struct repl *r = (struct repl *)src;
+
     close_stream(r);
-    notify_free(r->nt);
     free(r->pending);
     sb_free(&r->arena);
     free(r);

@@ -1,5 +1,5 @@
 /*
- * notify.c - draining the trigger mode's outbox into the Redis stream.
+ * outbox.c - draining the trigger mode's outbox into the Redis stream.
  *
  * Versions. The consumers version every write by the record's "lsn" and
  * read documents after the batch is visible; what they need is: a change
@@ -17,7 +17,7 @@
  * version (bootstrap_export_snapshot: its sample minus one) is below the
  * version of every change its snapshot misses, for the same reason.
  */
-#include "notify.h"
+#include "outbox.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,17 +26,19 @@
 
 #include "change.h"
 #include "log.h"
+#include "outbox_ddl.h"
 #include "rstream.h"
 #include "strbuf.h"
 
 #define POLL_INTERVAL 5.0 /* seconds: covers a lost wake-up */
 
-struct notify {
+struct outbox {
+    struct change_source base; /* first: a struct change_source * is a struct outbox * */
     struct ev_loop *loop;
     const struct config *cfg;
     struct app_entry *ae;
     redisContext **rcp;
-    struct repl_stats *stats;
+    struct source_stats stats;
     PGconn *conn;
     ev_io io;
     ev_timer poll_timer;
@@ -50,16 +52,23 @@ struct notify {
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void on_poll_timer(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents);
+static void outbox_start(struct change_source *src);
+static int outbox_stop(struct change_source *src);
+static const struct source_stats *outbox_get_stats(const struct change_source *src);
+static void outbox_free(struct change_source *src);
 
-struct notify *notify_new(struct ev_loop *loop, const struct config *cfg, struct app_entry *ae,
-                          redisContext **rcp, struct repl_stats *stats)
+static const struct change_source_ops outbox_ops = {
+    .start = outbox_start, .stop = outbox_stop, .stats = outbox_get_stats, .free = outbox_free};
+
+struct change_source *outbox_new(struct ev_loop *loop, const struct config *cfg,
+                                 struct app_entry *ae, redisContext **rcp)
 {
-    struct notify *n = xcalloc(1, sizeof(*n));
+    struct outbox *n = xcalloc(1, sizeof(*n));
+    n->base.ops = &outbox_ops;
     n->loop = loop;
     n->cfg = cfg;
     n->ae = ae;
     n->rcp = rcp;
-    n->stats = stats;
     n->backoff = 0.2;
     n->recs = xcalloc((size_t)cfg->producer_batch, sizeof(struct change));
     sb_init(&n->ids);
@@ -67,10 +76,15 @@ struct notify *notify_new(struct ev_loop *loop, const struct config *cfg, struct
     n->poll_timer.data = n;
     ev_timer_init(&n->retry_timer, on_retry_timer, 0, 0);
     n->retry_timer.data = n;
-    return n;
+    return &n->base;
 }
 
-static void close_conn(struct notify *n)
+static const struct source_stats *outbox_get_stats(const struct change_source *src)
+{
+    return &((const struct outbox *)src)->stats;
+}
+
+static void close_conn(struct outbox *n)
 {
     if (n->conn) {
         ev_io_stop(n->loop, &n->io);
@@ -78,10 +92,10 @@ static void close_conn(struct notify *n)
         PQfinish(n->conn);
         n->conn = NULL;
     }
-    n->stats->connected = 0;
+    n->stats.connected = 0;
 }
 
-static void fail(struct notify *n, const struct pgs_error *err)
+static void fail(struct outbox *n, const struct pgs_error *err)
 {
     char buf[1600];
     if (!n->failing)
@@ -98,7 +112,7 @@ static void fail(struct notify *n, const struct pgs_error *err)
     ev_timer_start(n->loop, &n->retry_timer);
 }
 
-static int pg_failed(struct notify *n, PGresult *res, const char *what, struct pgs_error *err)
+static int pg_failed(struct outbox *n, PGresult *res, const char *what, struct pgs_error *err)
 {
     pgs_error_set(err, PGS_ERR_TRANSIENT, "%s on outbox pgsync.\"%s\" failed", what, n->ae->slot);
     pgs_error_detail(err, "%s", PQerrorMessage(n->conn));
@@ -106,7 +120,7 @@ static int pg_failed(struct notify *n, PGresult *res, const char *what, struct p
     return -1;
 }
 
-static int exec_cmd(struct notify *n, const char *sql, const char *what, struct pgs_error *err)
+static int exec_cmd(struct outbox *n, const char *sql, const char *what, struct pgs_error *err)
 {
     PGresult *res = PQexec(n->conn, sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -127,11 +141,33 @@ static json_t *parse_jsonb(PGresult *res, int row, int col)
     return v;
 }
 
+/* The drain's rows as records of version "version", their ids into n->ids. */
+static void records_from_rows(struct outbox *n, PGresult *res, int rows, uint64_t version)
+{
+    sb_reset(&n->ids);
+    sb_addc(&n->ids, '{');
+    for (int i = 0; i < rows; i++) {
+        struct change *c = &n->recs[i];
+        const char *op = PQgetvalue(res, i, 4);
+        memset(c, 0, sizeof(*c));
+        c->op = op[0] == 'I' || op[0] == 'U' || op[0] == 'D' ? op[0] : CHANGE_TRUNCATE;
+        c->schema = xstrdup(PQgetvalue(res, i, 2));
+        c->table = xstrdup(PQgetvalue(res, i, 3));
+        c->lsn = version;
+        /* the consumers' visibility check takes the low 32 bits and the current epoch */
+        c->xid = (uint32_t)strtoull(PQgetvalue(res, i, 1), NULL, 10);
+        c->oldv = parse_jsonb(res, i, 5);
+        c->newv = parse_jsonb(res, i, 6);
+        sb_printf(&n->ids, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
+    }
+    sb_addc(&n->ids, '}');
+}
+
 /*
  * One batch: read the oldest rows, take their version, write them to Redis,
  * delete them. Returns the number of rows (0: the outbox is empty), -1 on error.
  */
-static int drain_batch(struct notify *n, struct pgs_error *err)
+static int drain_batch(struct outbox *n, struct pgs_error *err)
 {
     char limit[16];
     const char *params[1] = {limit};
@@ -168,23 +204,7 @@ static int drain_batch(struct notify *n, struct pgs_error *err)
         return -1;
     }
 
-    sb_reset(&n->ids);
-    sb_addc(&n->ids, '{');
-    for (int i = 0; i < rows; i++) {
-        struct change *c = &n->recs[i];
-        const char *op = PQgetvalue(res, i, 4);
-        memset(c, 0, sizeof(*c));
-        c->op = op[0] == 'I' || op[0] == 'U' || op[0] == 'D' ? op[0] : CHANGE_TRUNCATE;
-        c->schema = xstrdup(PQgetvalue(res, i, 2));
-        c->table = xstrdup(PQgetvalue(res, i, 3));
-        c->lsn = version;
-        /* the consumers' visibility check takes the low 32 bits and the current epoch */
-        c->xid = (uint32_t)strtoull(PQgetvalue(res, i, 1), NULL, 10);
-        c->oldv = parse_jsonb(res, i, 5);
-        c->newv = parse_jsonb(res, i, 6);
-        sb_printf(&n->ids, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
-    }
-    sb_addc(&n->ids, '}');
+    records_from_rows(n, res, rows, version);
     PQclear(res);
 
     if (*n->rcp == NULL && (*n->rcp = rstream_connect(n->cfg, err)) == NULL)
@@ -199,10 +219,10 @@ static int drain_batch(struct notify *n, struct pgs_error *err)
         change_free(&n->recs[i]);
     if (rv < 0)
         return -1; /* not deleted: the next drain sends them again */
-    n->stats->changes_read += (unsigned long long)rows;
-    n->stats->records_written += (unsigned long long)rows;
-    n->stats->transactions++;
-    n->stats->confirmed_lsn = version;
+    n->stats.changes_read += (unsigned long long)rows;
+    n->stats.records_written += (unsigned long long)rows;
+    n->stats.transactions++;
+    n->stats.confirmed_lsn = version;
 
     /* Redis holds them: forget them */
     const char *dparams[1] = {n->ids.buf};
@@ -216,7 +236,7 @@ static int drain_batch(struct notify *n, struct pgs_error *err)
 }
 
 /* Drain until the outbox is empty; also swallow the wake-ups that came meanwhile. */
-static int drain(struct notify *n, struct pgs_error *err)
+static int drain(struct outbox *n, struct pgs_error *err)
 {
     int rows;
     do {
@@ -230,7 +250,7 @@ static int drain(struct notify *n, struct pgs_error *err)
     return 0;
 }
 
-static void drain_or_fail(struct notify *n)
+static void drain_or_fail(struct outbox *n)
 {
     struct pgs_error err;
     pgs_error_clear(&err);
@@ -247,7 +267,7 @@ static void drain_or_fail(struct notify *n)
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct notify *n = w->data;
+    struct outbox *n = w->data;
     struct pgs_error err;
     int woken = 0;
     PGnotify *note;
@@ -280,11 +300,13 @@ static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    notify_start(w->data);
+    struct outbox *n = w->data;
+    outbox_start(&n->base);
 }
 
-void notify_start(struct notify *n)
+static void outbox_start(struct change_source *src)
 {
+    struct outbox *n = (struct outbox *)src;
     struct pgs_error err;
     struct strbuf sql, box;
 
@@ -300,8 +322,7 @@ void notify_start(struct notify *n)
     }
     sb_init(&sql);
     sb_init(&box);
-    sb_add(&box, "pgsync.");
-    sb_ident(&box, n->ae->slot);
+    outbox_ddl_add_name(&box, n->ae->slot);
     {
         const char *params[1] = {box.buf};
         PGresult *res = PQexecParams(n->conn, "SELECT to_regclass($1) IS NOT NULL", 1, NULL,
@@ -346,7 +367,7 @@ void notify_start(struct notify *n)
     n->io.data = n;
     ev_io_start(n->loop, &n->io);
     ev_timer_again(n->loop, &n->poll_timer);
-    n->stats->connected = 1;
+    n->stats.connected = 1;
     pgs_log(LOG_INFO, "draining the outbox", "slot=%s outbox=pgsync.%s stream=%s", n->ae->slot,
             n->ae->slot, n->ae->stream);
     /* what was written while we were away: LISTEN came first, so nothing is missed */
@@ -358,8 +379,9 @@ fail:
     fail(n, &err);
 }
 
-int notify_stop(struct notify *n)
+static int outbox_stop(struct change_source *src)
 {
+    struct outbox *n = (struct outbox *)src;
     struct pgs_error err;
     int rv = 0;
 
@@ -370,10 +392,10 @@ int notify_stop(struct notify *n)
     return rv;
 }
 
-void notify_free(struct notify *n)
+static void outbox_free(struct change_source *src)
 {
-    if (n == NULL)
-        return;
+    struct outbox *n = (struct outbox *)src;
+
     close_conn(n);
     free(n->recs);
     sb_free(&n->ids);

@@ -1,0 +1,59 @@
+/*
+ * source.h - where the producer's changes come from: one change source per
+ * schema entry, writing the entry's change records to its Redis stream.
+ * Two implementations, chosen by PGSYNC_MODE: logical replication (repl.c,
+ * the slot and pgoutput) and the trigger outbox (outbox.c, LISTEN and the
+ * outbox table). main.c and the metrics drive either through this header.
+ */
+#ifndef PGS_SOURCE_H
+#define PGS_SOURCE_H
+
+#include <stdint.h>
+
+#include <ev.h>
+#include <hiredis/hiredis.h>
+
+#include "app.h"
+#include "config.h"
+
+struct source_stats {
+    unsigned long long changes_read; /* row changes of our tables (I/U/D/T) */
+    unsigned long long records_written;
+    unsigned long long transactions; /* logical: transactions decoded; outbox: drains */
+    uint64_t confirmed_lsn;          /* last position confirmed (outbox: last drain's version) */
+    uint64_t server_lsn;             /* the server's end of WAL, from keepalives */
+    int connected;
+};
+
+struct change_source;
+
+/* What an implementation provides; every call takes the source it was built with. */
+struct change_source_ops {
+    /* Connect and start now, or schedule a retry on failure (logged, never fatal). */
+    void (*start)(struct change_source *src);
+    /* Write what is pending, confirm what Redis holds, close. 0 when all pending was written. */
+    int (*stop)(struct change_source *src);
+    const struct source_stats *(*stats)(const struct change_source *src);
+    void (*free)(struct change_source *src);
+};
+
+/* The head of every implementation's object: its first member. */
+struct change_source {
+    const struct change_source_ops *ops;
+};
+
+/*
+ * The source of entry "ae" for cfg->mode. "rcp" points at the producer's
+ * Redis context, shared by every source; a source that finds it broken
+ * frees it and sets it to NULL, and the next write reconnects. "cfg", "ae"
+ * and "rcp" are borrowed and must outlive the source.
+ */
+struct change_source *source_new(struct ev_loop *loop, const struct config *cfg,
+                                 struct app_entry *ae, redisContext **rcp);
+void source_start(struct change_source *src);
+int source_stop(struct change_source *src);
+/* Borrowed, updated in place while the source runs: the metrics read it. */
+const struct source_stats *source_get_stats(const struct change_source *src);
+void source_free(struct change_source *src);
+
+#endif
