@@ -127,7 +127,7 @@ static void test_defaults_are_pgsyncs(void **state)
     assert_int_equal(cfg.stream_retain_s, 86400);
     assert_null(cfg.consumer_name);
     assert_null(cfg.slot_name);
-    assert_string_equal(cfg.mode, "logical");
+    assert_int_equal(cfg.mode, CAPTURE_LOGICAL);
     assert_string_equal(cfg.stream_prefix, "pgsync");
 }
 
@@ -159,7 +159,7 @@ static void test_strings_taken_as_given(void **state)
     assert_string_equal(cfg.redis_host, "cache");
     assert_string_equal(cfg.redis_auth, "rpass");
     assert_string_equal(cfg.slot_name, "my_slot");
-    assert_string_equal(cfg.mode, "notify");
+    assert_int_equal(cfg.mode, CAPTURE_NOTIFY);
     assert_string_equal(cfg.stream_prefix, "p2");
     assert_string_equal(cfg.consumer_name, "c-1");
 }
