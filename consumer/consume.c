@@ -60,7 +60,7 @@ struct pending_ack {
 
 struct entry_state {
     struct app_entry *ae;
-    struct syncer sync;
+    struct syncer *sync; /* owned */
     struct pending_ack *acks, *acks_tail; /* in the order read */
     struct stream_state streams[2]; /* changes, load */
     unsigned long long load_ranges;
@@ -131,9 +131,11 @@ static void pending_free(struct pending_ack *p)
  */
 static int finish_ready(struct consumer *c, struct entry_state *st, struct pgs_error *err)
 {
-    if (syncer_poll(&st->sync, err) < 0)
+    struct bulk_writer *w = syncer_writer(st->sync);
+
+    if (bulk_poll(w, err) < 0)
         return -1;
-    while (st->acks != NULL && syncer_done(&st->sync, st->acks->seq)) {
+    while (st->acks != NULL && bulk_done(w, st->acks->seq)) {
         struct pending_ack *p = st->acks;
         c->stage = STAGE_REDIS;
         for (int i = 0; i < p->nparts; i++)
@@ -164,8 +166,8 @@ static int finish_all(struct consumer *c, struct entry_state *st, struct pgs_err
     int rv = 0;
 
     c->stage = STAGE_APPLY;
-    c->cur_sync = &st->sync;
-    if (syncer_drain(&st->sync, err) < 0)
+    c->cur_sync = st->sync;
+    if (bulk_drain(syncer_writer(st->sync), err) < 0)
         rv = -1;
     /* a batch before the failure is still acknowledged; Redis may be the thing that failed */
     if (c->rc != NULL && !c->rc->err && finish_ready(c, st, &e) < 0 && rv == 0) {
@@ -178,7 +180,7 @@ static int finish_all(struct consumer *c, struct entry_state *st, struct pgs_err
         pending_free(p);
     }
     st->acks_tail = NULL;
-    syncer_forget_failures(&st->sync);
+    bulk_forget_failures(syncer_writer(st->sync));
     return rv;
 }
 
@@ -206,13 +208,14 @@ static int apply_batch(struct consumer *c, struct entry_state *st, struct stream
         return 0;
     snprintf(origin, sizeof(origin), "%s..%s", b->n ? b->recs[0].entry_id : b->bad_ids[0],
              b->n ? b->recs[b->n - 1].entry_id : b->bad_ids[b->nbad - 1]);
-    st->sync.origin = origin;
-    st->sync.rc = c->rc;
+    syncer_set_origin(st->sync, origin);
+    syncer_set_redis(st->sync, c->rc);
     c->stage = STAGE_APPLY;
-    c->cur_sync = &st->sync;
+    c->cur_sync = st->sync;
     c->in_hand = b->n + b->nbad;
     for (int i = 0; i < b->nbad; i++)
-        if (syncer_dead_letter(&st->sync, NULL, b->bad_why[i], "bad_record", NULL, 0, err) < 0)
+        if (bulk_dead_letter(syncer_writer(st->sync), NULL, b->bad_why[i], "bad_record", NULL, 0,
+                             err) < 0)
             return -1;
     p = xcalloc(1, sizeof(*p));
     p->ss = ss;
@@ -226,7 +229,7 @@ static int apply_batch(struct consumer *c, struct entry_state *st, struct stream
             int dropped = 0;
             if (b->recs[i].op != CHANGE_LOAD)
                 continue;
-            if (load_range(&st->sync, c->rc, &b->recs[i], &dropped, err) < 0)
+            if (load_range(st->sync, c->rc, &b->recs[i], &dropped, err) < 0)
                 goto fail;
             if (!dropped)
                 p->parts[p->nparts++] = b->recs[i].part;
@@ -239,10 +242,10 @@ static int apply_batch(struct consumer *c, struct entry_state *st, struct stream
          */
         if (has_truncate(b) && finish_all(c, st, err) < 0)
             goto fail;
-        if (syncer_process(&st->sync, b->recs, b->n, err) < 0)
+        if (syncer_process(st->sync, b->recs, b->n, err) < 0)
             goto fail;
     }
-    st->sync.origin = NULL; /* "origin" is on this stack; the pipe keeps its own copy */
+    syncer_set_origin(st->sync, NULL); /* "origin" is on this stack; the pipe keeps its own copy */
 
     p->ids = xcalloc((size_t)(b->n + b->nbad), sizeof(char *));
     for (int i = 0; i < b->n; i++)
@@ -250,7 +253,7 @@ static int apply_batch(struct consumer *c, struct entry_state *st, struct stream
     for (int i = 0; i < b->nbad; i++)
         p->ids[p->n++] = xstrdup(b->bad_ids[i]);
     /* every bulk sent so far, this batch's last included */
-    p->seq = st->sync.last_seq;
+    p->seq = bulk_last_seq(syncer_writer(st->sync));
     if (st->acks_tail)
         st->acks_tail->next = p;
     else
@@ -258,7 +261,7 @@ static int apply_batch(struct consumer *c, struct entry_state *st, struct stream
     st->acks_tail = p;
     return finish_ready(c, st, err);
 fail:
-    st->sync.origin = NULL;
+    syncer_set_origin(st->sync, NULL);
     pending_free(p);
     return -1;
 }
@@ -281,7 +284,7 @@ static int poll_stream(struct consumer *c, struct entry_state *st, struct stream
      * wire, so read only new entries, without waiting; with none, let the
      * writes finish and acknowledge them.
      */
-    int busy = syncer_inflight(&st->sync) > 0 || st->acks != NULL;
+    int busy = bulk_inflight(syncer_writer(st->sync)) > 0 || st->acks != NULL;
 
     c->stage = STAGE_REDIS;
     if (!busy &&
@@ -298,7 +301,7 @@ static int poll_stream(struct consumer *c, struct entry_state *st, struct stream
             ss->next_claim = now_s() + cfg->claim_idle_ms / 2000.0;
     }
     /* read before by someone: the syncer may have a stale write to undo (syncer_fence) */
-    st->sync.redelivered = b.n > 0 || b.nbad > 0;
+    syncer_set_redelivered(st->sync, b.n > 0 || b.nbad > 0);
     if (b.n == 0 && b.nbad == 0 &&
         rstream_read(c->rc, ss->key, RSTREAM_GROUP, name, count, busy ? -1 : block, &b, err) < 0)
         goto out;
@@ -395,7 +398,7 @@ static void round_failed(struct consumer *c, const struct pgs_error *err)
     if (c->rc == NULL || c->rc->err) {
         c->down = DOWN_REDIS;
         snprintf(c->down_why, sizeof(c->down_why), "not connected to Redis: %.340s", buf);
-    } else if (c->stage == STAGE_APPLY && c->cur_sync && c->cur_sync->pg == NULL) {
+    } else if (c->stage == STAGE_APPLY && c->cur_sync && syncer_pg(c->cur_sync) == NULL) {
         c->down = DOWN_PG;
         snprintf(c->down_why, sizeof(c->down_why), "not connected to PostgreSQL: %.340s", buf);
     } else if (c->stage == STAGE_ENGINE || c->engine_failing) {
@@ -619,8 +622,9 @@ static void consumer_health(void *arg, struct metrics_health *h)
     h->waiting = c->in_hand;
     for (int i = 0; i < c->app->nentries; i++) {
         const struct entry_state *st = &c->states[i];
-        h->progress += (double)(st->sync.docs_indexed + st->sync.docs_deleted +
-                                st->sync.docs_rejected + st->load_ranges);
+        const struct bulk_stats *bs = bulk_writer_stats(syncer_writer(st->sync));
+        h->progress +=
+            (double)(bs->docs_indexed + bs->docs_deleted + bs->docs_rejected + st->load_ranges);
         /* batches applied whose writes are still on the wire: work waiting on the engine */
         for (const struct pending_ack *p = st->acks; p != NULL; p = p->next)
             h->waiting += p->n;
@@ -692,7 +696,8 @@ static void register_metrics(struct consumer *c)
 
     for (int i = 0; i < c->app->nentries; i++) {
         struct entry_state *st = &c->states[i];
-        struct syncer *s = &st->sync;
+        const struct syncer_stats *s = syncer_stats(st->sync);
+        const struct bulk_stats *bs = bulk_writer_stats(syncer_writer(st->sync));
         const char *ix = app_entry_name(st->ae);
         metrics_labels(lab, sizeof(lab), "index", ix, NULL);
         metrics_counter_ptr(m, "pgsync_consumer_batches_total",
@@ -700,13 +705,13 @@ static void register_metrics(struct consumer *c)
         metrics_counter_ptr(m, "pgsync_consumer_records_total", "Change records processed.", lab,
                             &s->records);
         metrics_counter_ptr(m, "pgsync_consumer_documents_indexed_total",
-                            "Documents the search engine accepted.", lab, &s->docs_indexed);
+                            "Documents the search engine accepted.", lab, &bs->docs_indexed);
         metrics_counter_ptr(m, "pgsync_consumer_documents_deleted_total",
-                            "Documents deleted from the index.", lab, &s->docs_deleted);
+                            "Documents deleted from the index.", lab, &bs->docs_deleted);
         metrics_counter_ptr(m, "pgsync_consumer_documents_dead_lettered_total",
                             "Documents and records refused for good, written to the dead-letter "
                             "stream.",
-                            lab, &s->docs_rejected);
+                            lab, &bs->docs_rejected);
         metrics_counter_ptr(m, "pgsync_consumer_load_ranges_total",
                             "Ranges of the initial load indexed.", lab, &st->load_ranges);
         st->batch_latency =
@@ -816,7 +821,7 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
     for (int i = 0; i < app->nentries; i++) {
         struct entry_state *st = &c->states[i];
         st->ae = &app->entries[i];
-        syncer_init(&st->sync, cfg, &app->entries[i], c->es, NULL, stop);
+        st->sync = syncer_new(cfg, &app->entries[i], c->es, stop);
         st->streams[0] = (struct stream_state){.key = app->entries[i].stream};
         st->streams[1] = (struct stream_state){.key = app->entries[i].load_stream, .load = 1};
         for (int k = 0; k < 2; k++) {
@@ -861,12 +866,14 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
     es_client_set_hooks(c->es, NULL);
     for (int i = 0; i < app->nentries; i++) {
         struct entry_state *st = &c->states[i];
+        const struct syncer_stats *ss = syncer_stats(st->sync);
+        const struct bulk_stats *bs = bulk_writer_stats(syncer_writer(st->sync));
         pgs_log(LOG_INFO, "totals",
                 "index=%s records=%llu batches=%llu indexed=%llu deleted=%llu "
                 "dead_lettered=%llu",
-                st->ae->index, st->sync.records, st->sync.batches, st->sync.docs_indexed,
-                st->sync.docs_deleted, st->sync.docs_rejected);
-        syncer_deinit(&st->sync);
+                st->ae->index, ss->records, ss->batches, bs->docs_indexed, bs->docs_deleted,
+                bs->docs_rejected);
+        syncer_free(st->sync);
     }
     free(c->states);
     if (c->rc)
