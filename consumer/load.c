@@ -228,7 +228,7 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
     if (fence > item->lsn) {
         pgs_log(LOG_INFO, "load range skipped: the root table was truncated after its snapshot",
                 "load=%s part=%d", item->load_id, item->part);
-        /* an earlier reader of the range may have died before its fence check (sync.h) */
+        /* an earlier reader of the range may have died before its fence check (truncate.h) */
         return syncer_sweep(s, fence, 0, "documents older than a root TRUNCATE deleted", err);
     }
 
