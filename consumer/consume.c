@@ -1,10 +1,12 @@
 /*
- * consume.c - the consumer's read / apply / acknowledge loop, on a libev
- * loop so that /metrics and /healthz are served from the same thread: a
- * timer runs one round at a time (own pending entries, then a dead
- * consumer's, then new ones, for every entry's streams), with the
- * XREADGROUP BLOCK of a round bounded to CONSUME_MAX_BLOCK_MS so that an
- * HTTP request never waits long. Another timer measures the streams' lag.
+ * consume.c - the consumer daemon: its read / apply / acknowledge loop on a
+ * libev loop, so that /metrics and /healthz are served from the same
+ * thread. A timer runs one round at a time: for every entry's streams, a
+ * batch is read (batch.c: own pending entries, then a dead consumer's, then
+ * new ones), applied (sync.c and its stages), and acknowledged once its
+ * bulks are answered (batch.c). The XREADGROUP BLOCK of a round is bounded
+ * to CONSUME_MAX_BLOCK_MS so that an HTTP request never waits long.
+ * Another timer measures the streams' lag; /healthz says what is down.
  */
 #include "consume.h"
 
@@ -17,6 +19,7 @@
 
 #include <ev.h>
 
+#include "batch.h"
 #include "es.h"
 #include "load.h"
 #include "log.h"
@@ -32,9 +35,8 @@
 
 struct stream_state {
     const char *key;
-    int load; /* the load stream: one item at a time */
-    char claim_cursor[64];
-    double next_claim;
+    int load;                   /* the load stream: one item at a time */
+    struct batch_reader *reader; /* owned */
     /* measured every CONSUME_LAG_INTERVAL (-1: not yet) */
     double undelivered; /* entries the group has not handed to anyone */
     double pending;     /* delivered, not acknowledged, by anyone */
@@ -43,25 +45,10 @@ struct stream_state {
     struct metric *lag_gauge, *pending_gauge;
 };
 
-/*
- * A batch whose writes are in the syncer's pipe: acknowledged (and, for a
- * load item, its range recorded done) once syncer_done(seq) holds.
- */
-struct pending_ack {
-    struct stream_state *ss;
-    char **ids; /* owned */
-    int n;
-    int *parts; /* load ranges to record done first (owned) */
-    int nparts;
-    uint64_t seq; /* the syncer's last bulk when the batch was applied */
-    double t0;
-    struct pending_ack *next;
-};
-
 struct entry_state {
     struct app_entry *ae;
-    struct syncer sync;
-    struct pending_ack *acks, *acks_tail; /* in the order read */
+    struct syncer *sync;      /* owned */
+    struct batch_acks *acks;  /* owned: batches applied, waiting for their bulks' answers */
     struct stream_state streams[2]; /* changes, load */
     unsigned long long load_ranges;
     struct metric *batch_latency;
@@ -116,42 +103,19 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void pending_free(struct pending_ack *p)
-{
-    for (int i = 0; i < p->n; i++)
-        free(p->ids[i]);
-    free(p->ids);
-    free(p->parts);
-    free(p);
-}
-
 /*
  * Acknowledge, in order, the batches whose bulks were all answered; stops
  * at the first one still in flight. Takes the answered bulks first.
  */
 static int finish_ready(struct consumer *c, struct entry_state *st, struct pgs_error *err)
 {
-    if (syncer_poll(&st->sync, err) < 0)
+    struct bulk_writer *w = syncer_writer(st->sync);
+
+    if (bulk_poll(w, err) < 0)
         return -1;
-    while (st->acks != NULL && syncer_done(&st->sync, st->acks->seq)) {
-        struct pending_ack *p = st->acks;
-        c->stage = STAGE_REDIS;
-        for (int i = 0; i < p->nparts; i++)
-            if (load_range_done(c->cfg, c->rc, st->ae, p->parts[i], err) < 0)
-                return -1;
-        /* the stream is our redo log: acknowledge only what the engine accepted */
-        if (rstream_ack(c->rc, p->ss->key, RSTREAM_GROUP, p->ids, p->n, err) < 0)
-            return -1;
-        p->ss->acked += (unsigned long long)p->n;
-        if (!p->ss->load)
-            metrics_observe(st->batch_latency, now_s() - p->t0);
-        pgs_log(LOG_DEBUG, "batch done", "stream=%s entries=%d", p->ss->key, p->n);
-        st->acks = p->next;
-        if (st->acks == NULL)
-            st->acks_tail = NULL;
-        pending_free(p);
-    }
-    return 0;
+    if (batch_acks_ready(st->acks, w))
+        c->stage = STAGE_REDIS; /* what is left is Redis's: the load ranges, the acks */
+    return batch_acks_finish_ready(st->acks, w, c->cfg, c->rc, st->ae, err);
 }
 
 /*
@@ -164,21 +128,16 @@ static int finish_all(struct consumer *c, struct entry_state *st, struct pgs_err
     int rv = 0;
 
     c->stage = STAGE_APPLY;
-    c->cur_sync = &st->sync;
-    if (syncer_drain(&st->sync, err) < 0)
+    c->cur_sync = st->sync;
+    if (bulk_drain(syncer_writer(st->sync), err) < 0)
         rv = -1;
     /* a batch before the failure is still acknowledged; Redis may be the thing that failed */
     if (c->rc != NULL && !c->rc->err && finish_ready(c, st, &e) < 0 && rv == 0) {
         *err = e;
         rv = -1;
     }
-    while (st->acks != NULL) {
-        struct pending_ack *p = st->acks;
-        st->acks = p->next;
-        pending_free(p);
-    }
-    st->acks_tail = NULL;
-    syncer_forget_failures(&st->sync);
+    batch_acks_forget(st->acks);
+    bulk_forget_failures(syncer_writer(st->sync));
     return rv;
 }
 
@@ -200,66 +159,55 @@ static int apply_batch(struct consumer *c, struct entry_state *st, struct stream
 {
     char origin[160];
     double t0 = now_s();
-    struct pending_ack *p;
+    struct bulk_writer *w = syncer_writer(st->sync);
+    int *parts = NULL, nparts = 0;
 
     if (b->n == 0 && b->nbad == 0)
         return 0;
     snprintf(origin, sizeof(origin), "%s..%s", b->n ? b->recs[0].entry_id : b->bad_ids[0],
              b->n ? b->recs[b->n - 1].entry_id : b->bad_ids[b->nbad - 1]);
-    st->sync.origin = origin;
-    st->sync.rc = c->rc;
+    syncer_set_origin(st->sync, origin);
+    syncer_set_redis(st->sync, c->rc);
     c->stage = STAGE_APPLY;
-    c->cur_sync = &st->sync;
+    c->cur_sync = st->sync;
     c->in_hand = b->n + b->nbad;
     for (int i = 0; i < b->nbad; i++)
-        if (syncer_dead_letter(&st->sync, NULL, b->bad_why[i], "bad_record", NULL, 0, err) < 0)
+        if (bulk_dead_letter(w, NULL, b->bad_why[i], "bad_record", NULL, 0, err) < 0)
             return -1;
-    p = xcalloc(1, sizeof(*p));
-    p->ss = ss;
-    p->t0 = t0;
     if (ss->load) {
         /* a load range never shares the wire with a change batch's writes */
         if (!c->opts->load_only && finish_all(c, st, err) < 0)
             goto fail;
-        p->parts = xcalloc((size_t)(b->n ? b->n : 1), sizeof(int));
+        parts = xcalloc((size_t)(b->n ? b->n : 1), sizeof(int));
         for (int i = 0; i < b->n; i++) {
             int dropped = 0;
             if (b->recs[i].op != CHANGE_LOAD)
                 continue;
-            if (load_range(&st->sync, c->rc, &b->recs[i], &dropped, err) < 0)
+            if (load_range(st->sync, c->rc, &b->recs[i], &dropped, err) < 0)
                 goto fail;
             if (!dropped)
-                p->parts[p->nparts++] = b->recs[i].part;
+                parts[nparts++] = b->recs[i].part;
             st->load_ranges++;
         }
     } else {
         /*
          * A truncate waits for the earlier entries of the group to be
-         * acknowledged (wait_earlier_batches): ours first.
+         * acknowledged (docs_wait_earlier_batches): ours first.
          */
         if (has_truncate(b) && finish_all(c, st, err) < 0)
             goto fail;
-        if (syncer_process(&st->sync, b->recs, b->n, err) < 0)
+        if (syncer_process(st->sync, b->recs, b->n, err) < 0)
             goto fail;
     }
-    st->sync.origin = NULL; /* "origin" is on this stack; the pipe keeps its own copy */
+    syncer_set_origin(st->sync, NULL); /* "origin" is on this stack; the pipe keeps its own copy */
 
-    p->ids = xcalloc((size_t)(b->n + b->nbad), sizeof(char *));
-    for (int i = 0; i < b->n; i++)
-        p->ids[p->n++] = xstrdup(b->recs[i].entry_id);
-    for (int i = 0; i < b->nbad; i++)
-        p->ids[p->n++] = xstrdup(b->bad_ids[i]);
     /* every bulk sent so far, this batch's last included */
-    p->seq = st->sync.last_seq;
-    if (st->acks_tail)
-        st->acks_tail->next = p;
-    else
-        st->acks = p;
-    st->acks_tail = p;
+    batch_acks_push(st->acks, ss->key, b, parts, nparts, bulk_last_seq(w), t0, &ss->acked,
+                    ss->load ? NULL : st->batch_latency);
     return finish_ready(c, st, err);
 fail:
-    st->sync.origin = NULL;
-    pending_free(p);
+    syncer_set_origin(st->sync, NULL);
+    free(parts);
     return -1;
 }
 
@@ -271,37 +219,21 @@ fail:
 static int poll_stream(struct consumer *c, struct entry_state *st, struct stream_state *ss,
                        int block, int *got, struct pgs_error *err)
 {
-    const struct config *cfg = c->cfg;
-    const char *name = c->opts->name;
     struct rstream_batch b = {0};
-    int count = ss->load ? 1 : cfg->batch_size;
-    int rv = -1;
+    int redelivered = 0, rv = -1;
     /*
      * Writes in flight: what this consumer holds pending is (partly) on the
      * wire, so read only new entries, without waiting; with none, let the
      * writes finish and acknowledge them.
      */
-    int busy = syncer_inflight(&st->sync) > 0 || st->acks != NULL;
+    int busy = bulk_inflight(syncer_writer(st->sync)) > 0 || !batch_acks_empty(st->acks);
 
     c->stage = STAGE_REDIS;
-    if (!busy &&
-        rstream_read_own_pending(c->rc, ss->key, RSTREAM_GROUP, name, count, &b, err) < 0)
+    if (batch_read(ss->reader, c->rc, c->cfg, c->opts->name, block, busy, &b, &redelivered, err) <
+        0)
         goto out;
-    if (!busy && b.n == 0 && b.nbad == 0 && now_s() >= ss->next_claim) {
-        if (rstream_autoclaim(c->rc, ss->key, RSTREAM_GROUP, name, cfg->claim_idle_ms,
-                              ss->claim_cursor, sizeof(ss->claim_cursor), count, &b, err) < 0)
-            goto out;
-        if (b.n > 0 || b.nbad > 0)
-            pgs_log(LOG_INFO, "claimed pending entries of another consumer", "stream=%s entries=%d",
-                    ss->key, b.n + b.nbad);
-        if (!strcmp(ss->claim_cursor, "0-0"))
-            ss->next_claim = now_s() + cfg->claim_idle_ms / 2000.0;
-    }
-    /* read before by someone: the syncer may have a stale write to undo (syncer_fence) */
-    st->sync.redelivered = b.n > 0 || b.nbad > 0;
-    if (b.n == 0 && b.nbad == 0 &&
-        rstream_read(c->rc, ss->key, RSTREAM_GROUP, name, count, busy ? -1 : block, &b, err) < 0)
-        goto out;
+    /* read before by someone: the syncer may have a stale write to undo (truncate.h) */
+    syncer_set_redelivered(st->sync, redelivered);
     if (b.n == 0 && b.nbad == 0 && busy && (!ss->load || c->opts->load_only)) {
         /* (the load stream of a change consumer is mostly empty: not a reason to wait) */
         rv = finish_all(c, st, err);
@@ -395,7 +327,7 @@ static void round_failed(struct consumer *c, const struct pgs_error *err)
     if (c->rc == NULL || c->rc->err) {
         c->down = DOWN_REDIS;
         snprintf(c->down_why, sizeof(c->down_why), "not connected to Redis: %.340s", buf);
-    } else if (c->stage == STAGE_APPLY && c->cur_sync && c->cur_sync->pg == NULL) {
+    } else if (c->stage == STAGE_APPLY && c->cur_sync && syncer_pg(c->cur_sync) == NULL) {
         c->down = DOWN_PG;
         snprintf(c->down_why, sizeof(c->down_why), "not connected to PostgreSQL: %.340s", buf);
     } else if (c->stage == STAGE_ENGINE || c->engine_failing) {
@@ -619,11 +551,11 @@ static void consumer_health(void *arg, struct metrics_health *h)
     h->waiting = c->in_hand;
     for (int i = 0; i < c->app->nentries; i++) {
         const struct entry_state *st = &c->states[i];
-        h->progress += (double)(st->sync.docs_indexed + st->sync.docs_deleted +
-                                st->sync.docs_rejected + st->load_ranges);
+        const struct bulk_stats *bs = bulk_writer_stats(syncer_writer(st->sync));
+        h->progress +=
+            (double)(bs->docs_indexed + bs->docs_deleted + bs->docs_rejected + st->load_ranges);
         /* batches applied whose writes are still on the wire: work waiting on the engine */
-        for (const struct pending_ack *p = st->acks; p != NULL; p = p->next)
-            h->waiting += p->n;
+        h->waiting += batch_acks_entries(st->acks);
         for (int k = 0; k < 2; k++) {
             const struct stream_state *ss = &st->streams[k];
             h->progress += (double)ss->acked;
@@ -692,7 +624,8 @@ static void register_metrics(struct consumer *c)
 
     for (int i = 0; i < c->app->nentries; i++) {
         struct entry_state *st = &c->states[i];
-        struct syncer *s = &st->sync;
+        const struct syncer_stats *s = syncer_stats(st->sync);
+        const struct bulk_stats *bs = bulk_writer_stats(syncer_writer(st->sync));
         const char *ix = app_entry_name(st->ae);
         metrics_labels(lab, sizeof(lab), "index", ix, NULL);
         metrics_counter_ptr(m, "pgsync_consumer_batches_total",
@@ -700,13 +633,13 @@ static void register_metrics(struct consumer *c)
         metrics_counter_ptr(m, "pgsync_consumer_records_total", "Change records processed.", lab,
                             &s->records);
         metrics_counter_ptr(m, "pgsync_consumer_documents_indexed_total",
-                            "Documents the search engine accepted.", lab, &s->docs_indexed);
+                            "Documents the search engine accepted.", lab, &bs->docs_indexed);
         metrics_counter_ptr(m, "pgsync_consumer_documents_deleted_total",
-                            "Documents deleted from the index.", lab, &s->docs_deleted);
+                            "Documents deleted from the index.", lab, &bs->docs_deleted);
         metrics_counter_ptr(m, "pgsync_consumer_documents_dead_lettered_total",
                             "Documents and records refused for good, written to the dead-letter "
                             "stream.",
-                            lab, &s->docs_rejected);
+                            lab, &bs->docs_rejected);
         metrics_counter_ptr(m, "pgsync_consumer_load_ranges_total",
                             "Ranges of the initial load indexed.", lab, &st->load_ranges);
         st->batch_latency =
@@ -774,6 +707,78 @@ static int start_metrics(struct consumer *c)
     return metrics_start(c->m, c->loop, &mo, &err);
 }
 
+/* One state per entry: its syncer, its batches waiting to be acknowledged, its two streams. */
+static void states_init(struct consumer *c)
+{
+    struct app *app = c->app;
+
+    c->states = xcalloc((size_t)app->nentries, sizeof(struct entry_state));
+    for (int i = 0; i < app->nentries; i++) {
+        struct entry_state *st = &c->states[i];
+        st->ae = &app->entries[i];
+        st->sync = syncer_new(c->cfg, &app->entries[i], c->es, c->stop);
+        st->acks = batch_acks_new();
+        st->streams[0] = (struct stream_state){.key = app->entries[i].stream};
+        st->streams[1] = (struct stream_state){.key = app->entries[i].load_stream, .load = 1};
+        for (int k = 0; k < 2; k++) {
+            st->streams[k].reader = batch_reader_new(st->streams[k].key, st->streams[k].load);
+            st->streams[k].undelivered = st->streams[k].pending = st->streams[k].own_pending = -1;
+        }
+    }
+}
+
+/* Log each entry's totals and free the states. */
+static void states_free(struct consumer *c)
+{
+    for (int i = 0; i < c->app->nentries; i++) {
+        struct entry_state *st = &c->states[i];
+        const struct syncer_stats *ss = syncer_stats(st->sync);
+        const struct bulk_stats *bs = bulk_writer_stats(syncer_writer(st->sync));
+        pgs_log(LOG_INFO, "totals",
+                "index=%s records=%llu batches=%llu indexed=%llu deleted=%llu "
+                "dead_lettered=%llu",
+                st->ae->index, ss->records, ss->batches, bs->docs_indexed, bs->docs_deleted,
+                bs->docs_rejected);
+        syncer_free(st->sync);
+        batch_acks_free(st->acks);
+        for (int k = 0; k < 2; k++)
+            batch_reader_free(st->streams[k].reader);
+    }
+    free(c->states);
+}
+
+/* Acknowledge what the engine took before the stop; the rest is read again. */
+static void finish_at_stop(struct consumer *c)
+{
+    for (int i = 0; i < c->app->nentries && c->m; i++) {
+        struct pgs_error e2;
+        if (c->rc != NULL && finish_all(c, &c->states[i], &e2) < 0)
+            pgs_log(LOG_INFO, "bulk requests in flight at the stop not acknowledged", "index=%s",
+                    c->states[i].ae->index);
+    }
+}
+
+/* The timers (a round, the stop flag, the lag) on the loop, until a stop or a fatal error. */
+static void run_loop(struct consumer *c)
+{
+    pgs_log(LOG_INFO, "consumer started", "name=%s entries=%d", c->opts->name, c->app->nentries);
+    ev_timer_init(&c->step, on_step, 0., 0.);
+    c->step.data = c;
+    ev_timer_start(c->loop, &c->step);
+    ev_timer_init(&c->stop_check, on_stop_check, CONSUME_STOP_CHECK, CONSUME_STOP_CHECK);
+    c->stop_check.data = c;
+    ev_timer_start(c->loop, &c->stop_check);
+    ev_timer_init(&c->lag_timer, on_lag_timer, 0.5, CONSUME_LAG_INTERVAL);
+    c->lag_timer.data = c;
+    ev_timer_start(c->loop, &c->lag_timer);
+    ev_run(c->loop, 0);
+    ev_timer_stop(c->loop, &c->step);
+    ev_timer_stop(c->loop, &c->stop_check);
+    ev_timer_stop(c->loop, &c->lag_timer);
+    if (c->rv == 0)
+        pgs_log(LOG_INFO, "consumer stopped", "name=%s", c->opts->name);
+}
+
 int consume_run(const struct config *cfg, struct app *app, const struct consume_opts *opts,
                 volatile sig_atomic_t *stop)
 {
@@ -812,63 +817,21 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
         es_client_free(c->es);
         return -1;
     }
-    c->states = xcalloc((size_t)app->nentries, sizeof(struct entry_state));
-    for (int i = 0; i < app->nentries; i++) {
-        struct entry_state *st = &c->states[i];
-        st->ae = &app->entries[i];
-        syncer_init(&st->sync, cfg, &app->entries[i], c->es, NULL, stop);
-        st->streams[0] = (struct stream_state){.key = app->entries[i].stream};
-        st->streams[1] = (struct stream_state){.key = app->entries[i].load_stream, .load = 1};
-        for (int k = 0; k < 2; k++) {
-            snprintf(st->streams[k].claim_cursor, sizeof(st->streams[k].claim_cursor), "0-0");
-            st->streams[k].undelivered = st->streams[k].pending = st->streams[k].own_pending = -1;
-        }
-    }
+    states_init(c);
     c->m = metrics_new("consumer");
     register_metrics(c);
     metrics_set_health(c->m, consumer_health, c, "stream entries");
     struct es_hooks hooks = {hook_bulk_request, hook_bulk_retry, hook_waiting, c};
     es_client_set_hooks(c->es, &hooks);
 
-    if (start_metrics(c) < 0) {
+    if (start_metrics(c) < 0)
         c->rv = -1;
-    } else {
-        pgs_log(LOG_INFO, "consumer started", "name=%s entries=%d", opts->name, app->nentries);
-        ev_timer_init(&c->step, on_step, 0., 0.);
-        c->step.data = c;
-        ev_timer_start(c->loop, &c->step);
-        ev_timer_init(&c->stop_check, on_stop_check, CONSUME_STOP_CHECK, CONSUME_STOP_CHECK);
-        c->stop_check.data = c;
-        ev_timer_start(c->loop, &c->stop_check);
-        ev_timer_init(&c->lag_timer, on_lag_timer, 0.5, CONSUME_LAG_INTERVAL);
-        c->lag_timer.data = c;
-        ev_timer_start(c->loop, &c->lag_timer);
-        ev_run(c->loop, 0);
-        ev_timer_stop(c->loop, &c->step);
-        ev_timer_stop(c->loop, &c->stop_check);
-        ev_timer_stop(c->loop, &c->lag_timer);
-        if (c->rv == 0)
-            pgs_log(LOG_INFO, "consumer stopped", "name=%s", opts->name);
-    }
-    for (int i = 0; i < app->nentries && c->m; i++) {
-        /* acknowledge what the engine took before the stop; the rest is read again */
-        struct pgs_error e2;
-        if (c->rc != NULL && finish_all(c, &c->states[i], &e2) < 0)
-            pgs_log(LOG_INFO, "bulk requests in flight at the stop not acknowledged", "index=%s",
-                    c->states[i].ae->index);
-    }
+    else
+        run_loop(c);
+    finish_at_stop(c);
     metrics_free(c->m);
     es_client_set_hooks(c->es, NULL);
-    for (int i = 0; i < app->nentries; i++) {
-        struct entry_state *st = &c->states[i];
-        pgs_log(LOG_INFO, "totals",
-                "index=%s records=%llu batches=%llu indexed=%llu deleted=%llu "
-                "dead_lettered=%llu",
-                st->ae->index, st->sync.records, st->sync.batches, st->sync.docs_indexed,
-                st->sync.docs_deleted, st->sync.docs_rejected);
-        syncer_deinit(&st->sync);
-    }
-    free(c->states);
+    states_free(c);
     if (c->rc)
         redisFree(c->rc);
     es_client_free(c->es);

@@ -1,6 +1,6 @@
 /*
  * dlq_main.c - pgsync-dlq: the documents the search engine refused for good
- * (the dead-letter stream each consumer writes, see syncer_dead_letter).
+ * (the dead-letter stream each consumer writes, see bulk_dead_letter).
  * Lists them, shows one in full, re-queues documents for re-indexing once
  * the cause is fixed, or deletes them all.
  *

@@ -221,7 +221,7 @@ static void range_progress(void *arg, long long done)
 int load_range(struct syncer *s, redisContext *rc, const struct change *item, int *dropped,
                struct pgs_error *err)
 {
-    const struct app_entry *ae = s->ae;
+    const struct app_entry *ae = syncer_entry(s);
     char done[300], part[16], buf[64];
     struct strbuf sql;
     const char *params[2];
@@ -229,7 +229,7 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
     redisReply *r;
 
     *dropped = 0;
-    done_key(s->cfg, ae, done, sizeof(done));
+    done_key(syncer_config(s), ae, done, sizeof(done));
     snprintf(part, sizeof(part), "%d", item->part);
 
     /* obsolete: another load is current, or this range is done already */
@@ -258,30 +258,29 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
     if (fence > item->lsn) {
         pgs_log(LOG_INFO, "load range skipped: the root table was truncated after its snapshot",
                 "load=%s part=%d", item->load_id, item->part);
-        /* an earlier reader of the range may have died before its fence check (sync.h) */
+        /* an earlier reader of the range may have died before its fence check (truncate.h) */
         return syncer_sweep(s, fence, 0, "documents older than a root TRUNCATE deleted", err);
     }
 
-    if (s->pg == NULL && syncer_connect(s, err) < 0)
+    if (syncer_pg(s) == NULL && syncer_connect(s, err) < 0)
         return -1;
-    PGresult *res = PQexec(s->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    PGresult *res = PQexec(syncer_pg(s), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     PQclear(res);
     sb_init(&sql);
     sb_add(&sql, "SET TRANSACTION SNAPSHOT ");
     sb_literal(&sql, item->snapshot ? item->snapshot : "");
-    res = PQexec(s->pg, sql.buf);
+    res = PQexec(syncer_pg(s), sql.buf);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        int gone = PQstatus(s->pg) != CONNECTION_OK;
+        int gone = PQstatus(syncer_pg(s)) != CONNECTION_OK;
         pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot import the load's snapshot");
-        pgs_error_detail(err, "%s", PQerrorMessage(s->pg));
+        pgs_error_detail(err, "%s", PQerrorMessage(syncer_pg(s)));
         PQclear(res);
         sb_free(&sql);
         if (gone) {
-            PQfinish(s->pg);
-            s->pg = NULL;
+            syncer_disconnect(s);
             return -1;
         }
-        PQclear(PQexec(s->pg, "ROLLBACK"));
+        PQclear(PQexec(syncer_pg(s), "ROLLBACK"));
         /* its coordinator is gone; the next run issues the range again */
         pgs_log(LOG_INFO, "load item dropped: its snapshot is gone", "load=%s part=%d",
                 item->load_id, item->part);
@@ -305,17 +304,17 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
     struct range_progress rp = {rc, ae->meta, 0};
     long long n = 0;
     /* the rows of a load are distinct roots: several bulks may fly at once */
-    s->depth = SYNC_LOAD_DEPTH;
-    int rv = syncer_index_query(s, s->pg, sql.buf, nparams, params, item->lsn, range_progress, &rp,
-                                &n, err);
-    s->depth = SYNC_CHANGE_DEPTH;
+    syncer_set_depth(s, BULK_LOAD_DEPTH);
+    int rv = syncer_index_query(s, syncer_pg(s), sql.buf, nparams, params, item->lsn,
+                                range_progress, &rp, &n, err);
+    syncer_set_depth(s, BULK_CHANGE_DEPTH);
     sb_free(&sql);
     if (rv < 0) {
-        if (s->pg && PQstatus(s->pg) == CONNECTION_OK)
-            PQclear(PQexec(s->pg, "ROLLBACK"));
+        if (syncer_pg(s) && PQstatus(syncer_pg(s)) == CONNECTION_OK)
+            PQclear(PQexec(syncer_pg(s), "ROLLBACK"));
         return -1;
     }
-    PQclear(PQexec(s->pg, "COMMIT"));
+    PQclear(PQexec(syncer_pg(s), "COMMIT"));
     pgs_log(LOG_DEBUG, "load range read", "load=%s part=%d docs=%lld", item->load_id, item->part,
             n);
     (void)buf;

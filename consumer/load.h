@@ -26,7 +26,6 @@
 #include "config.h"
 #include "es.h"
 
-struct sync_t;
 struct syncer;
 
 struct load_opts {
@@ -53,7 +52,7 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
  * its documents to the syncer's pipe. Sets *dropped when the item is
  * obsolete (its range is done, or its snapshot is gone because its
  * coordinator died: a new run re-issues the range). After a 0 return the
- * caller waits until the bulks are answered (syncer_done(s, s->last_seq)),
+ * caller waits until the bulks are answered (bulk_done() of bulk_last_seq(), bulk.h),
  * then calls load_range_done (unless dropped) and acknowledges the item.
  */
 int load_range(struct syncer *s, redisContext *rc, const struct change *item, int *dropped,

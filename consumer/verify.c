@@ -436,7 +436,7 @@ static int verify_stopped(struct verify_run *r, struct pgs_error *err)
     return 0;
 }
 
-/* The routing value: the document's field named by the entry's "routing" (as sync.c). */
+/* The routing value: the document's field named by the entry's "routing" (as bulk.c). */
 static char *verify_routing_of(const struct schema_entry *e, const json_t *doc)
 {
     json_t *v = e->routing ? json_object_get(doc, e->routing) : NULL;
