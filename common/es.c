@@ -1,9 +1,10 @@
 /*
  * es.c - the search engine client: one kept-alive libcurl easy handle per
  * client, JSON through jansson, gzip request bodies through zlib. The bulk
- * path reads every item of every response and classifies it (LESSONS.md,
- * "Error classes for the bulk client"); es_bulk_flush() retries what is
- * retryable with capped exponential backoff and full jitter.
+ * path reads every item of every response and classifies it (es.h): a
+ * tool that checkpoints after a bulk without reading each item loses the
+ * documents it refused, silently. es_bulk_flush() retries what is retryable
+ * with capped exponential backoff and full jitter.
  */
 #include "es.h"
 
@@ -310,7 +311,11 @@ static void es_setopts(struct es_client *c)
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    /* a whole-request limit only: a slow bulk is not a dead one (LESSONS.md 8) */
+    /*
+     * A whole-request limit only, and a long one: a slow bulk is not a dead
+     * one, and a read time-out of a few seconds would retry (and so double)
+     * exactly the bulks a loaded engine is busy with.
+     */
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);

@@ -3,13 +3,17 @@
  * over HTTP(S) with libcurl (one kept-alive handle per client) and jansson.
  *
  * The bulk API is the heart of it. es_bulk_send() sends a bulk body, reads
- * every item of the response and classifies it (LESSONS.md):
+ * every item of the response and classifies it, because a 200 answer can
+ * still refuse some of its items:
  *   ok:        2xx; 409 on a versioned write (newer already there); 404 on a delete
  *   retry:     429, 502, 503, 504, circuit breakers, connection reset, time-out
  *   reject:    mapper_parsing_exception, illegal_argument_exception, too large...
  *   fatal:     401, 403, cluster_block_exception, index closed
  * es_bulk_flush() retries the retryable items with exponential backoff and
- * jitter until each is ok or rejected (or fatal, or "stop" is set).
+ * jitter until each is ok or rejected, or "stop" is set. Fatal answers are
+ * sent again too (a 403 while a role is being changed may pass), and once
+ * ES_FATAL_ROUNDS rounds (es.c: 3) have had one, the flush fails with
+ * PGS_ERR_FATAL.
  */
 #ifndef PGS_ES_H
 #define PGS_ES_H

@@ -11,7 +11,8 @@
  * thread, calling "waiting" about every 50 ms while it blocks.
  *
  * The pipe does not order anything: a caller that must never have two
- * writes of one _id in flight (LESSONS.md, "Stale writes") keeps at most
+ * writes of one _id in flight (two bulks in flight can be answered in
+ * either order, and the older copy would win) keeps at most
  * one job in flight, or only jobs with disjoint _id sets.
  */
 #ifndef PGS_ES_PIPE_H

@@ -2,8 +2,8 @@
  * metrics.h - what a daemon tells its operators: counters, gauges and
  * histograms in the Prometheus text format (0.0.4) on GET /metrics, its
  * health on GET /healthz, and a watchdog that logs a stall (work waiting,
- * nothing done for PGSYNC_STALL_SECONDS) once per state change
- * (LESSONS.md 8). The HTTP/1.0 server lives on the daemon's own libev loop:
+ * nothing done for PGSYNC_STALL_SECONDS) once per state change: a daemon
+ * that is alive but makes no progress must not look healthy. The HTTP/1.0 server lives on the daemon's own libev loop:
  * accept, read the request line and headers (bounded), write, close.
  *
  *   struct metrics *m = metrics_new("consumer");

@@ -494,7 +494,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         r->written_upto = r->last_commit_end;
     /*
      * Idle, between transactions: the keepalive's position is safe to
-     * confirm too, or an idle slot would hold WAL forever (LESSONS.md).
+     * confirm too, or a slot on an idle database would hold WAL forever.
      */
     if (!r->in_txn && keepalive_end > r->written_upto)
         r->written_upto = keepalive_end;
