@@ -327,7 +327,7 @@ static int consume_round(struct consumer *c, int *got, struct pgs_error *err)
     c->stage = STAGE_REDIS;
     c->cur_sync = NULL;
     if (c->rc == NULL) {
-        c->rc = rstream_connect(cfg, err);
+        c->rc = redis_connect(cfg, err);
         if (c->rc == NULL)
             return -1;
         for (int i = 0; i < app->nentries; i++)
@@ -507,7 +507,7 @@ static double reply_number(const redisReply *v)
 
 static int measure_stream(struct consumer *c, struct stream_state *ss, struct pgs_error *err)
 {
-    redisReply *r = rstream_command(c->rc, err, "XINFO GROUPS %s", ss->key);
+    redisReply *r = redis_command(c->rc, err, "XINFO GROUPS %s", ss->key);
     redisReply *g = NULL;
     char last_delivered[64] = "";
 
@@ -531,7 +531,7 @@ static int measure_stream(struct consumer *c, struct stream_state *ss, struct pg
     freeReplyObject(r);
     if (ss->undelivered < 0) {
         /* Redis cannot count it (entries were deleted): "at least one" when the group is behind */
-        r = rstream_command(c->rc, err, "XINFO STREAM %s", ss->key);
+        r = redis_command(c->rc, err, "XINFO STREAM %s", ss->key);
         if (r == NULL)
             return -1;
         redisReply *lg = reply_field(r, "last-generated-id");
@@ -540,7 +540,7 @@ static int measure_stream(struct consumer *c, struct stream_state *ss, struct pg
         freeReplyObject(r);
     }
     /* [count, min, max, [[consumer, count], ...]] */
-    r = rstream_command(c->rc, err, "XPENDING %s %s", ss->key, RSTREAM_GROUP);
+    r = redis_command(c->rc, err, "XPENDING %s %s", ss->key, RSTREAM_GROUP);
     if (r == NULL)
         return -1;
     ss->own_pending = 0;

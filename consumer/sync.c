@@ -330,7 +330,7 @@ static void test_pause(void)
 int syncer_fence(struct syncer *s, uint64_t *fence, struct pgs_error *err)
 {
     *fence = 0;
-    redisReply *r = rstream_command(s->rc, err, "HGET %s " FENCE_FIELD, s->ae->meta);
+    redisReply *r = redis_command(s->rc, err, "HGET %s " FENCE_FIELD, s->ae->meta);
     if (r == NULL)
         return -1;
     if (r->type == REDIS_REPLY_STRING)
@@ -349,7 +349,7 @@ static int fence_raise(struct syncer *s, uint64_t version, struct pgs_error *err
     char hex[17];
 
     snprintf(hex, sizeof(hex), "%016" PRIx64, version);
-    redisReply *r = rstream_command(s->rc, err, "EVAL %s 1 %s %s %s", script, s->ae->meta,
+    redisReply *r = redis_command(s->rc, err, "EVAL %s 1 %s %s %s", script, s->ae->meta,
                                     FENCE_FIELD, hex);
     if (r == NULL)
         return -1;
@@ -619,7 +619,7 @@ static void wait_earlier_batches(struct syncer *s, const char *first_id)
     if (first_id == NULL || s->rc == NULL)
         return;
     for (;;) {
-        redisReply *r = rstream_command(s->rc, &err, "XPENDING %s %s - (%s 1", s->ae->stream,
+        redisReply *r = redis_command(s->rc, &err, "XPENDING %s %s - (%s 1", s->ae->stream,
                                         RSTREAM_GROUP, first_id);
         int busy = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0;
         freeReplyObject(r);

@@ -187,7 +187,7 @@ static int drain_batch(struct notify *n, struct pgs_error *err)
     sb_addc(&n->ids, '}');
     PQclear(res);
 
-    if (*n->rcp == NULL && (*n->rcp = rstream_connect(n->cfg, err)) == NULL)
+    if (*n->rcp == NULL && (*n->rcp = redis_connect(n->cfg, err)) == NULL)
         rv = -1;
     else
         rv = rstream_add(*n->rcp, n->ae->stream, n->recs, rows, err);
@@ -289,7 +289,7 @@ void notify_start(struct notify *n)
     struct strbuf sql, box;
 
     pgs_error_clear(&err);
-    if (*n->rcp == NULL && (*n->rcp = rstream_connect(n->cfg, &err)) == NULL) {
+    if (*n->rcp == NULL && (*n->rcp = redis_connect(n->cfg, &err)) == NULL) {
         fail(n, &err);
         return;
     }

@@ -248,7 +248,7 @@ static int flush_pending(struct repl *r, struct pgs_error *err)
     if (r->npending == 0)
         return 0;
     if (*r->rcp == NULL) {
-        *r->rcp = rstream_connect(r->cfg, err);
+        *r->rcp = redis_connect(r->cfg, err);
         if (*r->rcp == NULL)
             return -1;
     }
@@ -536,7 +536,7 @@ void repl_start(struct repl *r)
     }
     pgs_error_clear(&err);
     /* Redis first: no point reading WAL that cannot be written anywhere */
-    if (*r->rcp == NULL && (*r->rcp = rstream_connect(r->cfg, &err)) == NULL) {
+    if (*r->rcp == NULL && (*r->rcp = redis_connect(r->cfg, &err)) == NULL) {
         fail(r, &err);
         return;
     }
