@@ -100,9 +100,9 @@ int redis_error_is(const struct pgs_error *err, const char *text)
     return strstr(err->detail, text) != NULL;
 }
 
-void redis_pipeline_append(redisContext *rc, int argc, const char **argv, const size_t *lens)
+int redis_pipeline_append(redisContext *rc, int argc, const char **argv, const size_t *lens)
 {
-    redisAppendCommandArgv(rc, argc, argv, lens);
+    return redisAppendCommandArgv(rc, argc, argv, lens) == REDIS_OK ? 0 : -1;
 }
 
 redisReply *redis_pipeline_reply(redisContext *rc, const char *what, struct pgs_error *err)

@@ -36,11 +36,11 @@ int redis_error_is(const struct pgs_error *err, const char *text);
 
 /*
  * A pipeline: append the commands, then read one reply for each, in order,
- * even after an error reply, so the connection stays in step.
- * redis_pipeline_reply returns a new reply (error replies included), or
+ * even after an error reply, so the connection stays in step. Appending
+ * fails (-1) only when out of memory. redis_pipeline_reply returns a new reply (error replies included), or
  * NULL with "err" when the connection failed: it is unusable then.
  */
-void redis_pipeline_append(redisContext *rc, int argc, const char **argv, const size_t *lens);
+int redis_pipeline_append(redisContext *rc, int argc, const char **argv, const size_t *lens);
 redisReply *redis_pipeline_reply(redisContext *rc, const char *what, struct pgs_error *err);
 /* 0 for a reply that is no error; -1 with "err" ("what" names the command) for NULL or an error. */
 int redis_reply_check(redisContext *rc, const redisReply *r, const char *what,

@@ -71,22 +71,44 @@ int rstream_id_next(const struct rstream_id *id, struct rstream_id *out)
 
 /* ---- writing and reading changes ---- */
 
-int rstream_add(redisContext *rc, const char *stream, const struct change *recs, int n,
-                struct pgs_error *err)
+/* the most fields an XADD takes without a heap copy of its arguments */
+#define ADD_STACK_ARGS (3 + 2 * 16)
+
+int rstream_add_queue(redisContext *rc, const char *stream, const char **fv, const size_t *fvlen,
+                      int nfv, struct pgs_error *err)
 {
-    const char *argv[4 + CHANGE_MAX_FIELDS];
-    size_t lens[4 + CHANGE_MAX_FIELDS];
-    struct change_scratch scratch;
+    const char *stack_argv[ADD_STACK_ARGS];
+    size_t stack_lens[ADD_STACK_ARGS];
+    const char **argv = stack_argv;
+    size_t *lens = stack_lens;
+    int rv = 0;
+
+    if (3 + nfv > ADD_STACK_ARGS) {
+        argv = xcalloc((size_t)nfv + 3, sizeof(char *));
+        lens = xcalloc((size_t)nfv + 3, sizeof(size_t));
+    }
+    argv[0] = "XADD", lens[0] = 4;
+    argv[1] = stream, lens[1] = strlen(stream);
+    argv[2] = "*", lens[2] = 1;
+    for (int k = 0; k < nfv; k++) {
+        argv[3 + k] = fv[k];
+        lens[3 + k] = fvlen[k];
+    }
+    if (redis_pipeline_append(rc, 3 + nfv, argv, lens) < 0) {
+        redis_reply_check(rc, NULL, "XADD", err);
+        rv = -1;
+    }
+    if (argv != stack_argv) {
+        free(argv);
+        free(lens);
+    }
+    return rv;
+}
+
+int rstream_add_replies(redisContext *rc, int n, struct pgs_error *err)
+{
     int failed = 0;
 
-    for (int i = 0; i < n; i++) {
-        argv[0] = "XADD", lens[0] = 4;
-        argv[1] = stream, lens[1] = strlen(stream);
-        argv[2] = "*", lens[2] = 1;
-        int nf = change_to_fields(&recs[i], &scratch, argv + 3, lens + 3);
-        redis_pipeline_append(rc, 3 + nf, argv, lens);
-        change_scratch_free(&scratch);
-    }
     /* read every reply, even after an error, so the connection stays in step */
     for (int i = 0; i < n; i++) {
         redisReply *r = redis_pipeline_reply(rc, "XADD", err);
@@ -97,6 +119,24 @@ int rstream_add(redisContext *rc, const char *stream, const struct change *recs,
         freeReplyObject(r);
     }
     return failed ? -1 : 0;
+}
+
+int rstream_add(redisContext *rc, const char *stream, const struct change *recs, int n,
+                struct pgs_error *err)
+{
+    /* the room the record codec was always given, one more than its most */
+    const char *fv[CHANGE_MAX_FIELDS + 1];
+    size_t fvlen[CHANGE_MAX_FIELDS + 1];
+    struct change_scratch scratch;
+
+    for (int i = 0; i < n; i++) {
+        int nf = change_to_fields(&recs[i], &scratch, fv, fvlen);
+        int rv = rstream_add_queue(rc, stream, fv, fvlen, nf, err);
+        change_scratch_free(&scratch);
+        if (rv < 0)
+            return -1;
+    }
+    return rstream_add_replies(rc, n, err);
 }
 
 int rstream_group_create(redisContext *rc, const char *stream, const char *group,

@@ -42,6 +42,16 @@ int rstream_id_next(const struct rstream_id *id, struct rstream_id *out);
 int rstream_add(redisContext *rc, const char *stream, const struct change *recs, int n,
                 struct pgs_error *err) PGS_MUSTCHECK;
 
+/*
+ * rstream_add in two halves, for a caller that encodes its own records (the
+ * producer's hot path): queue one XADD of "nfv" names and values (hiredis
+ * copies them), then read the replies of the "n" XADDs queued; 0 when Redis
+ * accepted all. A failed read leaves the connection unusable (rc->err).
+ */
+int rstream_add_queue(redisContext *rc, const char *stream, const char **fv, const size_t *fvlen,
+                      int nfv, struct pgs_error *err) PGS_MUSTCHECK;
+int rstream_add_replies(redisContext *rc, int n, struct pgs_error *err) PGS_MUSTCHECK;
+
 /* XGROUP CREATE stream group 0 MKSTREAM; an existing group is fine. */
 int rstream_group_create(redisContext *rc, const char *stream, const char *group,
                          struct pgs_error *err) PGS_MUSTCHECK;
