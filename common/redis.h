@@ -35,10 +35,11 @@ redisReply *redis_command_argv(redisContext *rc, struct pgs_error *err, int argc
 int redis_error_is(const struct pgs_error *err, const char *text);
 
 /*
- * A pipeline: append the commands, then read one reply for each, in order,
- * even after an error reply, so the connection stays in step. Appending
- * fails (-1) only when out of memory. redis_pipeline_reply returns a new reply (error replies included), or
- * NULL with "err" when the connection failed: it is unusable then.
+ * A pipeline: append the commands (-1 only when out of memory), then read
+ * one reply for each, in order, even after an error reply, so the
+ * connection stays in step. redis_pipeline_reply returns a new reply (error
+ * replies included), or NULL with "err" when the connection failed: it is
+ * unusable then.
  */
 int redis_pipeline_append(redisContext *rc, int argc, const char **argv, const size_t *lens);
 redisReply *redis_pipeline_reply(redisContext *rc, const char *what, struct pgs_error *err);
