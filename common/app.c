@@ -12,7 +12,7 @@
 
 #include "es.h"
 #include "log.h"
-#include "rstream.h"
+#include "rstate.h"
 #include "strbuf.h"
 #include "version.h"
 
@@ -47,10 +47,10 @@ void app_set_version(struct app_entry *ae, const struct config *cfg, int single,
     } else
         derive_name(ae->slot, sizeof(ae->slot), ae->e->database, ae->keybase);
     derive_name(ae->publication, sizeof(ae->publication), ae->e->database, ae->keybase);
-    rstream_key(cfg, ae->keybase, "changes", ae->stream, sizeof(ae->stream));
-    rstream_key(cfg, ae->keybase, "load", ae->load_stream, sizeof(ae->load_stream));
-    rstream_key(cfg, ae->keybase, "dlq", ae->dlq, sizeof(ae->dlq));
-    rstream_key(cfg, ae->keybase, "meta", ae->meta, sizeof(ae->meta));
+    rstate_key(cfg, ae->keybase, "changes", ae->stream, sizeof(ae->stream));
+    rstate_key(cfg, ae->keybase, "load", ae->load_stream, sizeof(ae->load_stream));
+    rstate_key(cfg, ae->keybase, "dlq", ae->dlq, sizeof(ae->dlq));
+    rstate_key(cfg, ae->keybase, "meta", ae->meta, sizeof(ae->meta));
 }
 
 /* What entry_init built (the schema entry itself belongs to a struct schema). */
@@ -247,7 +247,7 @@ static void *watch_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     for (;;) {
         sleep(2);
-        if (rc == NULL && (rc = rstream_connect(w->app->cfg, &err)) == NULL)
+        if (rc == NULL && (rc = redis_connect(w->app->cfg, &err)) == NULL)
             continue; /* Redis down: the process has its own ways of noticing */
         int changed = app_versions_changed(w->app, rc, &err);
         if (changed < 0) {
@@ -302,7 +302,7 @@ void app_restart_self(void)
 
 int app_bind_once(struct app *app, int flags, struct pgs_error *err)
 {
-    redisContext *rc = rstream_connect(app->cfg, err);
+    redisContext *rc = redis_connect(app->cfg, err);
     struct es_client *es = NULL;
     int rv = -1;
     if (rc) {

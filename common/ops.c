@@ -1,12 +1,10 @@
-/* ops.c - helpers of the operations tools: config, stream ids, XINFO replies, slots. */
+/* ops.c - helpers of the operations tools: config, slots, the WAL position. */
 #include "ops.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "strbuf.h"
 
 int ops_load(const char *prog, const char *config_path, struct config *cfg, struct app *app)
 {
@@ -27,143 +25,6 @@ int ops_load(const char *prog, const char *config_path, struct config *cfg, stru
         app_free(app);
         return 1;
     }
-    return 0;
-}
-
-int ops_sid_parse(const char *s, struct ops_sid *out)
-{
-    const char *dash;
-
-    if (s == NULL)
-        return -1;
-    dash = strchr(s, '-');
-    out->seq = 0;
-    if (dash == NULL)
-        return pgs_parse_u64(s, strlen(s), &out->ms);
-    if (pgs_parse_u64(s, (size_t)(dash - s), &out->ms) < 0)
-        return -1;
-    return pgs_parse_u64(dash + 1, strlen(dash + 1), &out->seq);
-}
-
-int ops_sid_cmp(const struct ops_sid *a, const struct ops_sid *b)
-{
-    if (a->ms != b->ms)
-        return a->ms < b->ms ? -1 : 1;
-    if (a->seq != b->seq)
-        return a->seq < b->seq ? -1 : 1;
-    return 0;
-}
-
-const char *ops_sid_format(const struct ops_sid *id, char *buf, size_t len)
-{
-    snprintf(buf, len, "%" PRIu64 "-%" PRIu64, id->ms, id->seq);
-    return buf;
-}
-
-int ops_sid_prev(const struct ops_sid *id, struct ops_sid *out)
-{
-    if (id->seq > 0) {
-        out->ms = id->ms;
-        out->seq = id->seq - 1;
-    } else if (id->ms > 0) {
-        out->ms = id->ms - 1;
-        out->seq = UINT64_MAX;
-    } else {
-        return -1;
-    }
-    return 0;
-}
-
-const redisReply *ops_reply_get(const redisReply *map, const char *key)
-{
-    if (map == NULL || map->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    for (size_t i = 0; i + 1 < map->elements; i += 2) {
-        const redisReply *k = map->element[i];
-        if ((k->type == REDIS_REPLY_STRING || k->type == REDIS_REPLY_STATUS) &&
-            !strcmp(k->str, key))
-            return map->element[i + 1];
-    }
-    return NULL;
-}
-
-long long ops_reply_int(const redisReply *map, const char *key, long long def)
-{
-    const redisReply *v = ops_reply_get(map, key);
-    if (v == NULL)
-        return def;
-    if (v->type == REDIS_REPLY_INTEGER)
-        return v->integer;
-    if (v->type == REDIS_REPLY_STRING) {
-        char *end;
-        long long n = strtoll(v->str, &end, 10);
-        return *v->str && *end == '\0' ? n : def;
-    }
-    return def;
-}
-
-const char *ops_reply_str(const redisReply *map, const char *key)
-{
-    const redisReply *v = ops_reply_get(map, key);
-    if (v == NULL || (v->type != REDIS_REPLY_STRING && v->type != REDIS_REPLY_STATUS))
-        return NULL;
-    return v->str;
-}
-
-static int redis_failed(redisContext *rc, redisReply *r, const char *what, const char *key,
-                        struct pgs_error *err)
-{
-    pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s on %s failed", what, key);
-    pgs_error_detail(err, "%s", r ? r->str : (rc->errstr[0] ? rc->errstr : "no reply"));
-    freeReplyObject(r);
-    return -1;
-}
-
-#define COUNT_PAGE 1000
-
-int ops_stream_count(redisContext *rc, const char *stream, const char *start, const char *end,
-                     long long *n, struct pgs_error *err)
-{
-    char from[64];
-    long long total = 0;
-
-    snprintf(from, sizeof(from), "%s", start);
-    for (;;) {
-        redisReply *r = redisCommand(rc, "XRANGE %s %s %s COUNT %d", stream, from, end, COUNT_PAGE);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR)
-            return redis_failed(rc, r, "XRANGE", stream, err);
-        if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-            freeReplyObject(r);
-            break;
-        }
-        total += (long long)r->elements;
-        const redisReply *last = r->element[r->elements - 1];
-        int more = r->elements == COUNT_PAGE && last->type == REDIS_REPLY_ARRAY &&
-                   last->elements >= 1 && last->element[0]->type == REDIS_REPLY_STRING;
-        if (more)
-            snprintf(from, sizeof(from), "(%s", last->element[0]->str);
-        freeReplyObject(r);
-        if (!more)
-            break;
-    }
-    *n = total;
-    return 0;
-}
-
-int ops_redis_now_ms(redisContext *rc, uint64_t *now_ms, struct pgs_error *err)
-{
-    redisReply *r = redisCommand(rc, "TIME");
-    if (r == NULL || r->type == REDIS_REPLY_ERROR)
-        return redis_failed(rc, r, "TIME", "the server", err);
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
-        freeReplyObject(r);
-        pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis TIME gave an unexpected reply");
-        return -1;
-    }
-    *now_ms = strtoull(r->element[0]->str, NULL, 10) * 1000 +
-              strtoull(r->element[1]->str, NULL, 10) / 1000;
-    freeReplyObject(r);
     return 0;
 }
 

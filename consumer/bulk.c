@@ -16,6 +16,7 @@
 #include "es_pipe.h"
 #include "keyset.h"
 #include "log.h"
+#include "rstate.h"
 #include "truncate.h"
 
 /* The _ids of one bulk in flight. */
@@ -129,25 +130,15 @@ int bulk_dead_letter(struct bulk_writer *w, const char *id, const char *reason,
                      const char *error_type, const char *doc, size_t doclen,
                      struct pgs_error *err)
 {
-    char ts[32];
-    snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
-    const char *argv[] = {"XADD", w->ae->dlq, "*", "index", app_entry_name(w->ae), "id", id ? id : "",
-                          "error", error_type ? error_type : "", "reason", reason ? reason : "",
-                          "entries", w->origin ? w->origin : "", "ts", ts, "doc", doc ? doc : ""};
-    size_t lens[sizeof(argv) / sizeof(argv[0])];
-    int n = (int)(sizeof(argv) / sizeof(argv[0]));
-    for (int i = 0; i < n; i++)
-        lens[i] = strlen(argv[i]);
-    if (doc)
-        lens[n - 1] = doclen;
-    redisReply *r = redisCommandArgv(w->rc, n, argv, lens);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot write a dead letter to %s", w->ae->dlq);
-        pgs_error_detail(err, "%s", r ? r->str : w->rc->errstr);
-        freeReplyObject(r);
+    struct rstate_dead_letter d = {.index = app_entry_name(w->ae),
+                                   .id = id,
+                                   .error = error_type,
+                                   .reason = reason,
+                                   .entries = w->origin,
+                                   .doc = doc,
+                                   .doclen = doclen};
+    if (rstate_dlq_add(w->rc, w->ae->dlq, &d, err) < 0)
         return -1;
-    }
-    freeReplyObject(r);
     w->stats.docs_rejected++;
     pgs_log(LOG_WARN, "document dead-lettered", "index=%s id=%s error=%s reason=\"%s\"",
             w->ae->index, id ? id : "", error_type ? error_type : "",

@@ -259,7 +259,7 @@ static int consume_round(struct consumer *c, int *got, struct pgs_error *err)
     c->stage = STAGE_REDIS;
     c->cur_sync = NULL;
     if (c->rc == NULL) {
-        c->rc = rstream_connect(cfg, err);
+        c->rc = redis_connect(cfg, err);
         if (c->rc == NULL)
             return -1;
         for (int i = 0; i < app->nentries; i++)
@@ -415,79 +415,31 @@ static void on_stop_check(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- stream lag: XINFO GROUPS and the XPENDING summary ---- */
 
-/* The value of "field" in a flat [field, value, ...] reply, or NULL. */
-static redisReply *reply_field(const redisReply *r, const char *field)
-{
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    for (size_t i = 0; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING && !strcmp(r->element[i]->str, field))
-            return r->element[i + 1];
-    return NULL;
-}
-
-static double reply_number(const redisReply *v)
-{
-    if (v == NULL)
-        return -1;
-    if (v->type == REDIS_REPLY_INTEGER)
-        return (double)v->integer;
-    if (v->type == REDIS_REPLY_STRING)
-        return atof(v->str);
-    return -1;
-}
-
 static int measure_stream(struct consumer *c, struct stream_state *ss, struct pgs_error *err)
 {
-    redisReply *r = rstream_command(c->rc, err, "XINFO GROUPS %s", ss->key);
-    redisReply *g = NULL;
-    char last_delivered[64] = "";
+    struct rstream_group g;
+    struct rstream_pending p;
+    int found = 0;
 
-    if (r == NULL)
+    if (rstream_group_find(c->rc, ss->key, RSTREAM_GROUP, &g, &found, err) < 0)
         return -1;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && g == NULL; i++) {
-        redisReply *name = reply_field(r->element[i], "name");
-        if (name && name->type == REDIS_REPLY_STRING && !strcmp(name->str, RSTREAM_GROUP))
-            g = r->element[i];
-    }
-    if (g == NULL) {
-        freeReplyObject(r);
+    if (!found) {
         ss->undelivered = ss->pending = ss->own_pending = 0;
         return 0;
     }
-    ss->pending = reply_number(reply_field(g, "pending"));
-    ss->undelivered = reply_number(reply_field(g, "lag"));
-    redisReply *ld = reply_field(g, "last-delivered-id");
-    if (ld && ld->type == REDIS_REPLY_STRING)
-        snprintf(last_delivered, sizeof(last_delivered), "%s", ld->str);
-    freeReplyObject(r);
-    if (ss->undelivered < 0) {
+    ss->pending = (double)g.pending;
+    ss->undelivered = (double)g.lag;
+    if (g.lag < 0) {
         /* Redis cannot count it (entries were deleted): "at least one" when the group is behind */
-        r = rstream_command(c->rc, err, "XINFO STREAM %s", ss->key);
-        if (r == NULL)
+        struct rstream_info info;
+        if (rstream_info(c->rc, ss->key, &info, err) < 0)
             return -1;
-        redisReply *lg = reply_field(r, "last-generated-id");
         ss->undelivered =
-            lg && lg->type == REDIS_REPLY_STRING && strcmp(lg->str, last_delivered) != 0 ? 1 : 0;
-        freeReplyObject(r);
+            info.last_generated_id[0] && strcmp(info.last_generated_id, g.last_delivered_id) != 0;
     }
-    /* [count, min, max, [[consumer, count], ...]] */
-    r = rstream_command(c->rc, err, "XPENDING %s %s", ss->key, RSTREAM_GROUP);
-    if (r == NULL)
+    if (rstream_pending_summary(c->rc, ss->key, RSTREAM_GROUP, c->opts->name, &p, err) < 0)
         return -1;
-    ss->own_pending = 0;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
-        r->element[3]->type == REDIS_REPLY_ARRAY) {
-        redisReply *list = r->element[3];
-        for (size_t i = 0; i < list->elements; i++) {
-            redisReply *e = list->element[i];
-            if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
-                e->element[0]->type == REDIS_REPLY_STRING &&
-                !strcmp(e->element[0]->str, c->opts->name))
-                ss->own_pending = reply_number(e->element[1]);
-        }
-    }
-    freeReplyObject(r);
+    ss->own_pending = (double)p.consumer_count;
     metrics_set(ss->lag_gauge, ss->undelivered + ss->pending);
     metrics_set(ss->pending_gauge, ss->pending);
     return 0;

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "log.h"
 #include "ops.h"
+#include "rstate.h"
 #include "rstream.h"
 #include "sqlgen.h"
 #include "strbuf.h"
@@ -46,24 +47,10 @@ static const char usage[] =
     "  -y, --yes              confirm purge\n"
     "  -i, --index NAME       only this schema entry (default: all)\n";
 
-#define PAGE 500
-
 struct dlq_opts {
     int json, yes;
     const char *index;
 };
-
-/* One dead letter, borrowed from an XRANGE reply. */
-struct dead_letter {
-    const char *entry; /* the dead-letter stream id */
-    const redisReply *fields;
-};
-
-static const char *field(const struct dead_letter *d, const char *key)
-{
-    const char *v = ops_reply_str(d->fields, key);
-    return v ? v : "";
-}
 
 static const char *fmt_time(const char *ts, char *buf, size_t len)
 {
@@ -75,61 +62,51 @@ static const char *fmt_time(const char *ts, char *buf, size_t len)
     return buf;
 }
 
-/* Call "fn" on every dead letter of "key", oldest first; stops at its first -1. */
-typedef int (*dlq_fn)(const struct app_entry *ae, const struct dead_letter *d, void *arg);
+/* Called on a dead letter of "ae" (borrowed for the call); -1 stops the walk. */
+typedef int (*dlq_fn)(const struct app_entry *ae, const struct rstate_dead_letter *d, void *arg);
 
+struct dlq_walk {
+    const struct app_entry *ae;
+    dlq_fn fn;
+    void *arg;
+};
+
+static int walk_one(const struct rstate_dead_letter *d, void *arg)
+{
+    struct dlq_walk *w = arg;
+    return w->fn(w->ae, d, w->arg);
+}
+
+/* Call "fn" on every dead letter of "ae", oldest first; stops at its first -1. */
 static int dlq_foreach(redisContext *rc, const struct app_entry *ae, dlq_fn fn, void *arg,
                        struct pgs_error *err)
 {
-    char from[80] = "-";
-    for (;;) {
-        redisReply *r = rstream_command(rc, err, "XRANGE %s %s + COUNT %d", ae->dlq, from, PAGE);
-        if (r == NULL)
-            return -1;
-        size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
-        for (size_t i = 0; i < n; i++) {
-            const redisReply *e = r->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
-                continue;
-            struct dead_letter d = {e->element[0]->str, e->element[1]};
-            if (fn(ae, &d, arg) < 0) {
-                freeReplyObject(r);
-                return -1;
-            }
-        }
-        int more = n == PAGE;
-        if (more)
-            snprintf(from, sizeof(from), "(%s", r->element[n - 1]->element[0]->str);
-        freeReplyObject(r);
-        if (!more)
-            return 0;
-    }
+    struct dlq_walk w = {ae, fn, arg};
+    return rstate_dlq_foreach(rc, ae->dlq, walk_one, &w, err);
 }
 
 /* --- list and show ------------------------------------------------------------ */
 
-static json_t *dead_letter_json(const struct app_entry *ae, const struct dead_letter *d,
+static json_t *dead_letter_json(const struct app_entry *ae, const struct rstate_dead_letter *d,
                                 int with_doc)
 {
     char when[64] = "";
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(d->entry));
-    json_object_set_new(o, "time", json_string(fmt_time(field(d, "ts"), when, sizeof(when))));
-    json_object_set_new(o, "ts", json_integer(strtoll(field(d, "ts"), NULL, 10)));
-    json_object_set_new(o, "index",
-                        json_string(*field(d, "index") ? field(d, "index") : ae->e->index));
-    json_object_set_new(o, "doc_id", json_string(field(d, "id")));
-    json_object_set_new(o, "error", json_string(field(d, "error")));
-    json_object_set_new(o, "reason", json_string(field(d, "reason")));
-    json_object_set_new(o, "entries", json_string(field(d, "entries")));
+    json_object_set_new(o, "time", json_string(fmt_time(d->ts, when, sizeof(when))));
+    json_object_set_new(o, "ts", json_integer(strtoll(d->ts, NULL, 10)));
+    json_object_set_new(o, "index", json_string(*d->index ? d->index : ae->e->index));
+    json_object_set_new(o, "doc_id", json_string(d->id));
+    json_object_set_new(o, "error", json_string(d->error));
+    json_object_set_new(o, "reason", json_string(d->reason));
+    json_object_set_new(o, "entries", json_string(d->entries));
     json_object_set_new(o, "stream", json_string(ae->dlq));
     if (with_doc) {
-        const redisReply *doc = ops_reply_get(d->fields, "doc");
         json_t *parsed = NULL;
-        if (doc && doc->type == REDIS_REPLY_STRING && doc->len > 0) {
-            parsed = json_loadb(doc->str, doc->len, JSON_DECODE_ANY, NULL);
+        if (d->doc) {
+            parsed = json_loadb(d->doc, d->doclen, JSON_DECODE_ANY, NULL);
             if (parsed == NULL)
-                parsed = json_stringn_nocheck(doc->str, doc->len);
+                parsed = json_stringn_nocheck(d->doc, d->doclen);
         }
         json_object_set_new(o, "doc", parsed ? parsed : json_null());
     }
@@ -142,23 +119,22 @@ struct list_state {
     int n;
 };
 
-static int list_one(const struct app_entry *ae, const struct dead_letter *d, void *arg)
+static int list_one(const struct app_entry *ae, const struct rstate_dead_letter *d, void *arg)
 {
     struct list_state *st = arg;
     if (st->o->json) {
         json_array_append_new(st->all, dead_letter_json(ae, d, 0));
     } else {
         char when[64] = "";
-        const char *reason = field(d, "reason");
+        const char *reason = d->reason;
         int cut = strlen(reason) > 100;
         if (st->n == 0)
             printf("%-20s %-20s %-16s %-20s %-32s %s\n", "ID", "TIME", "INDEX", "DOC-ID", "ERROR",
                    "REASON");
         /* the table is for reading; show ID prints the whole reason */
         printf("%-20s %-20s %-16s %-20s %-32s %.*s%s\n", d->entry,
-               fmt_time(field(d, "ts"), when, sizeof(when)),
-               *field(d, "index") ? field(d, "index") : ae->e->index, field(d, "id"),
-               field(d, "error"), cut ? 97 : 100, reason, cut ? "..." : "");
+               fmt_time(d->ts, when, sizeof(when)), *d->index ? d->index : ae->e->index, d->id,
+               d->error, cut ? 97 : 100, reason, cut ? "..." : "");
     }
     st->n++;
     return 0;
@@ -169,7 +145,7 @@ struct show_state {
     json_t *found;
 };
 
-static int show_one(const struct app_entry *ae, const struct dead_letter *d, void *arg)
+static int show_one(const struct app_entry *ae, const struct rstate_dead_letter *d, void *arg)
 {
     struct show_state *st = arg;
     if (st->found == NULL && !strcmp(d->entry, st->want))
@@ -226,10 +202,10 @@ static int build_record(const struct app_entry *ae, const char *doc_id, uint64_t
     return 0;
 }
 
-static int retry_one(const struct app_entry *ae, const struct dead_letter *d, void *arg)
+static int retry_one(const struct app_entry *ae, const struct rstate_dead_letter *d, void *arg)
 {
     struct retry_state *st = arg;
-    const char *doc_id = field(d, "id");
+    const char *doc_id = d->id;
     struct change c;
     char why[512];
     int want = st->ids == NULL;
@@ -241,7 +217,7 @@ static int retry_one(const struct app_entry *ae, const struct dead_letter *d, vo
         return 0;
     if (*doc_id == '\0') {
         printf("cannot retry %s: it names no document (error %s: %s); it stays\n", d->entry,
-               field(d, "error"), field(d, "reason"));
+               d->error, d->reason);
         st->failed++;
         return 0;
     }
@@ -255,16 +231,14 @@ static int retry_one(const struct app_entry *ae, const struct dead_letter *d, vo
     if (rv < 0)
         return -1;
     /* only once the record is in the stream: a crash in between retries twice, harmlessly */
-    redisReply *r = rstream_command(st->rc, st->err, "XDEL %s %s", ae->dlq, d->entry);
-    if (r == NULL)
+    if (rstate_dlq_delete(st->rc, ae->dlq, d->entry, st->err) < 0)
         return -1;
-    freeReplyObject(r);
     printf("re-queued document %s of index %s (dead letter %s)\n", doc_id, ae->e->index, d->entry);
     st->requeued++;
     return 0;
 }
 
-static int count_one(const struct app_entry *ae, const struct dead_letter *d, void *arg)
+static int count_one(const struct app_entry *ae, const struct rstate_dead_letter *d, void *arg)
 {
     (void)ae, (void)d;
     ++*(long long *)arg;
@@ -314,15 +288,9 @@ static int cmd_show(redisContext *rc, struct app *app, const struct dlq_opts *o,
         struct app_entry *ae = &app->entries[i];
         if (!selected(o, ae))
             continue;
-        redisReply *r = rstream_command(rc, err, "XRANGE %s %s %s", ae->dlq, id, id);
-        if (r == NULL)
+        struct dlq_walk w = {ae, show_one, &st};
+        if (rstate_dlq_find(rc, ae->dlq, id, walk_one, &w, err) < 0)
             return fail("pgsync-dlq", err);
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-            r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2) {
-            struct dead_letter d = {r->element[0]->element[0]->str, r->element[0]->element[1]};
-            show_one(ae, &d, &st);
-        }
-        freeReplyObject(r);
     }
     if (st.found == NULL) {
         fprintf(stderr, "pgsync-dlq: no dead letter %s (see pgsync-dlq list)\n", id);
@@ -388,10 +356,8 @@ static int cmd_purge(redisContext *rc, struct app *app, const struct dlq_opts *o
         if (dlq_foreach(rc, ae, count_one, &n, err) < 0)
             return fail("pgsync-dlq", err);
         if (o->yes && n > 0) {
-            redisReply *r = rstream_command(rc, err, "DEL %s", ae->dlq);
-            if (r == NULL)
+            if (rstate_dlq_purge(rc, ae->dlq, err) < 0)
                 return fail("pgsync-dlq", err);
-            freeReplyObject(r);
         }
         total += n;
     }
@@ -450,8 +416,8 @@ int main(int argc, char **argv)
         cli_die_usage(cli.prog, "unknown command \"%s\": list, show, retry or purge", cmd);
     }
     for (int i = 0; i < nargs; i++) {
-        struct ops_sid id;
-        if (ops_sid_parse(args[i], &id) < 0 || strchr(args[i], '-') == NULL)
+        struct rstream_id id;
+        if (rstream_id_parse(args[i], &id) < 0 || strchr(args[i], '-') == NULL)
             cli_die_usage(cli.prog, "\"%s\" is not a dead-letter ID (as 1712345678901-0)", args[i]);
     }
     if (o.yes && strcmp(cmd, "purge") != 0)
@@ -470,7 +436,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    redisContext *rc = rstream_connect(&cfg, &err);
+    redisContext *rc = redis_connect(&cfg, &err);
     if (rc == NULL) {
         rv = fail(cli.prog, &err);
     } else if (!strcmp(cmd, "list")) {

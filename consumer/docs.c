@@ -132,10 +132,13 @@ void docs_wait_earlier_batches(struct docs *d, redisContext *rc, const char *fir
     if (first_id == NULL || rc == NULL)
         return;
     for (;;) {
-        redisReply *r = rstream_command(rc, &err, "XPENDING %s %s - (%s 1", d->ae->stream,
-                                        RSTREAM_GROUP, first_id);
-        int busy = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0;
-        freeReplyObject(r);
+        char oldest[RSTREAM_ID_LEN];
+        long long idle;
+        int busy = 0;
+        /* a failed read counts as nothing pending: the wait only saves work */
+        if (rstream_pending_oldest(rc, d->ae->stream, RSTREAM_GROUP, first_id, oldest,
+                                   sizeof(oldest), &idle, &busy, &err) < 0)
+            busy = 0;
         if (!busy || (d->stop && *d->stop))
             return;
         /* bounded: a stalled consumer must not stop the truncate; tombstones cover most */

@@ -18,6 +18,7 @@
 #include "bootstrap.h"
 #include "consume.h"
 #include "log.h"
+#include "rstate.h"
 #include "rstream.h"
 #include "strbuf.h"
 #include "sync.h"
@@ -36,11 +37,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void done_key(const struct config *cfg, const struct app_entry *ae, char *buf, size_t len)
-{
-    rstream_key(cfg, ae->keybase, "loaddone", buf, len);
 }
 
 /* ---- progress ---- */
@@ -203,7 +199,8 @@ static long long root_pages(PGconn *conn, const struct app_entry *ae)
 
 struct range_progress {
     redisContext *rc;
-    const char *meta;
+    const struct config *cfg;
+    const char *keybase;
     long long reported;
 };
 
@@ -211,10 +208,8 @@ static void range_progress(void *arg, long long done)
 {
     struct range_progress *rp = arg;
     struct pgs_error err;
-    char n[32];
-    snprintf(n, sizeof(n), "%lld", done - rp->reported);
-    redisReply *r = rstream_command(rp->rc, &err, "HINCRBY %s load_docs %s", rp->meta, n);
-    freeReplyObject(r);
+    /* only the progress display counts on it: a failure loses a few from the count */
+    rstate_load_add_docs(rp->rc, rp->cfg, rp->keybase, done - rp->reported, &err);
     rp->reported = done;
 }
 
@@ -222,32 +217,16 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
                struct pgs_error *err)
 {
     const struct app_entry *ae = syncer_entry(s);
-    char done[300], part[16], buf[64];
     struct strbuf sql;
     const char *params[2];
-    int nparams = 0;
-    redisReply *r;
+    int nparams = 0, wanted;
 
     *dropped = 0;
-    done_key(syncer_config(s), ae, done, sizeof(done));
-    snprintf(part, sizeof(part), "%d", item->part);
-
     /* obsolete: another load is current, or this range is done already */
-    r = rstream_command(rc, err, "HGET %s load_id", ae->meta);
-    if (r == NULL)
+    if (rstate_load_range_wanted(rc, syncer_config(s), ae->keybase, item->load_id, item->part, &wanted,
+                                 err) < 0)
         return -1;
-    int current = r->type == REDIS_REPLY_STRING && item->load_id && !strcmp(r->str, item->load_id);
-    freeReplyObject(r);
-    if (!current) {
-        *dropped = 1;
-        return 0;
-    }
-    r = rstream_command(rc, err, "SISMEMBER %s %s", done, part);
-    if (r == NULL)
-        return -1;
-    int is_done = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-    freeReplyObject(r);
-    if (is_done) {
+    if (!wanted) {
         *dropped = 1;
         return 0;
     }
@@ -301,7 +280,7 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
             params[nparams++] = item->hi;
         }
     }
-    struct range_progress rp = {rc, ae->meta, 0};
+    struct range_progress rp = {rc, syncer_config(s), ae->keybase, 0};
     long long n = 0;
     /* the rows of a load are distinct roots: several bulks may fly at once */
     syncer_set_depth(s, BULK_LOAD_DEPTH);
@@ -317,57 +296,28 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
     PQclear(PQexec(syncer_pg(s), "COMMIT"));
     pgs_log(LOG_DEBUG, "load range read", "load=%s part=%d docs=%lld", item->load_id, item->part,
             n);
-    (void)buf;
     return 0;
 }
 
 int load_range_done(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
                     int part, struct pgs_error *err)
 {
-    char done[300];
-
-    done_key(cfg, ae, done, sizeof(done));
-    redisReply *r = rstream_command(rc, err, "SADD %s %d", done, part);
-    if (r == NULL)
+    if (rstate_load_mark_done(rc, cfg, ae->keybase, part, err) < 0)
         return -1;
-    freeReplyObject(r);
     pgs_log(LOG_DEBUG, "load range done", "index=%s part=%d", ae->index, part);
     return 0;
 }
 
-int load_was_completed(redisContext *rc, const struct app_entry *ae, int *completed,
-                       struct pgs_error *err)
+int load_was_completed(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+                       int *completed, struct pgs_error *err)
 {
-    redisReply *r = rstream_command(rc, err, "HGET %s loaded_version", ae->meta);
-    if (r == NULL)
-        return -1;
-    *completed = r->type == REDIS_REPLY_STRING;
-    freeReplyObject(r);
-    return 0;
+    return rstate_load_completed(rc, cfg, ae->keybase, completed, err);
 }
 
 int load_is_finished(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
                      const char *load_id, int *finished, struct pgs_error *err)
 {
-    char done[300];
-    redisReply *r = rstream_command(rc, err, "HMGET %s load_id load_parts", ae->meta);
-    if (r == NULL)
-        return -1;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, load_id) != 0) {
-        *finished = 1; /* not the current load any more */
-        freeReplyObject(r);
-        return 0;
-    }
-    long long parts = r->element[1]->type == REDIS_REPLY_STRING ? atoll(r->element[1]->str) : 0;
-    freeReplyObject(r);
-    done_key(cfg, ae, done, sizeof(done));
-    r = rstream_command(rc, err, "SCARD %s", done);
-    if (r == NULL)
-        return -1;
-    *finished = r->type == REDIS_REPLY_INTEGER && r->integer >= parts;
-    freeReplyObject(r);
-    return 0;
+    return rstate_load_is_finished(rc, cfg, ae->keybase, load_id, finished, err);
 }
 
 /* ---- the coordinator ---- */
@@ -390,44 +340,21 @@ static pid_t spawn_worker(const struct config *cfg, struct app_entry *ae, const 
     _exit(consume_run(cfg, &one, &opts, &stop) == 0 ? 0 : 1);
 }
 
-static int parse_bounds(const char *s, long long **out, int *n)
-{
-    int cap = 16;
-    *out = xcalloc((size_t)cap, sizeof(long long));
-    *n = 0;
-    while (s && *s) {
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        if (end == s)
-            return -1;
-        if (*n == cap) {
-            cap *= 2;
-            *out = xrealloc(*out, sizeof(long long) * (size_t)cap);
-        }
-        (*out)[(*n)++] = v;
-        s = *end == ',' ? end + 1 : end;
-    }
-    return 0;
-}
-
 int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
                const struct load_opts *opts, volatile sig_atomic_t *stop,
                struct load_result *result, struct pgs_error *err)
 {
     PGconn *repl = NULL, *conn = NULL;
     PGresult *res = NULL;
-    struct strbuf sql, bounds_txt;
-    char slot[64], done[300], load_id[40], snap[128];
+    struct strbuf sql;
+    char slot[64], load_id[40], snap[128];
     uint64_t cp = 0;
     long long *bounds = NULL;
-    int nbounds = 0, parts = 0, rv = -1;
+    int nbounds = 0, parts = 0, rv = -1, found = 0;
     pid_t *kids = NULL;
-    redisReply *r = NULL;
 
     memset(result, 0, sizeof(*result));
     sb_init(&sql);
-    sb_init(&bounds_txt);
-    done_key(cfg, ae, done, sizeof(done));
 
     /* 1. the snapshot, from a temporary slot created after the entry's own slot */
     if (cfg->mode == CAPTURE_NOTIFY) {
@@ -480,13 +407,10 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
                          opts->quiet};
 
     /* 2. a new split, or the one of a load that was interrupted */
-    r = rstream_command(rc, err, "HMGET %s load_id load_bounds", ae->meta);
-    if (r == NULL)
+    if (rstate_load_split_read(rc, cfg, ae->keybase, load_id, sizeof(load_id), &bounds, &nbounds,
+                               &found, err) < 0)
         goto out;
-    if (!opts->resync && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
-        parse_bounds(r->element[1]->str, &bounds, &nbounds) == 0 && nbounds >= 1) {
-        snprintf(load_id, sizeof(load_id), "%s", r->element[0]->str);
+    if (!opts->resync && found) {
         pgs_log(LOG_INFO, "resuming an interrupted load", "index=%s load=%s", ae->index,
                 load_id);
     } else {
@@ -508,38 +432,20 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
                 bounds[nbounds++] = b;
         }
         snprintf(load_id, sizeof(load_id), "%" PRIx64 "-%d", cp, (int)getpid());
-        freeReplyObject(r);
-        r = rstream_command(rc, err, "DEL %s", done);
-        if (r == NULL)
-            goto out;
-        for (int i = 0; i < nbounds; i++)
-            sb_printf(&bounds_txt, "%s%lld", i ? "," : "", bounds[i]);
-        freeReplyObject(r);
-        r = rstream_command(rc, err, "HSET %s load_id %s load_bounds %s load_parts %d load_docs 0",
-                            ae->meta, load_id, bounds_txt.buf, nbounds);
-        if (r == NULL)
+        if (rstate_load_split_begin(rc, cfg, ae->keybase, load_id, bounds, nbounds, err) < 0)
             goto out;
     }
-    freeReplyObject(r);
-    r = NULL;
     parts = nbounds;
     result->parts = parts;
 
     /* 3. one work item per range not done yet */
-    r = rstream_command(rc, err, "SMEMBERS %s", done);
-    if (r == NULL)
-        goto out;
     {
         char *is_done = xcalloc((size_t)parts, 1);
-        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-            int k = atoi(r->element[i]->str);
-            if (k >= 0 && k < parts && !is_done[k]) {
-                is_done[k] = 1;
-                result->parts_already_done++;
-            }
+        if (rstate_load_parts_done(rc, cfg, ae->keybase, parts, is_done,
+                                   &result->parts_already_done, err) < 0) {
+            free(is_done);
+            goto out;
         }
-        freeReplyObject(r);
-        r = NULL;
         struct change *items = xcalloc((size_t)parts, sizeof(struct change));
         char lo[64], hi[64];
         int nitems = 0;
@@ -585,17 +491,8 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
             pgs_error_set(err, PGS_ERR_TRANSIENT, "load interrupted; run again to resume");
             goto out;
         }
-        r = rstream_command(rc, err, "HGET %s load_docs", ae->meta);
-        if (r == NULL)
+        if (rstate_load_progress(rc, cfg, ae->keybase, &docs, &ndone, err) < 0)
             goto out;
-        docs = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
-        freeReplyObject(r);
-        r = rstream_command(rc, err, "SCARD %s", done);
-        if (r == NULL)
-            goto out;
-        ndone = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-        freeReplyObject(r);
-        r = NULL;
         result->docs = docs;
         if (ndone >= parts) {
             progress_show(&p, docs, (int)ndone, parts, 1);
@@ -620,23 +517,9 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
     result->seconds = now_s() - p.start;
 
     /* 5. done: remember it, forget the split */
-    {
-        char v[32], d[32], t[32];
-        snprintf(v, sizeof(v), "%" PRIu64, result->version);
-        snprintf(d, sizeof(d), "%lld", result->docs);
-        snprintf(t, sizeof(t), "%lld", (long long)time(NULL));
-        r = rstream_command(rc, err,
-                            "HSET %s loaded_version %s loaded_docs %s loaded_at %s", ae->meta, v,
-                            d, t);
-        if (r == NULL)
-            goto out;
-        freeReplyObject(r);
-        r = rstream_command(rc, err, "HDEL %s load_id load_bounds load_parts", ae->meta);
-        freeReplyObject(r);
-        r = rstream_command(rc, err, "DEL %s", done);
-        freeReplyObject(r);
-        r = NULL;
-    }
+    if (rstate_load_finish(rc, cfg, ae->keybase, result->version, result->docs,
+                           (long long)time(NULL), err) < 0)
+        goto out;
     rv = 0;
 out:
     if (kids) {
@@ -647,7 +530,6 @@ out:
             }
         free(kids);
     }
-    freeReplyObject(r);
     PQclear(res);
     if (conn)
         PQfinish(conn);
@@ -655,6 +537,5 @@ out:
         PQfinish(repl); /* drops the temporary slot and with it the snapshot */
     free(bounds);
     sb_free(&sql);
-    sb_free(&bounds_txt);
     return rv;
 }

@@ -63,8 +63,8 @@ int load_range_done(const struct config *cfg, redisContext *rc, const struct app
                     int part, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* Was a load of "ae" ever completed (its meta holds loaded_version)? */
-int load_was_completed(redisContext *rc, const struct app_entry *ae, int *completed,
-                       struct pgs_error *err) PGS_MUSTCHECK;
+int load_was_completed(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+                       int *completed, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* Is the load "load_id" of "ae" complete (every range done, or no longer current)? */
 int load_is_finished(const struct config *cfg, redisContext *rc, const struct app_entry *ae,

@@ -12,6 +12,7 @@
 #include "load.h"
 #include "log.h"
 #include "ops.h"
+#include "rstate.h"
 #include "rstream.h"
 #include "version.h"
 
@@ -43,15 +44,16 @@ static void wait_consumers_gone(redisContext *rc, const struct app_entry *ae, in
 {
     struct pgs_error err;
     for (int i = 0; i < secs * 4 && !*stop; i++) {
-        redisReply *r = rstream_command(rc, &err, "XINFO CONSUMERS %s %s", ae->stream,
-                                        RSTREAM_GROUP);
+        struct rstream_consumer *cs = NULL;
+        int n = 0;
         long long min_idle = -1;
-        for (size_t c = 0; r && r->type == REDIS_REPLY_ARRAY && c < r->elements; c++) {
-            long long idle = ops_reply_int(r->element[c], "idle", 0);
-            if (min_idle < 0 || idle < min_idle)
-                min_idle = idle;
-        }
-        freeReplyObject(r);
+        /* a failure reads as no consumer: the wait is only a courtesy */
+        if (rstream_consumers(rc, ae->stream, RSTREAM_GROUP, &cs, &n, &err) < 0)
+            n = 0;
+        for (int c = 0; c < n; c++)
+            if (min_idle < 0 || cs[c].idle_ms < min_idle)
+                min_idle = cs[c].idle_ms;
+        free(cs);
         if (min_idle < 0 || min_idle >= 3000)
             return;
         usleep(250 * 1000);
@@ -72,14 +74,7 @@ static int remove_version_objects(const struct config *cfg, struct app_entry *ae
     wait_consumers_gone(rc, ae, 60, stop);
     if (bootstrap_teardown(cfg, ae, err) < 0)
         return -1;
-    char done[300];
-    rstream_key(cfg, ae->keybase, "loaddone", done, sizeof(done));
-    redisReply *r = rstream_command(rc, err, "DEL %s %s %s %s %s", ae->stream, ae->load_stream,
-                                    ae->dlq, ae->meta, done);
-    if (r == NULL)
-        return -1;
-    freeReplyObject(r);
-    return 0;
+    return rstate_entry_delete(rc, cfg, ae->keybase, err);
 }
 
 /* Log, clear the target, remove the version's objects and its index. */
@@ -159,20 +154,6 @@ int migrate_plan(const struct config *cfg, struct app *app, redisContext *rc,
     return 0;
 }
 
-/* The id of the stream's newest entry into "last" ("" when the stream is empty). */
-static int stream_last_id(redisContext *rc, const char *stream, char *last, size_t len,
-                          struct pgs_error *err)
-{
-    redisReply *r = rstream_command(rc, err, "XREVRANGE %s + - COUNT 1", stream);
-    if (r == NULL)
-        return -1;
-    last[0] = '\0';
-    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->elements > 0)
-        snprintf(last, len, "%s", r->element[0]->element[0]->str);
-    freeReplyObject(r);
-    return 0;
-}
-
 /*
  * Has the group acknowledged every entry up to "upto"? It has when its
  * last delivered id is at least "upto" and no entry at or before it is
@@ -181,38 +162,28 @@ static int stream_last_id(redisContext *rc, const char *stream, char *last, size
 static int group_done_upto(redisContext *rc, const char *stream, const char *upto, int *done,
                            long long *behind, struct pgs_error *err)
 {
-    struct ops_sid want, delivered = {0}, minp;
+    struct rstream_id want, delivered = {0}, minp;
+    struct rstream_group ours;
+    struct rstream_pending p;
+    int found;
     *done = 0;
     *behind = -1;
-    if (ops_sid_parse(upto, &want) < 0) {
+    if (rstream_id_parse(upto, &want) < 0) {
         pgs_error_set(err, PGS_ERR_FATAL, "bad stream id \"%s\"", upto);
         return -1;
     }
-    redisReply *r = rstream_command(rc, err, "XINFO GROUPS %s", stream);
-    if (r == NULL)
+    if (rstream_group_find(rc, stream, RSTREAM_GROUP, &ours, &found, err) < 0)
         return -1;
-    const redisReply *ours = NULL;
-    for (size_t g = 0; r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
-        const char *name = ops_reply_str(r->element[g], "name");
-        if (name && !strcmp(name, RSTREAM_GROUP))
-            ours = r->element[g];
-    }
-    const char *last = ours ? ops_reply_str(ours, "last-delivered-id") : NULL;
-    int have = last && ops_sid_parse(last, &delivered) == 0;
-    if (ours)
-        *behind = ops_reply_int(ours, "lag", -1);
-    freeReplyObject(r);
-    if (!have || ops_sid_cmp(&delivered, &want) < 0)
+    int have = found && rstream_id_parse(ours.last_delivered_id, &delivered) == 0;
+    if (found)
+        *behind = ours.lag;
+    if (!have || rstream_id_cmp(&delivered, &want) < 0)
         return 0;
-    r = rstream_command(rc, err, "XPENDING %s %s", stream, RSTREAM_GROUP);
-    if (r == NULL)
+    if (rstream_pending_summary(rc, stream, RSTREAM_GROUP, NULL, &p, err) < 0)
         return -1;
-    long long pending = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 ? r->element[0]->integer : 0;
-    *done = pending == 0 ||
-            (r->element[1]->type == REDIS_REPLY_STRING &&
-             ops_sid_parse(r->element[1]->str, &minp) == 0 && ops_sid_cmp(&minp, &want) > 0);
-    *behind = pending;
-    freeReplyObject(r);
+    *done = p.count == 0 ||
+            (rstream_id_parse(p.min_id, &minp) == 0 && rstream_id_cmp(&minp, &want) > 0);
+    *behind = p.count;
     return 0;
 }
 
@@ -255,7 +226,7 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
         long long backlog = -1;
         if (confirmed && upto[0] == '\0') {
             /* every change committed before the mark is in the stream up to here */
-            if (stream_last_id(rc, ae->stream, upto, sizeof(upto), err) < 0)
+            if (rstream_last_id(rc, ae->stream, upto, sizeof(upto), err) < 0)
                 break;
             if (upto[0] == '\0')
                 snprintf(upto, sizeof(upto), "0-0");
@@ -317,7 +288,7 @@ int migrate_finish(const struct config *cfg, struct app *app, int idx,
 {
     struct app_entry *ae = &app->entries[idx];
     const char *alias = ae->e->index;
-    redisContext *rc = rstream_connect(cfg, err);
+    redisContext *rc = redis_connect(cfg, err);
     struct es_client *es = rc ? app_es_client(cfg, err) : NULL;
     struct version_state st;
     int rv = -1;
@@ -332,7 +303,7 @@ int migrate_finish(const struct config *cfg, struct app *app, int idx,
         goto out;
     }
     int loaded = 0;
-    if (load_was_completed(rc, ae, &loaded, err) < 0)
+    if (load_was_completed(cfg, rc, ae, &loaded, err) < 0)
         goto out;
     if (!loaded) {
         struct load_opts lo = {.quiet = opts->quiet, .workers = opts->workers};

@@ -164,11 +164,11 @@ static int migrating(const struct app *app, const char *alias)
 }
 
 /* A load of "ae" was completed before (a Redis error counts as no: load again). */
-static int was_loaded(redisContext *rc, const struct app_entry *ae)
+static int was_loaded(const struct config *cfg, redisContext *rc, const struct app_entry *ae)
 {
     struct pgs_error err;
     int loaded = 0;
-    return load_was_completed(rc, ae, &loaded, &err) == 0 && loaded;
+    return load_was_completed(cfg, rc, ae, &loaded, &err) == 0 && loaded;
 }
 
 int main(int argc, char **argv)
@@ -275,7 +275,7 @@ int main(int argc, char **argv)
         goto fail;
     if (app_check_engine(es, &err) < 0)
         goto fail;
-    rc = rstream_connect(&cfg, &err);
+    rc = redis_connect(&cfg, &err);
     if (rc == NULL)
         goto fail;
     /* which version of each index the schema file is, and what to migrate */
@@ -309,13 +309,13 @@ int main(int argc, char **argv)
             goto fail;
         if (!ae->live)
             continue; /* a migration's new version: migrate_finish loads it */
-        if (!resync && migrating(&app, ae->e->index) && was_loaded(rc, ae)) {
+        if (!resync && migrating(&app, ae->e->index) && was_loaded(&cfg, rc, ae)) {
             /* the run is for the new version; the live one only needs to keep up */
             pgs_log(LOG_INFO, "load skipped", "index=%s why=\"a migration is building %s\"",
                     ae->index, ae->e->index);
             continue;
         }
-        if (noload || (daemon && !resync && was_loaded(rc, ae))) {
+        if (noload || (daemon && !resync && was_loaded(&cfg, rc, ae))) {
             pgs_log(LOG_INFO, "load skipped", "index=%s", ae->index);
             continue;
         }

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "ops.h"
+#include "rstate.h"
 #include "rstream.h"
 #include "strbuf.h"
 
@@ -61,15 +62,6 @@ static json_t *str_or_null(const char *s)
     return s && *s ? json_string(s) : json_null();
 }
 
-/* The id of an XINFO STREAM first-entry/last-entry ([id, fields] or nil). */
-static const char *entry_id(const redisReply *e)
-{
-    if (e && e->type == REDIS_REPLY_ARRAY && e->elements >= 1 &&
-        e->element[0]->type == REDIS_REPLY_STRING)
-        return e->element[0]->str;
-    return NULL;
-}
-
 /*
  * Entries after the group's last-delivered id. Redis 7.0 reports a "lag"
  * that is nil after XDEL or XGROUP SETID, so count: from whichever end the
@@ -79,35 +71,35 @@ static int count_undelivered(redisContext *rc, const char *stream, long long len
                              const char *first, const char *last, const char *delivered,
                              long long *out, struct pgs_error *err)
 {
-    struct ops_sid f, l, d;
-    char id[48], after[64];
+    struct rstream_id f, l, d;
+    char id[RSTREAM_ID_LEN], after[RSTREAM_ID_LEN + 8];
 
-    if (length == 0 || first == NULL || last == NULL) {
+    if (length == 0 || *first == '\0' || *last == '\0') {
         *out = 0;
         return 0;
     }
-    if (ops_sid_parse(delivered, &d) < 0)
+    if (rstream_id_parse(delivered, &d) < 0)
         d.ms = d.seq = 0;
-    if (ops_sid_parse(first, &f) < 0 || ops_sid_parse(last, &l) < 0) {
+    if (rstream_id_parse(first, &f) < 0 || rstream_id_parse(last, &l) < 0) {
         pgs_error_set(err, PGS_ERR_FATAL, "stream %s has ids that are not ms-seq", stream);
         return -1;
     }
-    if (ops_sid_cmp(&d, &l) >= 0) {
+    if (rstream_id_cmp(&d, &l) >= 0) {
         *out = 0;
         return 0;
     }
-    if (ops_sid_cmp(&d, &f) < 0) {
+    if (rstream_id_cmp(&d, &f) < 0) {
         *out = length;
         return 0;
     }
     double span = (double)(l.ms - f.ms);
     double at = span > 0 ? (double)(d.ms - f.ms) / span : 0.5;
-    ops_sid_format(&d, id, sizeof(id));
+    rstream_id_format(&d, id, sizeof(id));
     snprintf(after, sizeof(after), "(%s", id);
     if (at >= 0.5)
-        return ops_stream_count(rc, stream, after, "+", out, err);
+        return rstream_count(rc, stream, after, "+", out, err);
     long long delivered_n;
-    if (ops_stream_count(rc, stream, "-", id, &delivered_n, err) < 0)
+    if (rstream_count(rc, stream, "-", id, &delivered_n, err) < 0)
         return -1;
     *out = length - delivered_n > 0 ? length - delivered_n : 0;
     return 0;
@@ -116,8 +108,8 @@ static int count_undelivered(redisContext *rc, const char *stream, long long len
 /* Milliseconds between the id's timestamp and "now_ms" (0 if in the future). */
 static long long age_ms(const char *id, uint64_t now_ms)
 {
-    struct ops_sid s;
-    if (id == NULL || ops_sid_parse(id, &s) < 0 || s.ms >= now_ms)
+    struct rstream_id s;
+    if (id == NULL || rstream_id_parse(id, &s) < 0 || s.ms >= now_ms)
         return 0;
     return (long long)(now_ms - s.ms);
 }
@@ -125,65 +117,58 @@ static long long age_ms(const char *id, uint64_t now_ms)
 static json_t *collect_consumers(redisContext *rc, const char *stream, const char *group,
                                  struct pgs_error *err)
 {
-    redisReply *r = rstream_command(rc, err, "XINFO CONSUMERS %s %s", stream, group);
-    if (r == NULL)
+    struct rstream_consumer *cs;
+    int n;
+    if (rstream_consumers(rc, stream, group, &cs, &n, err) < 0)
         return NULL;
     json_t *list = json_array();
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const redisReply *c = r->element[i];
+    for (int i = 0; i < n; i++) {
         json_t *o = json_object();
-        json_object_set_new(o, "name", str_or_null(ops_reply_str(c, "name")));
-        json_object_set_new(o, "pending", json_integer(ops_reply_int(c, "pending", 0)));
-        json_object_set_new(o, "idle_ms", json_integer(ops_reply_int(c, "idle", 0)));
+        json_object_set_new(o, "name", str_or_null(cs[i].name));
+        json_object_set_new(o, "pending", json_integer(cs[i].pending));
+        json_object_set_new(o, "idle_ms", json_integer(cs[i].idle_ms));
         json_array_append_new(list, o);
     }
-    freeReplyObject(r);
+    free(cs);
     return list;
 }
 
-static json_t *collect_group(redisContext *rc, const char *stream, const redisReply *g,
-                             long long length, const char *first, const char *last, uint64_t now_ms,
+static json_t *collect_group(redisContext *rc, const char *stream, const struct rstream_group *g,
+                             const struct rstream_info *info, uint64_t now_ms,
                              struct pgs_error *err)
 {
-    const char *name = ops_reply_str(g, "name");
-    const char *delivered = ops_reply_str(g, "last-delivered-id");
-    long long pending = ops_reply_int(g, "pending", 0), undelivered = 0;
+    const char *name = g->name;
+    const char *delivered = g->last_delivered_id[0] ? g->last_delivered_id : NULL;
+    long long pending = g->pending, undelivered = 0;
+    char oldest[RSTREAM_ID_LEN] = "", after[RSTREAM_ID_LEN + 8], next[RSTREAM_ID_LEN] = "";
     const char *oldest_id = NULL;
     long long oldest_idle = -1;
-    redisReply *p = NULL, *u = NULL;
     json_t *o = NULL, *consumers = NULL;
+    int found;
 
-    if (name == NULL)
-        name = "";
-    if (count_undelivered(rc, stream, length, first, last, delivered, &undelivered, err) < 0)
+    if (count_undelivered(rc, stream, info->length, info->first_id, info->last_id, delivered,
+                          &undelivered, err) < 0)
         return NULL;
     /* the oldest pending entry: its id dates it, its idle says how long since delivery */
     if (pending > 0) {
-        p = rstream_command(rc, err, "XPENDING %s %s - + 1", stream, name);
-        if (p == NULL)
+        if (rstream_pending_oldest(rc, stream, name, NULL, oldest, sizeof(oldest), &oldest_idle,
+                                   &found, err) < 0)
             return NULL;
-        if (p->type == REDIS_REPLY_ARRAY && p->elements > 0 &&
-            p->element[0]->type == REDIS_REPLY_ARRAY && p->element[0]->elements >= 3) {
-            const redisReply *e = p->element[0];
-            if (e->element[0]->type == REDIS_REPLY_STRING)
-                oldest_id = e->element[0]->str;
-            if (e->element[2]->type == REDIS_REPLY_INTEGER)
-                oldest_idle = e->element[2]->integer;
-        }
+        if (oldest[0])
+            oldest_id = oldest;
     }
     /* the first entry not yet delivered */
     const char *first_undelivered = NULL;
     if (undelivered > 0) {
-        u = rstream_command(rc, err, "XRANGE %s (%s + COUNT 1", stream,
-                            delivered ? delivered : "0-0");
-        if (u == NULL)
-            goto out;
-        if (u->type == REDIS_REPLY_ARRAY && u->elements > 0)
-            first_undelivered = entry_id(u->element[0]);
+        snprintf(after, sizeof(after), "(%s", delivered ? delivered : "0-0");
+        if (rstream_first_id(rc, stream, after, next, sizeof(next), err) < 0)
+            return NULL;
+        if (next[0])
+            first_undelivered = next;
     }
     consumers = collect_consumers(rc, stream, name, err);
     if (consumers == NULL)
-        goto out;
+        return NULL;
 
     long long lag_ms = 0;
     if (oldest_id)
@@ -205,9 +190,6 @@ static json_t *collect_group(redisContext *rc, const char *stream, const redisRe
     json_object_set_new(o, "lag_ms", json_integer(lag_ms));
     json_object_set_new(o, "lag_seconds", json_real((double)lag_ms / 1000.0));
     json_object_set_new(o, "consumers", consumers);
-out:
-    freeReplyObject(p);
-    freeReplyObject(u);
     return o;
 }
 
@@ -228,44 +210,28 @@ static json_t *collect_target(redisContext *rc, const struct config *cfg,
                               const struct queue_target *t, uint64_t now_ms, struct pgs_error *err)
 {
     json_t *o = json_object(), *groups = json_array();
-    redisReply *info = NULL, *gr = NULL, *dl = NULL;
-    long long length = 0;
-    const char *first = NULL, *last = NULL;
+    struct rstream_info info;
+    struct rstream_group *gr = NULL;
+    int ngroups = 0;
+    long long dlq_length;
 
     json_object_set_new(o, "index", json_string(t->index));
     json_object_set_new(o, "database", str_or_null(t->database));
     json_object_set_new(o, "stream", json_string(t->stream));
 
-    info = redisCommand(rc, "XINFO STREAM %s", t->stream);
-    if (info == NULL) {
-        pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XINFO STREAM %s failed", t->stream);
-        pgs_error_detail(err, "%s", rc->errstr);
-        goto fail;
-    }
     /* a stream that does not exist yet is empty, not an error */
-    int exists = !(info->type == REDIS_REPLY_ERROR && strstr(info->str, "no such key"));
-    if (info->type == REDIS_REPLY_ERROR && exists) {
-        pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XINFO STREAM %s failed", t->stream);
-        pgs_error_detail(err, "%s", info->str);
+    if (rstream_info(rc, t->stream, &info, err) < 0)
         goto fail;
-    }
-    if (exists) {
-        length = ops_reply_int(info, "length", 0);
-        first = entry_id(ops_reply_get(info, "first-entry"));
-        last = entry_id(ops_reply_get(info, "last-entry"));
-    }
-    json_object_set_new(o, "exists", json_boolean(exists));
-    json_object_set_new(o, "length", json_integer(length));
-    json_object_set_new(o, "first_id", str_or_null(first));
-    json_object_set_new(o, "last_id", str_or_null(last));
+    json_object_set_new(o, "exists", json_boolean(info.exists));
+    json_object_set_new(o, "length", json_integer(info.length));
+    json_object_set_new(o, "first_id", str_or_null(info.first_id));
+    json_object_set_new(o, "last_id", str_or_null(info.last_id));
 
-    if (exists) {
-        gr = rstream_command(rc, err, "XINFO GROUPS %s", t->stream);
-        if (gr == NULL)
+    if (info.exists) {
+        if (rstream_groups(rc, t->stream, &gr, &ngroups, err) < 0)
             goto fail;
-        for (size_t i = 0; gr->type == REDIS_REPLY_ARRAY && i < gr->elements; i++) {
-            json_t *g =
-                collect_group(rc, t->stream, gr->element[i], length, first, last, now_ms, err);
+        for (int i = 0; i < ngroups; i++) {
+            json_t *g = collect_group(rc, t->stream, &gr[i], &info, now_ms, err);
             if (g == NULL)
                 goto fail;
             json_array_append_new(groups, g);
@@ -274,13 +240,11 @@ static json_t *collect_target(redisContext *rc, const struct config *cfg,
     json_object_set_new(o, "groups", groups);
     groups = NULL;
 
-    dl = rstream_command(rc, err, "XLEN %s", t->dlq);
-    if (dl == NULL)
+    if (rstate_dlq_length(rc, t->dlq, &dlq_length, err) < 0)
         goto fail;
     json_t *dlq = json_object();
     json_object_set_new(dlq, "key", json_string(t->dlq));
-    json_object_set_new(dlq, "length",
-                        json_integer(dl->type == REDIS_REPLY_INTEGER ? dl->integer : 0));
+    json_object_set_new(dlq, "length", json_integer(dlq_length));
     json_object_set_new(o, "dlq", dlq);
 
     if (t->slot) {
@@ -291,14 +255,10 @@ static json_t *collect_target(redisContext *rc, const struct config *cfg,
     } else {
         json_object_set_new(o, "slot", json_null());
     }
-    freeReplyObject(info);
-    freeReplyObject(gr);
-    freeReplyObject(dl);
+    free(gr);
     return o;
 fail:
-    freeReplyObject(info);
-    freeReplyObject(gr);
-    freeReplyObject(dl);
+    free(gr);
     json_decref(groups);
     json_decref(o);
     return NULL;
@@ -308,7 +268,7 @@ static json_t *collect_all(redisContext *rc, const struct config *cfg,
                            const struct queue_target *targets, int n, struct pgs_error *err)
 {
     uint64_t now_ms;
-    if (ops_redis_now_ms(rc, &now_ms, err) < 0)
+    if (rstream_clock_ms(rc, &now_ms, err) < 0)
         return NULL;
     json_t *root = json_object(), *list = json_array();
     json_object_set_new(root, "time", json_integer((json_int_t)(now_ms / 1000)));
@@ -448,7 +408,7 @@ static int run(const struct config *cfg, const struct queue_target *targets, int
     do {
         pgs_error_clear(&err);
         if (rc == NULL)
-            rc = rstream_connect(cfg, &err);
+            rc = redis_connect(cfg, &err);
         json_t *root = rc ? collect_all(rc, cfg, targets, n, &err) : NULL;
         if (root == NULL) {
             fprintf(stderr, "pgsync-queue: %s\n", pgs_error_str(&err, buf, sizeof(buf)));
@@ -569,9 +529,9 @@ int main(int argc, char **argv)
         targets = xcalloc((size_t)o.nindexes, sizeof(*targets));
         for (int k = 0; k < o.nindexes; k++, n++) {
             targets[n].index = o.indexes[k];
-            rstream_key(&cfg, o.indexes[k], "changes", targets[n].stream,
-                        sizeof(targets[n].stream));
-            rstream_key(&cfg, o.indexes[k], "dlq", targets[n].dlq, sizeof(targets[n].dlq));
+            rstate_key(&cfg, o.indexes[k], "changes", targets[n].stream,
+                       sizeof(targets[n].stream));
+            rstate_key(&cfg, o.indexes[k], "dlq", targets[n].dlq, sizeof(targets[n].dlq));
         }
     }
     cli_install_signals(&stop);

@@ -42,62 +42,46 @@ static const char usage[] =
 
 struct replay_opts {
     const char *from, *to, *index;
-    struct ops_sid from_id, to_id;
+    struct rstream_id from_id, to_id;
     int copy, dry_run;
 };
-
-/* The group's last-delivered id into "out"; *found = 0 when there is no such group. */
-static int group_position(redisContext *rc, const char *stream, char *out, size_t len, int *found,
-                          struct pgs_error *err)
-{
-    redisReply *r = rstream_command(rc, err, "XINFO GROUPS %s", stream);
-    if (r == NULL)
-        return -1;
-    *found = 0;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const char *name = ops_reply_str(r->element[i], "name");
-        const char *pos = ops_reply_str(r->element[i], "last-delivered-id");
-        if (name && pos && !strcmp(name, RSTREAM_GROUP)) {
-            snprintf(out, len, "%s", pos);
-            *found = 1;
-        }
-    }
-    freeReplyObject(r);
-    return 0;
-}
 
 /* Move the group back to just before --from. */
 static int replay_setid(redisContext *rc, const struct app_entry *ae, const struct replay_opts *o,
                         struct pgs_error *err)
 {
-    char pos[64], target[64];
-    struct ops_sid cur, prev;
+    char target[RSTREAM_ID_LEN];
+    struct rstream_id cur, prev;
+    struct rstream_group g;
     int found;
     long long n;
 
-    if (group_position(rc, ae->stream, pos, sizeof(pos), &found, err) < 0)
+    if (rstream_group_find(rc, ae->stream, RSTREAM_GROUP, &g, &found, err) < 0)
         return -1;
+    /* a group without a position counts as none: it reads the whole stream anyway */
+    found = found && g.last_delivered_id[0];
+    const char *pos = g.last_delivered_id;
     if (!found) {
         printf("%s: no consumer group \"%s\" yet: the first consumer will read the whole "
                "stream anyway; nothing to do\n",
                ae->stream, RSTREAM_GROUP);
         return 0;
     }
-    if (ops_sid_prev(&o->from_id, &prev) < 0)
+    if (rstream_id_prev(&o->from_id, &prev) < 0)
         snprintf(target, sizeof(target), "0-0");
     else
-        ops_sid_format(&prev, target, sizeof(target));
-    if (ops_sid_parse(pos, &cur) < 0)
+        rstream_id_format(&prev, target, sizeof(target));
+    if (rstream_id_parse(pos, &cur) < 0)
         cur.ms = cur.seq = 0;
-    ops_sid_parse(target, &prev);
+    rstream_id_parse(target, &prev);
     /* moving forward would skip entries nobody has read: never */
-    if (ops_sid_cmp(&prev, &cur) >= 0) {
+    if (rstream_id_cmp(&prev, &cur) >= 0) {
         printf("%s: group \"%s\" has not read past %s yet (it is at %s): those entries will be "
                "delivered anyway; nothing to do\n",
                ae->stream, RSTREAM_GROUP, o->from, pos);
         return 0;
     }
-    if (ops_stream_count(rc, ae->stream, o->from, pos, &n, err) < 0)
+    if (rstream_count(rc, ae->stream, o->from, pos, &n, err) < 0)
         return -1;
     if (o->dry_run) {
         printf("%s: would move group \"%s\" back from %s to %s (XGROUP SETID): %lld "
@@ -105,89 +89,55 @@ static int replay_setid(redisContext *rc, const struct app_entry *ae, const stru
                ae->stream, RSTREAM_GROUP, pos, target, n, n == 1 ? "y" : "ies");
         return 0;
     }
-    redisReply *r =
-        rstream_command(rc, err, "XGROUP SETID %s %s %s", ae->stream, RSTREAM_GROUP, target);
-    if (r == NULL)
+    if (rstream_group_setid(rc, ae->stream, RSTREAM_GROUP, target, err) < 0)
         return -1;
-    freeReplyObject(r);
     printf("%s: moved group \"%s\" back from %s to %s: %lld entr%s will be delivered again "
            "(pending entries stay pending)\n",
            ae->stream, RSTREAM_GROUP, pos, target, n, n == 1 ? "y" : "ies");
     return 0;
 }
 
-/* XADD a page of XRANGE entries ([id, [field, value...]]...) in one pipeline. */
-static int copy_page(redisContext *rc, const char *stream, const redisReply *page, char *first_new,
-                     char *last_new, size_t idlen, struct pgs_error *err)
-{
-    int sent = 0, failed = 0;
+/* What the pages of a copy share. */
+struct copy_state {
+    redisContext *rc;
+    const char *stream;
+    char first_new[RSTREAM_ID_LEN], last_new[RSTREAM_ID_LEN];
+    long long copied;
+    struct pgs_error *err;
+};
 
-    for (size_t i = 0; i < page->elements; i++) {
-        const redisReply *e = page->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[1]->type != REDIS_REPLY_ARRAY)
-            continue;
-        const redisReply *fv = e->element[1];
-        const char **argv = xcalloc(fv->elements + 3, sizeof(char *));
-        size_t *lens = xcalloc(fv->elements + 3, sizeof(size_t));
-        argv[0] = "XADD", lens[0] = 4;
-        argv[1] = stream, lens[1] = strlen(stream);
-        argv[2] = "*", lens[2] = 1;
-        for (size_t k = 0; k < fv->elements; k++) {
-            argv[3 + k] = fv->element[k]->str ? fv->element[k]->str : "";
-            lens[3 + k] = fv->element[k]->str ? fv->element[k]->len : 0;
-        }
-        redisAppendCommandArgv(rc, (int)fv->elements + 3, argv, lens);
-        free(argv);
-        free(lens);
-        sent++;
-    }
-    /* read every reply, even after an error, so the connection stays in step */
-    for (int i = 0; i < sent; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
-            pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XADD to %s failed", stream);
-            pgs_error_detail(err, "%s", rc->errstr);
-            return -1;
-        }
-        if (r->type == REDIS_REPLY_ERROR && !failed) {
-            pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XADD to %s failed", stream);
-            pgs_error_detail(err, "%s", r->str);
-            failed = 1;
-        } else if (r->type == REDIS_REPLY_STRING) {
-            if (!*first_new)
-                snprintf(first_new, idlen, "%s", r->str);
-            snprintf(last_new, idlen, "%s", r->str);
-        }
-        freeReplyObject(r);
-    }
-    return failed ? -1 : 0;
+/* XADD a page of the range as new entries, in one pipeline. */
+static int copy_page(const struct rstream_entry *entries, int n, void *arg)
+{
+    struct copy_state *st = arg;
+    if (rstream_copy(st->rc, st->stream, entries, n, st->first_new, st->last_new,
+                     sizeof(st->first_new), st->err) < 0)
+        return -1;
+    st->copied += n;
+    return 0;
 }
 
 /* Copy [--from, --to] to the end of the stream as new entries. */
 static int replay_copy(redisContext *rc, const struct app_entry *ae, const struct replay_opts *o,
                        struct pgs_error *err)
 {
-    char end[64], from[80], first_new[64] = "", last_new[64] = "";
-    long long n, copied = 0;
+    char end[64];
+    struct copy_state st = {.rc = rc, .stream = ae->stream, .err = err};
+    long long n;
 
     /* stop at today's last entry: the copies land after it and must not be copied again */
-    redisReply *r = rstream_command(rc, err, "XREVRANGE %s + - COUNT 1", ae->stream);
-    if (r == NULL)
+    if (rstream_last_id(rc, ae->stream, end, sizeof(end), err) < 0)
         return -1;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-        freeReplyObject(r);
+    if (end[0] == '\0') {
         printf("%s: the stream is empty: nothing to copy\n", ae->stream);
         return 0;
     }
-    snprintf(end, sizeof(end), "%s", r->element[0]->element[0]->str);
-    freeReplyObject(r);
     if (o->to) {
-        struct ops_sid last;
-        if (ops_sid_parse(end, &last) == 0 && ops_sid_cmp(&o->to_id, &last) < 0)
+        struct rstream_id last;
+        if (rstream_id_parse(end, &last) == 0 && rstream_id_cmp(&o->to_id, &last) < 0)
             snprintf(end, sizeof(end), "%s", o->to);
     }
-    if (ops_stream_count(rc, ae->stream, o->from, end, &n, err) < 0)
+    if (rstream_count(rc, ae->stream, o->from, end, &n, err) < 0)
         return -1;
     if (o->dry_run || n == 0) {
         printf("%s: %s %lld entr%s from %s to %s as new entries%s\n", ae->stream,
@@ -195,32 +145,14 @@ static int replay_copy(redisContext *rc, const struct app_entry *ae, const struc
                o->dry_run ? " (dry run: nothing changed)" : "");
         return 0;
     }
-    snprintf(from, sizeof(from), "%s", o->from);
-    for (;;) {
-        r = rstream_command(rc, err, "XRANGE %s %s %s COUNT %d", ae->stream, from, end, COPY_PAGE);
-        if (r == NULL)
-            return -1;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-            freeReplyObject(r);
-            break;
-        }
-        if (copy_page(rc, ae->stream, r, first_new, last_new, sizeof(first_new), err) < 0) {
-            freeReplyObject(r);
-            fprintf(stderr, "pgsync-replay: %s: %lld entries were copied before the failure\n",
-                    ae->stream, copied);
-            return -1;
-        }
-        copied += (long long)r->elements;
-        const redisReply *last = r->element[r->elements - 1];
-        int more = r->elements == COPY_PAGE;
-        if (more)
-            snprintf(from, sizeof(from), "(%s", last->element[0]->str);
-        freeReplyObject(r);
-        if (!more)
-            break;
+    if (rstream_range(rc, ae->stream, o->from, end, COPY_PAGE, copy_page, &st, err) < 0) {
+        /* a failed XRANGE copied nothing of its page; a failed copy_page may have some */
+        fprintf(stderr, "pgsync-replay: %s: %lld entries were copied before the failure\n",
+                ae->stream, st.copied);
+        return -1;
     }
-    printf("%s: copied %lld entr%s (%s to %s) as new entries %s to %s\n", ae->stream, copied,
-           copied == 1 ? "y" : "ies", o->from, end, first_new, last_new);
+    printf("%s: copied %lld entr%s (%s to %s) as new entries %s to %s\n", ae->stream, st.copied,
+           st.copied == 1 ? "y" : "ies", o->from, end, st.first_new, st.last_new);
     return 0;
 }
 
@@ -247,7 +179,7 @@ int main(int argc, char **argv)
         switch (opt) {
         case 'f':
             o.from = optarg;
-            if (ops_sid_parse(optarg, &o.from_id) < 0)
+            if (rstream_id_parse(optarg, &o.from_id) < 0)
                 cli_die_usage(cli.prog,
                               "--from needs a stream id (1712345678901-0) or "
                               "milliseconds, not \"%s\"",
@@ -255,7 +187,7 @@ int main(int argc, char **argv)
             break;
         case 't':
             o.to = optarg;
-            if (ops_sid_parse(optarg, &o.to_id) < 0)
+            if (rstream_id_parse(optarg, &o.to_id) < 0)
                 cli_die_usage(cli.prog,
                               "--to needs a stream id (1712345678901-0) or "
                               "milliseconds, not \"%s\"",
@@ -282,14 +214,14 @@ int main(int argc, char **argv)
     cli_common_finish(&cli, 1);
     if (o.from == NULL)
         cli_die_usage(cli.prog, "--from ID is required");
-    if (o.to && ops_sid_cmp(&o.to_id, &o.from_id) < 0)
+    if (o.to && rstream_id_cmp(&o.to_id, &o.from_id) < 0)
         cli_die_usage(cli.prog, "--to %s is before --from %s", o.to, o.from);
     if (o.to && !o.copy)
         printf("--to given: copying the entries (moving the group back cannot stop at --to)\n");
 
     if ((rv = ops_load(cli.prog, cli.config, &cfg, &app)) != 0)
         return rv;
-    redisContext *rc = rstream_connect(&cfg, &err);
+    redisContext *rc = redis_connect(&cfg, &err);
     if (rc == NULL) {
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
         app_free(&app);

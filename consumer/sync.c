@@ -35,7 +35,7 @@ struct syncer *syncer_new(const struct config *cfg, struct app_entry *ae, struct
     s->roots = roots_new(ae);
     s->writer = bulk_writer_new(cfg, ae, es, stop);
     s->docs = docs_new(cfg, ae, s->writer, stop);
-    s->fence = truncate_fence_new(ae, es, stop);
+    s->fence = truncate_fence_new(cfg, ae, es, stop);
     bulk_set_fence(s->writer, s->fence);
     return s;
 }

@@ -12,12 +12,13 @@
 
 #include "bulk.h"
 #include "log.h"
+#include "rstate.h"
 #include "rstream.h"
 #include "strbuf.h"
 
-#define FENCE_FIELD "truncated_lsn"
 
 struct truncate_fence {
+    const struct config *cfg;    /* borrowed */
     const struct app_entry *ae;  /* borrowed */
     struct es_client *es;        /* borrowed */
     redisContext *rc;            /* borrowed: the entry's meta hash */
@@ -25,10 +26,11 @@ struct truncate_fence {
     uint64_t swept_fence;        /* the fence this process last swept the index at */
 };
 
-struct truncate_fence *truncate_fence_new(const struct app_entry *ae, struct es_client *es,
-                                          volatile sig_atomic_t *stop)
+struct truncate_fence *truncate_fence_new(const struct config *cfg, const struct app_entry *ae,
+                                          struct es_client *es, volatile sig_atomic_t *stop)
 {
     struct truncate_fence *t = xcalloc(1, sizeof(*t));
+    t->cfg = cfg;
     t->ae = ae;
     t->es = es;
     t->stop = stop;
@@ -47,32 +49,12 @@ void truncate_set_redis(struct truncate_fence *t, redisContext *rc)
 
 int truncate_read_fence(struct truncate_fence *t, uint64_t *fence, struct pgs_error *err)
 {
-    *fence = 0;
-    redisReply *r = rstream_command(t->rc, err, "HGET %s " FENCE_FIELD, t->ae->meta);
-    if (r == NULL)
-        return -1;
-    if (r->type == REDIS_REPLY_STRING)
-        *fence = strtoull(r->str, NULL, 16);
-    freeReplyObject(r);
-    return 0;
+    return rstate_fence_read(t->rc, t->cfg, t->ae->keybase, fence, err);
 }
 
-/* Hex of one width compares like the number: the script keeps the larger. */
 int truncate_raise_fence(struct truncate_fence *t, uint64_t version, struct pgs_error *err)
 {
-    static const char script[] =
-        "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
-        "if not v or v < ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end "
-        "return 0";
-    char hex[17];
-
-    snprintf(hex, sizeof(hex), "%016" PRIx64, version);
-    redisReply *r = rstream_command(t->rc, err, "EVAL %s 1 %s %s %s", script, t->ae->meta,
-                                    FENCE_FIELD, hex);
-    if (r == NULL)
-        return -1;
-    freeReplyObject(r);
-    return 0;
+    return rstate_fence_raise(t->rc, t->cfg, t->ae->keybase, version, err);
 }
 
 /*

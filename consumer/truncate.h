@@ -26,7 +26,8 @@ struct truncate_fence;
 struct bulk_writer;
 
 /* The fence of "ae" (borrowed, as "es" and "stop"). */
-struct truncate_fence *truncate_fence_new(const struct app_entry *ae, struct es_client *es,
+struct truncate_fence *truncate_fence_new(const struct config *cfg, const struct app_entry *ae,
+                                          struct es_client *es,
                                           volatile sig_atomic_t *stop);
 void truncate_fence_free(struct truncate_fence *t);
 

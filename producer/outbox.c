@@ -207,7 +207,7 @@ static int drain_batch(struct outbox *n, struct pgs_error *err)
     records_from_rows(n, res, rows, version);
     PQclear(res);
 
-    if (*n->rcp == NULL && (*n->rcp = rstream_connect(n->cfg, err)) == NULL)
+    if (*n->rcp == NULL && (*n->rcp = redis_connect(n->cfg, err)) == NULL)
         rv = -1;
     else
         rv = rstream_add(*n->rcp, n->ae->stream, n->recs, rows, err);
@@ -311,7 +311,7 @@ static void outbox_start(struct change_source *src)
     struct strbuf sql, box;
 
     pgs_error_clear(&err);
-    if (*n->rcp == NULL && (*n->rcp = rstream_connect(n->cfg, &err)) == NULL) {
+    if (*n->rcp == NULL && (*n->rcp = redis_connect(n->cfg, &err)) == NULL) {
         fail(n, &err);
         return;
     }

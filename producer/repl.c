@@ -194,14 +194,10 @@ static int send_status(struct repl *r, int reply, struct pgs_error *err)
 static int write_records(struct repl *r, struct pgs_error *err)
 {
     redisContext *rc = *r->rcp;
-    const char *argv[3 + CHANGE_MAX_FIELDS];
-    size_t lens[3 + CHANGE_MAX_FIELDS];
+    const char *fv[CHANGE_MAX_FIELDS];
+    size_t lens[CHANGE_MAX_FIELDS];
     struct change_numbers nums;
-    int failed = 0;
 
-    argv[0] = "XADD", lens[0] = 4;
-    argv[1] = r->ae->stream, lens[1] = strlen(r->ae->stream);
-    argv[2] = "*", lens[2] = 1;
     for (int i = 0; i < r->npending; i++) {
         const struct rec *c = &r->pending[i];
         const struct schema_table_ref *t = &r->ae->tables[c->tref];
@@ -218,30 +214,12 @@ static int write_records(struct repl *r, struct pgs_error *err)
             ref.newv = r->arena.buf + c->new_off;
             ref.new_len = c->new_len;
         }
-        int n = 3 + change_encode(&ref, &nums, argv + 3, lens + 3);
-        /* hiredis copies the arguments into its output buffer */
-        if (redisAppendCommandArgv(rc, n, argv, lens) != REDIS_OK) {
-            pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XADD failed");
-            pgs_error_detail(err, "%s", rc->errstr);
+        int n = change_encode(&ref, &nums, fv, lens);
+        if (rstream_add_queue(rc, r->ae->stream, fv, lens, n, err) < 0)
             return -1;
-        }
     }
-    /* read every reply, even after an error, so the connection stays in step */
-    for (int i = 0; i < r->npending; i++) {
-        redisReply *rep = NULL;
-        if (redisGetReply(rc, (void **)&rep) != REDIS_OK) {
-            pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XADD failed");
-            pgs_error_detail(err, "%s", rc->errstr[0] ? rc->errstr : "no reply");
-            return -1;
-        }
-        if (!failed && rep->type == REDIS_REPLY_ERROR) {
-            pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XADD failed");
-            pgs_error_detail(err, "%s", rep->str);
-            failed = 1;
-        }
-        freeReplyObject(rep);
-    }
-    return failed ? -1 : 0;
+    /* every reply is read, even after an error, so the connection stays in step */
+    return rstream_add_replies(rc, r->npending, err);
 }
 
 /* Write the pending records to Redis. */
@@ -250,7 +228,7 @@ static int flush_pending(struct repl *r, struct pgs_error *err)
     if (r->npending == 0)
         return 0;
     if (*r->rcp == NULL) {
-        *r->rcp = rstream_connect(r->cfg, err);
+        *r->rcp = redis_connect(r->cfg, err);
         if (*r->rcp == NULL)
             return -1;
     }
@@ -536,7 +514,7 @@ static void repl_start(struct change_source *src)
 
     pgs_error_clear(&err);
     /* Redis first: no point reading WAL that cannot be written anywhere */
-    if (*r->rcp == NULL && (*r->rcp = rstream_connect(r->cfg, &err)) == NULL) {
+    if (*r->rcp == NULL && (*r->rcp = redis_connect(r->cfg, &err)) == NULL) {
         fail(r, &err);
         return;
     }

@@ -3,7 +3,7 @@
  * strictly (two unsigned 64-bit numbers, or "ms" alone), ordered by time
  * then sequence, written back the same, and stepped back by one (XGROUP
  * SETID to the id before "id" delivers "id" next), across the ms boundary.
- * Tests the public ops_sid_* functions of common/ops.h.
+ * Tests the public rstream_id_* functions of common/rstream.h.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,12 +14,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ops.h"
+#include "rstream.h"
 
-static struct ops_sid sid(const char *s)
+static struct rstream_id sid(const char *s)
 {
-    struct ops_sid id;
-    if (ops_sid_parse(s, &id) != 0)
+    struct rstream_id id;
+    if (rstream_id_parse(s, &id) != 0)
         fail_msg("\"%s\" should parse", s);
     return id;
 }
@@ -27,7 +27,7 @@ static struct ops_sid sid(const char *s)
 static void test_parse_full_and_ms_alone(void **state)
 {
     (void)state;
-    struct ops_sid id = sid("1700000000000-5");
+    struct rstream_id id = sid("1700000000000-5");
     assert_true(id.ms == 1700000000000ULL);
     assert_true(id.seq == 5);
     id = sid("0-0");
@@ -45,12 +45,12 @@ static void test_parse_refuses_what_is_not_an_id(void **state)
         "1.5-2", "0x10-1", "18446744073709551616-0", "0-18446744073709551616", "*", "$", ">",
         "(1-2",
     };
-    struct ops_sid id;
+    struct rstream_id id;
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (ops_sid_parse(bad[i], &id) != -1)
+        if (rstream_id_parse(bad[i], &id) != -1)
             fail_msg("\"%s\" is not a stream id", bad[i]);
-    assert_int_equal(ops_sid_parse(NULL, &id), -1);
+    assert_int_equal(rstream_id_parse(NULL, &id), -1);
 }
 
 static void test_compare_time_then_sequence(void **state)
@@ -65,14 +65,14 @@ static void test_compare_time_then_sequence(void **state)
     size_t n = sizeof(ordered) / sizeof(ordered[0]);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++) {
-            struct ops_sid a = sid(ordered[i]), b = sid(ordered[j]);
+            struct rstream_id a = sid(ordered[i]), b = sid(ordered[j]);
             int want = i < j ? -1 : i > j ? 1 : 0;
-            if (ops_sid_cmp(&a, &b) != want)
+            if (rstream_id_cmp(&a, &b) != want)
                 fail_msg("cmp(%s, %s) should be %d", ordered[i], ordered[j], want);
         }
     /* "ms" alone is "ms-0" */
-    struct ops_sid a = sid("5"), b = sid("5-0");
-    assert_int_equal(ops_sid_cmp(&a, &b), 0);
+    struct rstream_id a = sid("5"), b = sid("5-0");
+    assert_int_equal(rstream_id_cmp(&a, &b), 0);
 }
 
 static void test_format_round_trips(void **state)
@@ -82,33 +82,33 @@ static void test_format_round_trips(void **state)
     char buf[48];
     (void)state;
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-        struct ops_sid id = sid(ids[i]);
-        assert_ptr_equal(ops_sid_format(&id, buf, sizeof(buf)), buf);
+        struct rstream_id id = sid(ids[i]);
+        assert_ptr_equal(rstream_id_format(&id, buf, sizeof(buf)), buf);
         assert_string_equal(buf, ids[i]);
     }
-    struct ops_sid id = sid("42");
-    assert_string_equal(ops_sid_format(&id, buf, sizeof(buf)), "42-0");
+    struct rstream_id id = sid("42");
+    assert_string_equal(rstream_id_format(&id, buf, sizeof(buf)), "42-0");
     /* a short buffer is cut, never overrun */
     char small[6];
     id = sid("1700000000000-5");
-    assert_string_equal(ops_sid_format(&id, small, sizeof(small)), "17000");
+    assert_string_equal(rstream_id_format(&id, small, sizeof(small)), "17000");
 }
 
 static void prev_is(const char *from, const char *want)
 {
-    struct ops_sid id = sid(from), out;
+    struct rstream_id id = sid(from), out;
     char buf[48];
-    assert_int_equal(ops_sid_prev(&id, &out), 0);
-    ops_sid_format(&out, buf, sizeof(buf));
+    assert_int_equal(rstream_id_prev(&id, &out), 0);
+    rstream_id_format(&out, buf, sizeof(buf));
     if (strcmp(buf, want) != 0)
         fail_msg("prev(%s) is %s, expected %s", from, buf, want);
     /* strictly before, and nothing between: the next id after "out" is "from" */
-    assert_int_equal(ops_sid_cmp(&out, &id), -1);
+    assert_int_equal(rstream_id_cmp(&out, &id), -1);
 }
 
 static void test_prev_steps_back_one(void **state)
 {
-    struct ops_sid zero = {0, 0}, out = {7, 7};
+    struct rstream_id zero = {0, 0}, out = {7, 7};
     (void)state;
     prev_is("1700000000000-5", "1700000000000-4");
     prev_is("1700000000000-1", "1700000000000-0");
@@ -119,10 +119,10 @@ static void test_prev_steps_back_one(void **state)
     prev_is("18446744073709551615-18446744073709551615",
             "18446744073709551615-18446744073709551614");
     /* nothing is before 0-0 */
-    assert_int_equal(ops_sid_prev(&zero, &out), -1);
+    assert_int_equal(rstream_id_prev(&zero, &out), -1);
     /* in place */
-    struct ops_sid id = sid("3-0");
-    assert_int_equal(ops_sid_prev(&id, &id), 0);
+    struct rstream_id id = sid("3-0");
+    assert_int_equal(rstream_id_prev(&id, &id), 0);
     assert_true(id.ms == 2 && id.seq == UINT64_MAX);
 }
 

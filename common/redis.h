@@ -1,0 +1,57 @@
+/*
+ * redis.h - the connection to Redis, and nothing else: connecting (AUTH,
+ * SELECT, time-outs), running one command with its failure turned into a
+ * pgs_error, and pipelining. Blocking hiredis calls with a socket time-out;
+ * a failed call returns NULL (or -1) with PGS_ERR_TRANSIENT and the caller
+ * reconnects.
+ *
+ * This is the one place where another kind of connection (Sentinel, Cluster,
+ * TLS) will go: keep the surface small. Only rstream.c (the change streams)
+ * and rstate.c (every other key) call it; no other file sends a command.
+ */
+#ifndef PGS_REDIS_H
+#define PGS_REDIS_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+#include "config.h"
+#include "error.h"
+
+/* A connected, authenticated context on the configured database, or NULL with "err". */
+redisContext *redis_connect(const struct config *cfg, struct pgs_error *err);
+
+/*
+ * Run one command (printf-style, "%s" arguments binary-unsafe); returns a
+ * new reply, or NULL with "err" when the connection failed or Redis
+ * answered an error (its text in err->detail; NOAUTH/WRONGPASS are fatal).
+ */
+redisReply *redis_command(redisContext *rc, struct pgs_error *err, const char *fmt, ...);
+/* The same with an argument vector ("lens" NULL: strlen of each). */
+redisReply *redis_command_argv(redisContext *rc, struct pgs_error *err, int argc,
+                               const char **argv, const size_t *lens);
+/* Did the command behind "err" fail with Redis's error "text" (a code as "BUSYGROUP", or words)? */
+int redis_error_is(const struct pgs_error *err, const char *text);
+
+/*
+ * A pipeline: append the commands (-1 only when out of memory), then read
+ * one reply for each, in order, even after an error reply, so the
+ * connection stays in step. redis_pipeline_reply returns a new reply (error
+ * replies included), or NULL with "err" when the connection failed: it is
+ * unusable then.
+ */
+int redis_pipeline_append(redisContext *rc, int argc, const char **argv, const size_t *lens);
+redisReply *redis_pipeline_reply(redisContext *rc, const char *what, struct pgs_error *err);
+/* 0 for a reply that is no error; -1 with "err" ("what" names the command) for NULL or an error. */
+int redis_reply_check(redisContext *rc, const redisReply *r, const char *what,
+                      struct pgs_error *err);
+
+/* In a flat [key, value, ...] reply (XINFO, HGETALL): the value of "key", or NULL. */
+const redisReply *redis_map_get(const redisReply *map, const char *key);
+/* Its integer (or a numeric string) value, or "def" when absent or nil. */
+long long redis_map_int(const redisReply *map, const char *key, long long def);
+/* Its string value, or NULL when absent or nil. */
+const char *redis_map_str(const redisReply *map, const char *key);
+
+#endif
