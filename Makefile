@@ -9,7 +9,7 @@ PREFIX  ?= /usr/local
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wwrite-strings
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icommon \
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icommon -Icommon/util -Icommon/io \
            -DPGS_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lev -lz -lm -pthread
 
@@ -23,23 +23,26 @@ BUILD   := build/rel
 endif
 BIN     := bin
 
-COMMON_SRC   := $(wildcard common/*.c)
-PRODUCER_LIB := $(filter-out producer/main.c producer/%_main.c,$(wildcard producer/*.c))
-CONSUMER_LIB := $(filter-out consumer/main.c consumer/%_main.c,$(wildcard consumer/*.c))
-LIB_SRC      := $(COMMON_SRC) $(PRODUCER_LIB) $(CONSUMER_LIB)
+# common/util: generic helpers; common/io: the adapters (Redis, the search
+# engine); common/: the domain. producer/ and consumer/ include only common/;
+# tools/ (the orchestrator and the ops tools) may include producer/ and consumer/.
+COMMON_SRC   := $(wildcard common/*.c common/util/*.c common/io/*.c)
+PRODUCER_LIB := $(filter-out producer/main.c,$(wildcard producer/*.c))
+CONSUMER_LIB := $(filter-out consumer/main.c,$(wildcard consumer/*.c))
+TOOLS_LIB    := $(filter-out tools/%_main.c,$(wildcard tools/*.c))
+LIB_SRC      := $(COMMON_SRC) $(PRODUCER_LIB) $(CONSUMER_LIB) $(TOOLS_LIB)
 LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB          := $(BUILD)/libpgsync.a
 
 PROGRAMS := $(BIN)/pgsync $(BIN)/pgsync-producer $(BIN)/pgsync-consumer \
             $(BIN)/pgsync-bootstrap
-PROGRAM_MAIN_pgsync           := consumer/pgsync_main.c
+PROGRAM_MAIN_pgsync           := tools/pgsync_main.c
 PROGRAM_MAIN_pgsync-producer  := producer/main.c
 PROGRAM_MAIN_pgsync-consumer  := consumer/main.c
-PROGRAM_MAIN_pgsync-bootstrap := producer/bootstrap_main.c
-EXTRA_MAINS := $(filter-out $(PROGRAM_MAIN_pgsync) $(PROGRAM_MAIN_pgsync-producer) \
-               $(PROGRAM_MAIN_pgsync-consumer) $(PROGRAM_MAIN_pgsync-bootstrap), \
-               $(wildcard producer/*_main.c consumer/*_main.c))
-# further tools: producer/foo_main.c or consumer/foo_main.c -> bin/pgsync-foo
+PROGRAM_MAIN_pgsync-bootstrap := tools/bootstrap_main.c
+EXTRA_MAINS := $(filter-out $(PROGRAM_MAIN_pgsync) $(PROGRAM_MAIN_pgsync-bootstrap), \
+               $(wildcard tools/*_main.c))
+# further tools: tools/foo_main.c -> bin/pgsync-foo
 EXTRA_PROGRAMS := $(patsubst %_main.c,$(BIN)/pgsync-%,$(notdir $(EXTRA_MAINS)))
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -52,6 +55,8 @@ all: $(PROGRAMS) $(EXTRA_PROGRAMS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tools/%.o: CFLAGS += -Iproducer -Iconsumer
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -76,7 +81,7 @@ $(foreach m,$(EXTRA_MAINS),\
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MF $(dir $@).$(notdir $@).d -Iproducer -Iconsumer $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -MF $(dir $@).$(notdir $@).d -Iproducer -Iconsumer -Itools $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
 unit-tests: $(UNIT_TESTS)
 
@@ -109,7 +114,8 @@ bench: all
 	bench/run $(BENCH_ARGS)
 
 format:
-	clang-format -i common/*.[ch] producer/*.[ch] consumer/*.[ch] tests/unit/*.c
+	clang-format -i common/*.[ch] common/util/*.[ch] common/io/*.[ch] producer/*.[ch] \
+	    consumer/*.[ch] tools/*.[ch] tests/unit/*.c
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../producer/outbox_ddl.h"
+#include "lsn.h"
+#include "outbox_ddl.h"
 #include "bootstrap_plan.h"
 #include "log.h"
 #include "strbuf.h"
@@ -499,20 +500,20 @@ out:
 int bootstrap_export_snapshot(PGconn *conn, char *snap, size_t snap_len, uint64_t *version,
                               struct pgs_error *err)
 {
-    unsigned int hi, lo;
+    uint64_t wal;
     char *v;
 
     /* the sample first: a change missing from the snapshot is drained after it */
     v = bootstrap_query_value(conn, "SELECT pg_current_wal_insert_lsn()", 0, NULL, err);
     if (v == NULL)
         return -1;
-    if (sscanf(v, "%X/%X", &hi, &lo) != 2 || (hi == 0 && lo == 0)) {
+    if (lsn_parse(v, &wal) < 0 || wal == 0) {
         pgs_error_set(err, PGS_ERR_FATAL, "bad WAL position \"%s\"", v);
         free(v);
         return -1;
     }
     free(v);
-    *version = (((uint64_t)hi << 32) | lo) - 1;
+    *version = wal - 1;
     if (exec_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the load's "
                 "snapshot", err) < 0)
         return -1;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "bulk.h"
+#include "clock.h"
 #include "load.h"
 #include "log.h"
 #include "strbuf.h"
@@ -43,13 +44,6 @@ struct batch_acks {
     struct pending_ack *head, *tail; /* in the order read */
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 struct batch_reader *batch_reader_new(const char *key, int load)
 {
     struct batch_reader *r = xcalloc(1, sizeof(*r));
@@ -73,7 +67,7 @@ int batch_read(struct batch_reader *r, redisContext *rc, const struct config *cf
     *redelivered = 0;
     if (!busy && rstream_read_own_pending(rc, r->key, RSTREAM_GROUP, name, count, b, err) < 0)
         return -1;
-    if (!busy && b->n == 0 && b->nbad == 0 && now_s() >= r->next_claim) {
+    if (!busy && b->n == 0 && b->nbad == 0 && clock_now_s() >= r->next_claim) {
         if (rstream_autoclaim(rc, r->key, RSTREAM_GROUP, name, cfg->claim_idle_ms,
                               r->claim_cursor, sizeof(r->claim_cursor), count, b, err) < 0)
             return -1;
@@ -81,7 +75,7 @@ int batch_read(struct batch_reader *r, redisContext *rc, const struct config *cf
             pgs_log(LOG_INFO, "claimed pending entries of another consumer", "stream=%s entries=%d",
                     r->key, b->n + b->nbad);
         if (!strcmp(r->claim_cursor, "0-0"))
-            r->next_claim = now_s() + cfg->claim_idle_ms / 2000.0;
+            r->next_claim = clock_now_s() + cfg->claim_idle_ms / 2000.0;
     }
     *redelivered = b->n > 0 || b->nbad > 0;
     if (b->n == 0 && b->nbad == 0 &&
@@ -169,7 +163,7 @@ int batch_acks_finish_ready(struct batch_acks *a, const struct bulk_writer *w,
             return -1;
         *p->acked += (unsigned long long)p->n;
         if (p->latency)
-            metrics_observe(p->latency, now_s() - p->t0);
+            metrics_observe(p->latency, clock_now_s() - p->t0);
         pgs_log(LOG_DEBUG, "batch done", "stream=%s entries=%d", p->key, p->n);
         a->head = p->next;
         if (a->head == NULL)

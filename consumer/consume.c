@@ -20,6 +20,7 @@
 #include <ev.h>
 
 #include "batch.h"
+#include "clock.h"
 #include "es.h"
 #include "load.h"
 #include "log.h"
@@ -71,7 +72,7 @@ struct consumer {
     struct es_client *es;
     redisContext *rc;
     struct entry_state *states;
-    double backoff;
+    struct backoff backoff;
     int failing, ensured, rv;
     double
         idle_since; /* start of the rounds that found nothing in a row (exit_when_idle); 0: none */
@@ -94,13 +95,6 @@ static const char *log_error(const struct pgs_error *err, char *out, size_t len)
 {
     char raw[1600];
     return pgs_log_value(pgs_error_str(err, raw, sizeof(raw)), out, len);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /*
@@ -158,7 +152,7 @@ static int apply_batch(struct consumer *c, struct entry_state *st, struct stream
                        struct rstream_batch *b, struct pgs_error *err)
 {
     char origin[160];
-    double t0 = now_s();
+    double t0 = clock_now_s();
     struct bulk_writer *w = syncer_writer(st->sync);
     int *parts = NULL, nparts = 0;
 
@@ -346,8 +340,7 @@ static void round_failed(struct consumer *c, const struct pgs_error *err)
         redisFree(c->rc);
         c->rc = NULL;
     }
-    schedule_step(c, c->backoff * (0.5 + (double)rand() / RAND_MAX / 2));
-    c->backoff = c->backoff * 2 > 30 ? 30 : c->backoff * 2;
+    schedule_step(c, backoff_next(&c->backoff));
 }
 
 static void on_step(struct ev_loop *loop, ev_timer *w, int revents)
@@ -355,7 +348,7 @@ static void on_step(struct ev_loop *loop, ev_timer *w, int revents)
     struct consumer *c = w->data;
     struct pgs_error err;
     int got = 0;
-    double started = now_s();
+    double started = clock_now_s();
     (void)revents;
 
     if (*c->stop) {
@@ -386,7 +379,7 @@ static void on_step(struct ev_loop *loop, ev_timer *w, int revents)
         c->failing = 0;
     }
     c->down = DOWN_NONE;
-    c->backoff = 0.1;
+    backoff_reset(&c->backoff);
     if (rv == 1 || *c->stop) {
         ev_break(loop, EVBREAK_ALL);
         return;
@@ -397,7 +390,7 @@ static void on_step(struct ev_loop *loop, ev_timer *w, int revents)
         /* idle for as long as one PGSYNC_BLOCK_MS wait used to be: nothing more to give */
         if (c->idle_since == 0)
             c->idle_since = started;
-        if (now_s() - c->idle_since >= c->cfg->block_ms / 1000.0 - 0.001) {
+        if (clock_now_s() - c->idle_since >= c->cfg->block_ms / 1000.0 - 0.001) {
             ev_break(loop, EVBREAK_ALL);
             return;
         }
@@ -739,9 +732,9 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
         .app = app,
         .opts = opts,
         .stop = stop,
-        .backoff = 0.1,
         .rv = 0,
     };
+    backoff_init(&cs.backoff, 0.1, 30);
 
     /*
      * Memory that grows with the length of a load, not its batch size:

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bootstrap.h"
+#include "clock.h"
 #include "consume.h"
 #include "log.h"
 #include "rstate.h"
@@ -23,7 +24,7 @@
 #include "strbuf.h"
 #include "sync.h"
 
-#include "../producer/pgoutput.h"
+#include "lsn.h"
 
 /* pages per range: about 8 MB of heap, a few seconds of work */
 #define PAGES_PER_PART 1000
@@ -31,13 +32,6 @@
 /* a small table is cut finer, down to ranges of this many pages (128 kB) */
 #define RANGES_PER_WORKER  4
 #define MIN_PAGES_PER_PART 16
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- progress ---- */
 
@@ -78,7 +72,7 @@ static long long progress_total(const struct progress *p, long long done, int pa
 static void progress_show(struct progress *p, long long done, int parts_done, int parts,
                           int final)
 {
-    double t = now_s();
+    double t = clock_now_s();
     double rate = done / (t - p->start > 1e-6 ? t - p->start : 1e-6);
     int exact;
     long long total = progress_total(p, done, parts_done, parts, final, &exact);
@@ -384,7 +378,7 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
             pgs_error_detail(err, "%s", PQerrorMessage(repl));
             goto out;
         }
-        if (pgo_lsn_parse(PQgetvalue(res, 0, 1), &cp) < 0 || cp == 0) {
+        if (lsn_parse(PQgetvalue(res, 0, 1), &cp) < 0 || cp == 0) {
             pgs_error_set(err, PGS_ERR_FATAL, "bad consistent point \"%s\"",
                           PQgetvalue(res, 0, 1));
             goto out;
@@ -403,7 +397,7 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
     conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-load", err);
     if (conn == NULL)
         goto out;
-    struct progress p = {ae->index, estimate_rows(conn, ae->e->root), now_s(), 0, isatty(2),
+    struct progress p = {ae->index, estimate_rows(conn, ae->e->root), clock_now_s(), 0, isatty(2),
                          opts->quiet};
 
     /* 2. a new split, or the one of a load that was interrupted */
@@ -514,7 +508,7 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
         }
         usleep(200000);
     }
-    result->seconds = now_s() - p.start;
+    result->seconds = clock_now_s() - p.start;
 
     /* 5. done: remember it, forget the split */
     if (rstate_load_finish(rc, cfg, ae->keybase, result->version, result->docs,

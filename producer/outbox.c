@@ -25,7 +25,9 @@
 #include <string.h>
 
 #include "change.h"
+#include "clock.h"
 #include "log.h"
+#include "lsn.h"
 #include "outbox_ddl.h"
 #include "rstream.h"
 #include "strbuf.h"
@@ -43,7 +45,7 @@ struct outbox {
     ev_io io;
     ev_timer poll_timer;
     ev_timer retry_timer;
-    double backoff;
+    struct backoff backoff;
     int failing;
     struct change *recs; /* one drain's records */
     struct strbuf ids;   /* and their outbox ids, as an array literal */
@@ -69,7 +71,7 @@ struct change_source *outbox_new(struct ev_loop *loop, const struct config *cfg,
     n->cfg = cfg;
     n->ae = ae;
     n->rcp = rcp;
-    n->backoff = 0.2;
+    backoff_init(&n->backoff, 0.2, 10);
     n->recs = xcalloc((size_t)cfg->producer_batch, sizeof(struct change));
     sb_init(&n->ids);
     ev_timer_init(&n->poll_timer, on_poll_timer, POLL_INTERVAL, POLL_INTERVAL);
@@ -106,8 +108,7 @@ static void fail(struct outbox *n, const struct pgs_error *err)
                 pgs_error_str(err, buf, sizeof(buf)));
     n->failing = 1;
     close_conn(n);
-    double delay = n->backoff * (0.5 + (double)rand() / RAND_MAX / 2);
-    n->backoff = n->backoff * 2 > 10 ? 10 : n->backoff * 2;
+    double delay = backoff_next(&n->backoff);
     ev_timer_set(&n->retry_timer, delay, 0);
     ev_timer_start(n->loop, &n->retry_timer);
 }
@@ -190,15 +191,13 @@ static int drain_batch(struct outbox *n, struct pgs_error *err)
     }
     /* the version, then a commit record after it (see the top of the file) */
     PGresult *vres = PQexec(n->conn, "SELECT pg_current_xact_id(), pg_current_wal_insert_lsn()");
-    unsigned int hi, lo;
     if (PQresultStatus(vres) != PGRES_TUPLES_OK ||
-        sscanf(PQgetvalue(vres, 0, 1), "%X/%X", &hi, &lo) != 2) {
+        lsn_parse(PQgetvalue(vres, 0, 1), &version) < 0) {
         PQclear(res);
         pg_failed(n, vres, "taking the version", err);
         return -1;
     }
     PQclear(vres);
-    version = ((uint64_t)hi << 32) | lo;
     if (exec_cmd(n, "COMMIT", "COMMIT", err) < 0) {
         PQclear(res);
         return -1;
@@ -261,7 +260,7 @@ static void drain_or_fail(struct outbox *n)
     if (n->failing) {
         pgs_log(LOG_INFO, "outbox drain recovered", "slot=%s", n->ae->slot);
         n->failing = 0;
-        n->backoff = 0.2;
+        backoff_reset(&n->backoff);
     }
 }
 

@@ -256,50 +256,6 @@ int64_t pgo_now(void)
 
 /* ---- LSNs ---- */
 
-const char *pgo_lsn_str(uint64_t lsn, char *buf)
-{
-    snprintf(buf, 24, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32), (uint32_t)lsn);
-    return buf;
-}
-
-/* One to eight hex digits, as PostgreSQL's pg_lsn_in accepts. */
-static int pgo_lsn_half(const char **s, char stop, uint32_t *v)
-{
-    int n = 0;
-
-    *v = 0;
-    for (; **s != stop; (*s)++, n++) {
-        char c = **s;
-        unsigned d;
-
-        if (c >= '0' && c <= '9')
-            d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            d = (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            d = (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-        if (n == 8)
-            return -1;
-        *v = *v << 4 | d;
-    }
-    return n == 0 ? -1 : 0;
-}
-
-int pgo_lsn_parse(const char *s, uint64_t *lsn)
-{
-    uint32_t hi, lo;
-
-    if (s == NULL || pgo_lsn_half(&s, '/', &hi) < 0)
-        return -1;
-    s++; /* the '/' */
-    if (pgo_lsn_half(&s, '\0', &lo) < 0)
-        return -1;
-    *lsn = (uint64_t)hi << 32 | lo;
-    return 0;
-}
-
 /* ---- the relation cache ---- */
 
 static size_t pgo_rel_slot(const struct pgo_decoder *d, uint32_t oid)

@@ -120,9 +120,4 @@ void pgo_decoder_free(struct pgo_decoder *d);
 int pgo_decode(struct pgo_decoder *d, const char *buf, size_t len, struct pgo_msg *out,
                struct pgs_error *err) PGS_MUSTCHECK;
 
-/* "X/Y" text of an LSN into "buf" (at least 24 bytes); returns "buf". */
-const char *pgo_lsn_str(uint64_t lsn, char *buf);
-/* Parse "X/Y"; 0 on success. */
-int pgo_lsn_parse(const char *s, uint64_t *lsn);
-
 #endif

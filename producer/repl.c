@@ -18,7 +18,9 @@
 #include <string.h>
 
 #include "change.h"
+#include "clock.h"
 #include "log.h"
+#include "lsn.h"
 #include "pgoutput.h"
 #include "rstream.h"
 #include "strbuf.h"
@@ -58,7 +60,7 @@ struct repl {
     ev_io io;
     ev_timer status_timer;
     ev_timer retry_timer;
-    double backoff;
+    struct backoff backoff;
     int failing;
     /* relation map */
     struct relmap *rels;
@@ -96,7 +98,7 @@ struct change_source *repl_new(struct ev_loop *loop, const struct config *cfg,
     r->cfg = cfg;
     r->ae = ae;
     r->rcp = rcp;
-    r->backoff = 0.2;
+    backoff_init(&r->backoff, 0.2, 10);
     r->pending = xcalloc((size_t)cfg->producer_batch, sizeof(struct rec));
     sb_init(&r->arena);
     ev_timer_init(&r->status_timer, on_status_timer, STATUS_INTERVAL, STATUS_INTERVAL);
@@ -164,8 +166,7 @@ static void fail(struct repl *r, const struct pgs_error *err)
                 pgs_error_str(err, buf, sizeof(buf)));
     r->failing = 1;
     close_stream(r);
-    double delay = r->backoff * (0.5 + (double)rand() / RAND_MAX / 2);
-    r->backoff = r->backoff * 2 > 10 ? 10 : r->backoff * 2;
+    double delay = backoff_next(&r->backoff);
     ev_timer_set(&r->retry_timer, delay, 0);
     ev_timer_start(r->loop, &r->retry_timer);
 }
@@ -184,7 +185,7 @@ static int send_status(struct repl *r, int reply, struct pgs_error *err)
     if (pos != r->stats.confirmed_lsn) {
         char a[24];
         pgs_log(LOG_DEBUG, "position confirmed", "slot=%s lsn=%s", r->ae->slot,
-                pgo_lsn_str(pos, a));
+                lsn_str(pos, a));
     }
     r->stats.confirmed_lsn = pos;
     return 0;
@@ -483,7 +484,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     if (r->failing) {
         pgs_log(LOG_INFO, "replication stream recovered", "slot=%s", r->ae->slot);
         r->failing = 0;
-        r->backoff = 0.2;
+        backoff_reset(&r->backoff);
     }
 }
 

@@ -41,7 +41,7 @@ command -v "$CC" >/dev/null || die "$CC not found: apt-get install clang"
 pkg-config --exists $PKGS || die "missing development packages ($PKGS): scripts/install-deps.sh"
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Icommon -Iproducer -Iconsumer -DPGS_VERSION=\"fuzz\"
+CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Icommon -Icommon/util -Icommon/io -Iproducer -Iconsumer -Itools -DPGS_VERSION=\"fuzz\"
         $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lev -lz -lm"
 
@@ -49,13 +49,14 @@ LIBS="$(pkg-config --libs $PKGS) -lev -lz -lm"
 
 mkdir -p "$OUT/obj" "$OUT/bin" "$OUT/artifacts"
 lib_src=()
-for f in common/*.c producer/*.c consumer/*.c; do
+for f in common/*.c common/util/*.c common/io/*.c producer/*.c consumer/*.c tools/*.c; do
     case "$f" in producer/main.c | consumer/main.c | */*_main.c) continue ;; esac
     lib_src+=("$f")
 done
 
 # Compiles what changed (a source newer than its object, or any header newer).
-newest_header=$(stat -c %Y common/*.h producer/*.h consumer/*.h | sort -n | tail -1)
+newest_header=$(stat -c %Y common/*.h common/util/*.h common/io/*.h producer/*.h consumer/*.h \
+    tools/*.h | sort -n | tail -1)
 stale=()
 for f in "${lib_src[@]}"; do
     o=$OUT/obj/${f//\//_}
@@ -72,8 +73,14 @@ if [ ${#stale[@]} -gt 0 ]; then
         $CC $CFLAGS $SAN -fsanitize=fuzzer-no-link -c -o "$o" "$1"' sh {} ||
         die "the library does not build with $CC"
 fi
+# exactly the objects of today's sources: one of a file since moved or removed must not link
+objs=()
+for f in "${lib_src[@]}"; do
+    o=$OUT/obj/${f//\//_}
+    objs+=("${o%.c}.o")
+done
 rm -f "$OUT/libpgsync-fuzz.a"
-ar rcs "$OUT/libpgsync-fuzz.a" "$OUT"/obj/*.o
+ar rcs "$OUT/libpgsync-fuzz.a" "${objs[@]}"
 
 targets=()
 if [ $# -gt 0 ]; then

@@ -149,7 +149,7 @@ else
 fi
 absent=
 for p in pgsync pgsync-producer pgsync-consumer pgsync-bootstrap \
-    $(ls "$PGS_ROOT"/producer/*_main.c "$PGS_ROOT"/consumer/*_main.c | sed -n 's|.*/\(.*\)_main\.c$|pgsync-\1|p'); do
+    $(ls "$PGS_ROOT"/tools/*_main.c | sed -n 's|.*/\(.*\)_main\.c$|pgsync-\1|p'); do
     case $p in pgsync-pgsync | pgsync-bootstrap_main) continue ;; esac
     [ -x "$tree/stage/usr/local/bin/$p" ] || absent+=" $p"
 done

@@ -1180,41 +1180,6 @@ static void test_now_counts_from_2000(void **state)
     assert_true(now < (unix_us - 946684800LL * 1000000) + 2000000);
 }
 
-static void test_lsn_text_round_trips(void **state)
-{
-    static const uint64_t lsns[] = {0, 0x16B3748, 0x100000000ULL, 0xFFFFFFFFFFFFFFFFULL,
-                                    0xAB000000CDULL};
-    char buf[24];
-    uint64_t back;
-
-    (void)state;
-    assert_string_equal(pgo_lsn_str(0x16B3748, buf), "0/16B3748");
-    assert_string_equal(pgo_lsn_str(0xFFFFFFFFFFFFFFFFULL, buf), "FFFFFFFF/FFFFFFFF");
-    assert_string_equal(pgo_lsn_str(0, buf), "0/0");
-    for (size_t i = 0; i < sizeof(lsns) / sizeof(lsns[0]); i++) {
-        assert_int_equal(pgo_lsn_parse(pgo_lsn_str(lsns[i], buf), &back), 0);
-        assert_int_equal(back, lsns[i]);
-    }
-    assert_int_equal(pgo_lsn_parse("ab/cdef0", &back), 0);
-    assert_int_equal(back, 0xAB000CDEF0ULL);
-}
-
-static void test_lsn_parse_rejects_malformed_text(void **state)
-{
-    static const char *const bad[] = {"",           "/",    "0/",          "/0",         "16B3748",
-                                      "0/16B3748 ", " 0/1", "0x1/2",       "1/2/3",      "G/1",
-                                      "-1/1",       "+1/1", "123456789/1", "1/123456789"};
-    uint64_t lsn = 7;
-
-    (void)state;
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (pgo_lsn_parse(bad[i], &lsn) != -1)
-            fail_msg("\"%s\" parsed as an LSN", bad[i]);
-    }
-    assert_int_equal(pgo_lsn_parse(NULL, &lsn), -1);
-    assert_int_equal(lsn, 7);
-}
-
 /* ---- a genuine PostgreSQL 15 stream ---- */
 
 struct fixture {
@@ -1521,8 +1486,6 @@ int main(void)
         cmocka_unit_test(test_unknown_frame_kind_fails),
         cmocka_unit_test(test_status_update_is_34_bytes_big_endian),
         cmocka_unit_test(test_now_counts_from_2000),
-        cmocka_unit_test(test_lsn_text_round_trips),
-        cmocka_unit_test(test_lsn_parse_rejects_malformed_text),
         cmocka_unit_test(test_fixture_stream_from_postgres_decodes),
         cmocka_unit_test(test_fixture_binary_stream_from_postgres_decodes),
         cmocka_unit_test(test_every_truncation_of_fixture_messages_fails_cleanly),

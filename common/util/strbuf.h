@@ -33,6 +33,8 @@ char *sb_steal(struct strbuf *sb);
 
 /* Exactly "len" decimal digits, no sign, no overflow; 0 on success. */
 int pgs_parse_u64(const char *s, size_t len, uint64_t *out);
+/* The value of the hexadecimal digit "c" (either case); -1 when it is none. */
+int str_hexval(char c);
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);

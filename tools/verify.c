@@ -24,6 +24,7 @@
 
 #include "keyset.h"
 #include "log.h"
+#include "lsn.h"
 
 /* rows per FETCH from the database cursor */
 #define VERIFY_FETCH_ROWS   1000
@@ -263,17 +264,6 @@ void verify_hex_encode(const char *s, size_t len, struct strbuf *sb)
     }
 }
 
-static int verify_hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int verify_hex_decode(const char *hex, size_t len, struct strbuf *sb)
 {
     sb_reset(sb);
@@ -281,7 +271,7 @@ int verify_hex_decode(const char *hex, size_t len, struct strbuf *sb)
     if (len % 2)
         return -1;
     for (size_t i = 0; i < len; i += 2) {
-        int hi = verify_hex_digit(hex[i]), lo = verify_hex_digit(hex[i + 1]);
+        int hi = str_hexval(hex[i]), lo = str_hexval(hex[i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         sb_addc(sb, (char)(hi << 4 | lo));
@@ -628,16 +618,6 @@ static int verify_exec(PGconn *conn, const char *sql, ExecStatusType want, PGres
     return 0;
 }
 
-static int verify_parse_lsn(const char *s, uint64_t *out)
-{
-    unsigned int hi, lo;
-    char tail;
-    if (sscanf(s, "%X/%X%c", &hi, &lo, &tail) != 2)
-        return -1;
-    *out = (uint64_t)hi << 32 | lo;
-    return 0;
-}
-
 /*
  * Open a REPEATABLE READ transaction on "conn" and set r->res->version so
  * that every transaction in the snapshot committed at or below it.
@@ -673,7 +653,7 @@ static int verify_snapshot(struct verify_run *r, PGconn **conn, PGconn **repl,
         if (verify_exec(*repl, sql.buf, PGRES_TUPLES_OK, &res, err) < 0)
             goto out;
         uint64_t cp = 0;
-        if (PQntuples(res) != 1 || verify_parse_lsn(PQgetvalue(res, 0, 1), &cp) < 0 || cp == 0) {
+        if (PQntuples(res) != 1 || lsn_parse(PQgetvalue(res, 0, 1), &cp) < 0 || cp == 0) {
             pgs_error_set(err, PGS_ERR_FATAL, "verify: bad answer to CREATE_REPLICATION_SLOT");
             goto out;
         }

@@ -147,6 +147,17 @@ char *sb_steal(struct strbuf *sb)
     return p;
 }
 
+int str_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 int pgs_parse_u64(const char *s, size_t len, uint64_t *out)
 {
     uint64_t v = 0;

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "strbuf.h"
+
 static const char *log_proc = "pgsync";
 static enum pgs_loglevel log_level = LOG_INFO;
 static int log_json;
@@ -34,17 +36,6 @@ void pgs_log_add_secret(const char *secret)
     char *copy = strdup(secret);
     if (copy != NULL)
         log_secrets[log_nsecrets++] = copy;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 void pgs_log_add_url_secret(const char *url)
@@ -70,9 +61,9 @@ void pgs_log_add_url_secret(const char *url)
     pass[n] = '\0';
     pgs_log_add_secret(pass);
     for (size_t i = 0; i < n; i++) {
-        if (pass[i] == '%' && i + 2 < n && hexval(pass[i + 1]) >= 0 &&
-            hexval(pass[i + 2]) >= 0) {
-            dec[k++] = (char)(hexval(pass[i + 1]) * 16 + hexval(pass[i + 2]));
+        if (pass[i] == '%' && i + 2 < n && str_hexval(pass[i + 1]) >= 0 &&
+            str_hexval(pass[i + 2]) >= 0) {
+            dec[k++] = (char)(str_hexval(pass[i + 1]) * 16 + str_hexval(pass[i + 2]));
             i += 2;
         } else {
             dec[k++] = pass[i];

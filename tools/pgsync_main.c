@@ -17,6 +17,7 @@
 #include "app.h"
 #include "bootstrap.h"
 #include "cli.h"
+#include "clock.h"
 #include "config.h"
 #include "es.h"
 #include "load.h"
@@ -69,13 +70,6 @@ struct child {
     double started;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void spawn(struct child *c)
 {
     pid_t pid = fork();
@@ -87,7 +81,7 @@ static void spawn(struct child *c)
         _exit(127);
     }
     c->pid = pid;
-    c->started = now_s();
+    c->started = clock_now_s();
     pgs_log(LOG_INFO, "started", "process=%s pid=%d", c->what, (int)pid);
 }
 
@@ -114,7 +108,7 @@ static int supervise(struct child *kids, int n)
                 break;
             if (kids[i].once && WIFEXITED(status) && WEXITSTATUS(status) == 0)
                 continue;
-            if (now_s() - kids[i].started < 5)
+            if (clock_now_s() - kids[i].started < 5)
                 sleep(2);
             if (!stop)
                 spawn(&kids[i]);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bootstrap.h"
+#include "clock.h"
 #include "es.h"
 #include "load.h"
 #include "log.h"
@@ -16,14 +17,7 @@
 #include "rstream.h"
 #include "version.h"
 
-#include "../producer/pgoutput.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "lsn.h"
 
 /* Wait until no process holds the version's slot (its producer restarted), up to "secs". */
 static void wait_slot_released(PGconn *conn, const struct app_entry *ae, int secs,
@@ -201,13 +195,13 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
         return -1;
     uint64_t mark = 0;
     long long outbox_min, outbox_mark = 0;
-    double start = now_s(), last_log = 0, unserved_since = 0;
+    double start = clock_now_s(), last_log = 0, unserved_since = 0;
     char upto[64] = "", wal[32];
     int rv = -1, ok = ops_wal_lsn(conn, &mark, err) == 0;
     /* trigger mode: the outbox rows committed before the mark must be drained */
     if (ok && mode == CAPTURE_NOTIFY)
         ok = bootstrap_outbox_bounds(conn, ae, &outbox_min, &outbox_mark, err) == 0;
-    pgo_lsn_str(mark, wal);
+    lsn_str(mark, wal);
     while (ok && !*opts->stop) {
         int confirmed = 1, served = 1;
         if (mode == CAPTURE_LOGICAL) {
@@ -215,7 +209,7 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
             uint64_t flushed = 0;
             if (ops_slot_query(conn, ae->slot, &slot, err) < 0)
                 break;
-            confirmed = slot.exists && pgo_lsn_parse(slot.confirmed_flush_lsn, &flushed) == 0 &&
+            confirmed = slot.exists && lsn_parse(slot.confirmed_flush_lsn, &flushed) == 0 &&
                         flushed >= mark;
             served = slot.active;
         } else if (upto[0] == '\0') {
@@ -236,14 +230,14 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
             break;
         if (done) {
             pgs_log(LOG_INFO, "new version caught up", "index=%s wal=%s stream=%s seconds=%.1f",
-                    ae->index, wal, upto, now_s() - start);
+                    ae->index, wal, upto, clock_now_s() - start);
             rv = 0;
             break;
         }
         if (!served) {
             if (unserved_since == 0)
-                unserved_since = now_s();
-            else if (now_s() - unserved_since > 60) {
+                unserved_since = clock_now_s();
+            else if (clock_now_s() - unserved_since > 60) {
                 pgs_error_set(err, PGS_ERR_TRANSIENT,
                               "index \"%s\" is loaded but no producer reads its slot \"%s\": run "
                               "pgsync --daemon (or restart pgsync-producer and pgsync-consumer), "
@@ -252,17 +246,17 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
             }
         } else
             unserved_since = 0;
-        if (now_s() - start > opts->catchup_timeout_s) {
+        if (clock_now_s() - start > opts->catchup_timeout_s) {
             pgs_error_set(err, PGS_ERR_TRANSIENT,
                           "index \"%s\" did not catch up within %d s (backlog %lld entries); run "
                           "pgsync again to resume", ae->index, opts->catchup_timeout_s, backlog);
             break;
         }
-        if (now_s() - last_log >= 5) {
+        if (clock_now_s() - last_log >= 5) {
             pgs_log(LOG_INFO, "waiting for the new version to catch up",
                     "index=%s wal=%s confirmed=%s backlog=%lld", ae->index, wal,
                     confirmed ? "yes" : "no", backlog);
-            last_log = now_s();
+            last_log = clock_now_s();
         }
         usleep(200 * 1000);
     }
@@ -342,7 +336,7 @@ int migrate_finish(const struct config *cfg, struct app *app, int idx,
     if (opts->grace_s > 0)
         pgs_log(LOG_INFO, "old index is deleted after the grace period", "index=%s seconds=%d",
                 st.live_index, opts->grace_s);
-    for (double until = now_s() + opts->grace_s; now_s() < until && !*opts->stop;)
+    for (double until = clock_now_s() + opts->grace_s; clock_now_s() < until && !*opts->stop;)
         usleep(200 * 1000);
     if (*opts->stop) {
         rv = 0; /* the next run deletes it (migrate_reap) */
