@@ -15,53 +15,14 @@
 #include <strings.h>
 
 #include "log.h"
+#include "strbuf.h"
 
 #define SCHEMA_MAX_DEPTH    32       /* nesting of children; deeper is a mistake or a cycle */
 #define SCHEMA_MAX_PROBLEMS 200      /* then one "too many problems" line */
 #define SCHEMA_MAX_FILE     (16 << 20)
 #define SCHEMA_MAX_REPLACE  8        /* schema_field.replace_from[] */
 
-/* ---------------------------------------------------------------- memory */
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = xmalloc(n);
-    memcpy(d, s, n);
-    return d;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = xmalloc(n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
+/* ------------------------------------------------------- string helpers */
 
 static char *xasprintf(const char *fmt, ...) PGS_PRINTF(1, 2);
 static char *xasprintf(const char *fmt, ...)
