@@ -93,19 +93,17 @@ static PGresult *catalog_query(PGconn *conn, const char *sql, const char *what,
     return res;
 }
 
-int catalog_load(PGconn *conn, struct catalog *cat, struct pgs_error *err)
+/*
+ * Relations and their columns, rows in attnum order, into "cat". Returns the
+ * oid -> table index map, sorted for oid_lookup(); "*nmap" is its length.
+ */
+static struct oid_idx *catalog_add_tables(struct catalog *cat, const PGresult *res, int *nmap)
 {
-    PGresult *res;
     struct oid_idx *map = NULL;
-    int nmap = 0, capt = 0;
-
-    memset(cat, 0, sizeof(*cat));
-
-    /* 1. relations and their columns, in attnum order */
-    res = catalog_query(conn, catalog_columns_sql, "tables and columns", err);
-    if (res == NULL)
-        return -1;
+    int capt = 0;
     long long last_oid = -1;
+
+    *nmap = 0;
     for (int r = 0; r < PQntuples(res); r++) {
         long long oid = strtoll(PQgetvalue(res, r, 0), NULL, 10);
         struct catalog_table *t;
@@ -121,9 +119,9 @@ int catalog_load(PGconn *conn, struct catalog *cat, struct pgs_error *err)
             t->schema = xstrdup(PQgetvalue(res, r, 1));
             t->name = xstrdup(PQgetvalue(res, r, 2));
             t->relkind = PQgetvalue(res, r, 3)[0];
-            map[nmap].oid = oid;
-            map[nmap].idx = cat->ntables;
-            nmap++;
+            map[*nmap].oid = oid;
+            map[*nmap].idx = cat->ntables;
+            (*nmap)++;
             cat->ntables++;
             last_oid = oid;
         }
@@ -136,13 +134,14 @@ int catalog_load(PGconn *conn, struct catalog *cat, struct pgs_error *err)
         t->cols[t->ncols].notnull = PQgetvalue(res, r, 6)[0] == 't';
         t->ncols++;
     }
-    PQclear(res);
-    qsort(map, (size_t)nmap, sizeof(*map), oid_idx_cmp);
+    qsort(map, (size_t)*nmap, sizeof(*map), oid_idx_cmp);
+    return map;
+}
 
-    /* 2. primary keys, in key order */
-    res = catalog_query(conn, catalog_pkeys_sql, "primary keys", err);
-    if (res == NULL)
-        goto fail;
+/* Primary key columns, rows in key order, onto the tables already loaded. */
+static void catalog_add_pkeys(struct catalog *cat, const PGresult *res, const struct oid_idx *map,
+                              int nmap)
+{
     for (int r = 0; r < PQntuples(res); r++) {
         int ti = oid_lookup(map, nmap, strtoll(PQgetvalue(res, r, 0), NULL, 10));
         if (ti < 0)
@@ -151,14 +150,15 @@ int catalog_load(PGconn *conn, struct catalog *cat, struct pgs_error *err)
         t->pk = xrealloc(t->pk, (size_t)(t->npk + 1) * sizeof(*t->pk));
         t->pk[t->npk++] = xstrdup(PQgetvalue(res, r, 1));
     }
-    PQclear(res);
+}
 
-    /* 3. foreign keys, one row per column pair */
-    res = catalog_query(conn, catalog_fkeys_sql, "foreign keys", err);
-    if (res == NULL)
-        goto fail;
-    last_oid = -1;
+/* Foreign keys, one row per column pair, consecutive rows per constraint. */
+static void catalog_add_fkeys(struct catalog *cat, const PGresult *res, const struct oid_idx *map,
+                              int nmap)
+{
+    long long last_oid = -1;
     int capf = 0, skip = 0;
+
     for (int r = 0; r < PQntuples(res); r++) {
         long long oid = strtoll(PQgetvalue(res, r, 0), NULL, 10);
         struct catalog_fk *fk;
@@ -191,6 +191,32 @@ int catalog_load(PGconn *conn, struct catalog *cat, struct pgs_error *err)
         fk->to_cols[fk->ncols] = xstrdup(PQgetvalue(res, r, 5));
         fk->ncols++;
     }
+}
+
+int catalog_load(PGconn *conn, struct catalog *cat, struct pgs_error *err)
+{
+    PGresult *res;
+    struct oid_idx *map;
+    int nmap;
+
+    memset(cat, 0, sizeof(*cat));
+
+    res = catalog_query(conn, catalog_columns_sql, "tables and columns", err);
+    if (res == NULL)
+        return -1;
+    map = catalog_add_tables(cat, res, &nmap);
+    PQclear(res);
+
+    res = catalog_query(conn, catalog_pkeys_sql, "primary keys", err);
+    if (res == NULL)
+        goto fail;
+    catalog_add_pkeys(cat, res, map, nmap);
+    PQclear(res);
+
+    res = catalog_query(conn, catalog_fkeys_sql, "foreign keys", err);
+    if (res == NULL)
+        goto fail;
+    catalog_add_fkeys(cat, res, map, nmap);
     PQclear(res);
     free(map);
     return 0;
