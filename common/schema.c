@@ -608,102 +608,127 @@ static void field_push_path(struct schema_field *f, const char *b, size_t n)
     f->path[f->npath++] = xstrndup(b, n);
 }
 
+/* Trim the spaces and tabs before "end", not going back past "begin". */
+static const char *trim_end(const char *begin, const char *end)
+{
+    while (end > begin && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    return end;
+}
+
+/* #> '{a,b}': the keys of a path array, each pushed onto f->path. */
+static int field_push_hash_path(struct schema_field *f, const char *b, const char *z, char *why,
+                                size_t whylen)
+{
+    if (*b == '{' && z[-1] == '}') {
+        b++;
+        z--;
+    }
+    while (b < z) {
+        const char *comma = memchr(b, ',', (size_t)(z - b));
+        const char *ke = comma ? comma : z, *kb = b;
+        while (kb < ke && *kb == ' ')
+            kb++;
+        while (ke > kb && ke[-1] == ' ')
+            ke--;
+        if (ke == kb) {
+            snprintf(why, whylen, "an empty key in a #> path");
+            return -1;
+        }
+        field_push_path(f, kb, (size_t)(ke - kb));
+        b = comma ? comma + 1 : z;
+    }
+    if (f->npath == 0) {
+        snprintf(why, whylen, "an empty #> path");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * One JSON operator at "*pe" and its operand, quoted or bare: the operand's
+ * keys go onto f->path and "*pe" moves to the next operator or the end.
+ */
+static int field_parse_step(struct schema_field *f, const char **pe, char *why, size_t whylen)
+{
+    const char *e = *pe;
+    int oplen = json_op_len(e);
+    int is_hash = e[0] == '#';
+    const char *opnd, *stop;
+
+    f->last_text = oplen == 3;
+    opnd = skip_space(e + oplen);
+    if (*opnd == '\'' || *opnd == '"') {
+        char quote = *opnd;
+        stop = strchr(opnd + 1, quote);
+        if (stop == NULL) {
+            snprintf(why, whylen, "unterminated quote after the JSON operator");
+            return -1;
+        }
+        opnd++;
+        e = skip_space(stop + 1);
+        if (*e != '\0' && json_op_len(e) == 0) {
+            snprintf(why, whylen, "unexpected text after a quoted JSON key");
+            return -1;
+        }
+    } else {
+        for (stop = opnd; *stop != '\0' && json_op_len(stop) == 0; stop++)
+            ;
+        e = stop;
+        stop = trim_end(opnd, stop);
+    }
+    *pe = e;
+    if (stop == opnd) {
+        snprintf(why, whylen, "an empty key after a JSON operator");
+        return -1;
+    }
+    if (is_hash)
+        return field_push_hash_path(f, opnd, stop, why, whylen);
+    field_push_path(f, opnd, (size_t)(stop - opnd));
+    return 0;
+}
+
+/*
+ * PGSync names a JSON path field by its column and path keys joined with
+ * "_" ("data->key" and "data->>key" are "data_key", "tags->0" is
+ * "tags_0"): "rename" refers to that name.
+ */
+static void field_make_key(struct schema_field *f)
+{
+    size_t len = strlen(f->column) + 1;
+
+    for (int i = 0; i < f->npath; i++)
+        len += strlen(f->path[i]) + 1;
+    f->key = xmalloc(len);
+    strcpy(f->key, f->column);
+    for (int i = 0; i < f->npath; i++) {
+        strcat(f->key, "_");
+        strcat(f->key, f->path[i]);
+    }
+}
+
 /*
  * "name", "data->key", "data->>key", "data->'a'->>'b'", "data #>> '{a,b}'":
  * the column, then JSON path keys. Returns 0, or -1 with a reason in "why".
  */
 static int field_parse_spec(struct schema_field *f, const char *spec, char *why, size_t whylen)
 {
-    const char *s = skip_space(spec), *e;
+    const char *s = skip_space(spec), *e, *t;
 
     memset(f, 0, sizeof(*f));
     f->spec = xstrdup(spec);
     for (e = s; *e != '\0' && json_op_len(e) == 0; e++)
         ;
-    const char *t = e;
-    while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
-        t--;
+    t = trim_end(s, e);
     if (t == s) {
         snprintf(why, whylen, "no column name before the JSON operator");
         return -1;
     }
     f->column = xstrndup(s, (size_t)(t - s));
-    while (*e != '\0') {
-        int oplen = json_op_len(e);
-        int is_hash = e[0] == '#';
-        const char *opnd, *stop;
-
-        f->last_text = oplen == 3;
-        opnd = skip_space(e + oplen);
-        if (*opnd == '\'' || *opnd == '"') {
-            char quote = *opnd;
-            stop = strchr(opnd + 1, quote);
-            if (stop == NULL) {
-                snprintf(why, whylen, "unterminated quote after the JSON operator");
-                return -1;
-            }
-            opnd++;
-            e = skip_space(stop + 1);
-            if (*e != '\0' && json_op_len(e) == 0) {
-                snprintf(why, whylen, "unexpected text after a quoted JSON key");
-                return -1;
-            }
-        } else {
-            for (stop = opnd; *stop != '\0' && json_op_len(stop) == 0; stop++)
-                ;
-            e = stop;
-            while (stop > opnd && (stop[-1] == ' ' || stop[-1] == '\t'))
-                stop--;
-        }
-        if (stop == opnd) {
-            snprintf(why, whylen, "an empty key after a JSON operator");
+    while (*e != '\0')
+        if (field_parse_step(f, &e, why, whylen) < 0)
             return -1;
-        }
-        if (is_hash) {
-            /* #> '{a,b}': a path array */
-            const char *b = opnd, *z = stop;
-            if (*b == '{' && z[-1] == '}') {
-                b++;
-                z--;
-            }
-            while (b < z) {
-                const char *comma = memchr(b, ',', (size_t)(z - b));
-                const char *ke = comma ? comma : z, *kb = b;
-                while (kb < ke && *kb == ' ')
-                    kb++;
-                while (ke > kb && ke[-1] == ' ')
-                    ke--;
-                if (ke == kb) {
-                    snprintf(why, whylen, "an empty key in a #> path");
-                    return -1;
-                }
-                field_push_path(f, kb, (size_t)(ke - kb));
-                b = comma ? comma + 1 : z;
-            }
-            if (f->npath == 0) {
-                snprintf(why, whylen, "an empty #> path");
-                return -1;
-            }
-        } else {
-            field_push_path(f, opnd, (size_t)(stop - opnd));
-        }
-    }
-    /*
-     * PGSync names a JSON path field by its column and path keys joined with
-     * "_" ("data->key" and "data->>key" are "data_key", "tags->0" is
-     * "tags_0"): "rename" refers to that name.
-     */
-    {
-        size_t len = strlen(f->column) + 1;
-        for (int i = 0; i < f->npath; i++)
-            len += strlen(f->path[i]) + 1;
-        f->key = xmalloc(len);
-        strcpy(f->key, f->column);
-        for (int i = 0; i < f->npath; i++) {
-            strcat(f->key, "_");
-            strcat(f->key, f->path[i]);
-        }
-    }
+    field_make_key(f);
     return 0;
 }
 
