@@ -812,13 +812,104 @@ static void parse_concat_one(struct pctx *c, struct schema_node *n, json_t *j, c
     n->concat[n->nconcat++] = cc;
 }
 
+/* transform.rename: "column": "new name"; nested renames are warned about, not done. */
+static void parse_transform_rename(struct pctx *c, json_t *v, const char *p)
+{
+    json_t *el;
+    const char *key;
+
+    if (!json_is_object(v)) {
+        prob(c, v, p, "\"rename\" must be an object of \"column\": \"new name\", not %s",
+             json_type_word(v));
+        return;
+    }
+    json_object_foreach(v, key, el) {
+        if (json_is_object(el))
+            warn(c, key, p, "renaming keys inside %s (a nested rename) is not supported: "
+                            "ignored", q(&c->qr, key));
+        else if (!json_is_string(el) || json_string_length(el) == 0)
+            prob(c, el, p, "the new name of %s must be a non-empty string, not %s",
+                 q(&c->qr, key), json_type_word(el));
+    }
+}
+
+/* transform.mapping: kept as the node's index mapping only when every entry is an object. */
+static void parse_transform_mapping(struct pctx *c, struct schema_node *n, json_t *v,
+                                    const char *p)
+{
+    json_t *el;
+    const char *key;
+    int ok = 1;
+
+    if (!json_is_object(v)) {
+        prob(c, v, p, "\"mapping\" must be an object of \"field\": {\"type\": ...}, not %s",
+             json_type_word(v));
+        return;
+    }
+    json_object_foreach(v, key, el) {
+        if (!json_is_object(el)) {
+            prob(c, el, p, "the mapping of %s must be an object, not %s", q(&c->qr, key),
+                 json_type_word(el));
+            ok = 0;
+        }
+    }
+    if (ok)
+        n->es_mapping = json_incref(v);
+}
+
+/* transform.concat: one concat object or an array of them. */
+static void parse_transform_concat(struct pctx *c, struct schema_node *n, json_t *v,
+                                   const char *p, const char *in)
+{
+    json_t *el;
+    size_t i;
+
+    if (!json_is_array(v)) {
+        parse_concat_one(c, n, v, p, in);
+        return;
+    }
+    json_array_foreach(v, i, el) {
+        char *pi = jp_idx(p, i);
+        parse_concat_one(c, n, el, pi, in);
+        free(pi);
+    }
+}
+
+/* transform.replace: "column": {"old": "new", ...}, at most SCHEMA_MAX_REPLACE pairs. */
+static void parse_transform_replace(struct pctx *c, json_t *v, const char *p)
+{
+    json_t *el;
+    const char *key;
+
+    if (!json_is_object(v)) {
+        prob(c, v, p, "\"replace\" must be an object of \"column\": {\"old\": \"new\"}, not %s",
+             json_type_word(v));
+        return;
+    }
+    json_object_foreach(v, key, el) {
+        const char *from;
+        json_t *to;
+        if (!json_is_object(el)) {
+            prob(c, el, p, "the replacements of %s must be an object of \"old\": \"new\", "
+                           "not %s", q(&c->qr, key), json_type_word(el));
+            continue;
+        }
+        if (json_object_size(el) > SCHEMA_MAX_REPLACE)
+            prob(c, el, p, "%s has %zu replacements; at most %d are supported",
+                 q(&c->qr, key), json_object_size(el), SCHEMA_MAX_REPLACE);
+        json_object_foreach(el, from, to) {
+            if (!json_is_string(to))
+                prob(c, to, p, "the replacement of %s in %s must be a string, not %s",
+                     q(&c->qr, from), q(&c->qr, key), json_type_word(to));
+        }
+    }
+}
+
 static void parse_transform(struct pctx *c, struct schema_node *n, json_t *t, const char *jpath,
                             const char *in)
 {
-    json_t *v, *el;
-    const char *key;
+    json_t *v;
     char *p;
-    size_t i;
 
     if (!json_is_object(t)) {
         prob(c, t, jpath, "\"transform\" of %s must be an object, not %s", in, json_type_word(t));
@@ -829,77 +920,22 @@ static void parse_transform(struct pctx *c, struct schema_node *n, json_t *t, co
 
     if ((v = json_object_get(t, "rename")) != NULL) {
         p = jp_key(jpath, "rename");
-        if (!json_is_object(v)) {
-            prob(c, v, p, "\"rename\" must be an object of \"column\": \"new name\", not %s",
-                 json_type_word(v));
-        } else {
-            json_object_foreach(v, key, el) {
-                if (json_is_object(el))
-                    warn(c, key, p, "renaming keys inside %s (a nested rename) is not supported: "
-                                    "ignored", q(&c->qr, key));
-                else if (!json_is_string(el) || json_string_length(el) == 0)
-                    prob(c, el, p, "the new name of %s must be a non-empty string, not %s",
-                         q(&c->qr, key), json_type_word(el));
-            }
-        }
+        parse_transform_rename(c, v, p);
         free(p);
     }
     if ((v = json_object_get(t, "mapping")) != NULL) {
         p = jp_key(jpath, "mapping");
-        if (!json_is_object(v)) {
-            prob(c, v, p, "\"mapping\" must be an object of \"field\": {\"type\": ...}, not %s",
-                 json_type_word(v));
-        } else {
-            int ok = 1;
-            json_object_foreach(v, key, el) {
-                if (!json_is_object(el)) {
-                    prob(c, el, p, "the mapping of %s must be an object, not %s", q(&c->qr, key),
-                         json_type_word(el));
-                    ok = 0;
-                }
-            }
-            if (ok)
-                n->es_mapping = json_incref(v);
-        }
+        parse_transform_mapping(c, n, v, p);
         free(p);
     }
     if ((v = json_object_get(t, "concat")) != NULL) {
         p = jp_key(jpath, "concat");
-        if (json_is_array(v)) {
-            json_array_foreach(v, i, el) {
-                char *pi = jp_idx(p, i);
-                parse_concat_one(c, n, el, pi, in);
-                free(pi);
-            }
-        } else {
-            parse_concat_one(c, n, v, p, in);
-        }
+        parse_transform_concat(c, n, v, p, in);
         free(p);
     }
     if ((v = json_object_get(t, "replace")) != NULL) {
         p = jp_key(jpath, "replace");
-        if (!json_is_object(v)) {
-            prob(c, v, p, "\"replace\" must be an object of \"column\": {\"old\": \"new\"}, not %s",
-                 json_type_word(v));
-        } else {
-            json_object_foreach(v, key, el) {
-                const char *from;
-                json_t *to;
-                if (!json_is_object(el)) {
-                    prob(c, el, p, "the replacements of %s must be an object of \"old\": \"new\", "
-                                   "not %s", q(&c->qr, key), json_type_word(el));
-                    continue;
-                }
-                if (json_object_size(el) > SCHEMA_MAX_REPLACE)
-                    prob(c, el, p, "%s has %zu replacements; at most %d are supported",
-                         q(&c->qr, key), json_object_size(el), SCHEMA_MAX_REPLACE);
-                json_object_foreach(el, from, to) {
-                    if (!json_is_string(to))
-                        prob(c, to, p, "the replacement of %s in %s must be a string, not %s",
-                             q(&c->qr, from), q(&c->qr, key), json_type_word(to));
-                }
-            }
-        }
+        parse_transform_replace(c, v, p);
         free(p);
     }
     if ((v = json_object_get(t, "move")) != NULL)
