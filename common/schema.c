@@ -958,12 +958,95 @@ static int word_index(const char *word, const char *const *words)
     return -1;
 }
 
+/*
+ * The word member "key" of relationship "r", one of "words" ignoring case
+ * ("expected" names them for people). Returns 1 with its index in "*w" (-1
+ * when unknown, reported with a suggestion), or 0 when absent or not a
+ * non-empty string (reported).
+ */
+static int parse_rel_word(struct pctx *c, json_t *r, const char *jpath, const char *what,
+                          const char *key, const char *const *words, const char *expected, int *w)
+{
+    char *s = NULL;
+    int ok = get_string(c, r, key, jpath, what, 1, &s);
+
+    if (ok == 0)
+        prob(c, r, jpath, "%s has no \"%s\" (%s)", what, key, expected);
+    if (ok <= 0)
+        return 0;
+    *w = word_index(s, words);
+    if (*w < 0) {
+        const char *sg = suggest(s, words);
+        char *p = jp_key(jpath, key);
+        prob(c, json_object_get(r, key), p, "unknown %s %s in %s (expected %s)%s%s%s", key,
+             q(&c->qr, s), what, expected, sg ? "; did you mean " : "", sg ? q(&c->qr, sg) : "",
+             sg ? "?" : "");
+        free(p);
+    }
+    free(s);
+    return 1;
+}
+
+/* relationship.through_tables: one table, qualified by the node's schema when bare. */
+static void parse_rel_through(struct pctx *c, struct schema_node *n, json_t *r, const char *jpath,
+                              const char *what)
+{
+    char **tt = NULL;
+    int ntt = 0;
+
+    if (get_strv(c, r, "through_tables", jpath, what, &tt, &ntt) <= 0)
+        return;
+    if (ntt > 1) {
+        char *p = jp_key(jpath, "through_tables");
+        prob(c, json_object_get(r, "through_tables"), p,
+             "%d through tables in %s: only one through table is supported yet", ntt, what);
+        free(p);
+    } else if (ntt == 1) {
+        split_qualified(tt[0], n->schema ? n->schema : "public", &n->through_schema,
+                        &n->through_table);
+    }
+    strv_free(tt, ntt);
+}
+
+/* relationship.foreign_key: {"child": [...], "parent": [...]}, as many columns on each side. */
+static void parse_rel_foreign_key(struct pctx *c, struct schema_node *n, json_t *fk,
+                                  const char *p, const char *in)
+{
+    char **ch = NULL, **pa = NULL;
+    int nch = 0, npa = 0;
+
+    if (!json_is_object(fk)) {
+        prob(c, fk, p, "\"foreign_key\" of %s must be an object {\"child\": [...], \"parent\": "
+                       "[...]}, not %s", in, json_type_word(fk));
+        return;
+    }
+    char *fwhat = xasprintf("the foreign_key of %s", in);
+    check_keys(c, fk, p, fk_keys, "key", fwhat);
+    int okc = get_strv(c, fk, "child", p, fwhat, &ch, &nch);
+    int okp = get_strv(c, fk, "parent", p, fwhat, &pa, &npa);
+    if (okc == 0 || okp == 0)
+        prob(c, fk, p, "%s needs both \"child\" and \"parent\" columns", fwhat);
+    else if (okc > 0 && okp > 0 && (nch != npa || nch == 0))
+        prob(c, fk, p, "%s: \"child\" has %d columns but \"parent\" has %d", fwhat, nch, npa);
+    else if (okc > 0 && okp > 0) {
+        n->fk_child = ch;
+        n->fk_parent = pa;
+        n->nfk = nch;
+        ch = pa = NULL;
+    }
+    if (n->nfk > 0 && n->through_table != NULL)
+        warn(c, fk, p, "%s is ignored with a through table: the catalog's foreign keys "
+                       "are used", fwhat);
+    strv_free(ch, nch);
+    strv_free(pa, npa);
+    free(fwhat);
+}
+
 static void parse_relationship(struct pctx *c, struct schema_node *n, json_t *r,
                                const char *jpath, const char *in)
 {
-    char *s = NULL, **tt = NULL;
-    int ntt = 0, ok;
     json_t *fk;
+    int w;
 
     if (!json_is_object(r)) {
         prob(c, r, jpath, "\"relationship\" of %s must be an object, not %s", in,
@@ -973,86 +1056,18 @@ static void parse_relationship(struct pctx *c, struct schema_node *n, json_t *r,
     char *what = xasprintf("the relationship of %s", in);
     check_keys(c, r, jpath, rel_keys, "key", what);
 
-    ok = get_string(c, r, "variant", jpath, what, 1, &s);
-    if (ok == 0) {
-        prob(c, r, jpath, "%s has no \"variant\" (\"object\" or \"scalar\")", what);
-    } else if (ok > 0) {
-        int w = word_index(s, variant_words);
-        if (w < 0) {
-            const char *sg = suggest(s, variant_words);
-            char *p = jp_key(jpath, "variant");
-            prob(c, json_object_get(r, "variant"), p,
-                 "unknown variant %s in %s (expected \"object\" or \"scalar\")%s%s%s", q(&c->qr, s),
-                 what, sg ? "; did you mean " : "", sg ? q(&c->qr, sg) : "", sg ? "?" : "");
-            free(p);
-        }
+    if (parse_rel_word(c, r, jpath, what, "variant", variant_words, "\"object\" or \"scalar\"",
+                       &w))
         n->variant = w == 1 ? REL_SCALAR : REL_OBJECT;
-        free(s);
-        s = NULL;
-    }
-    ok = get_string(c, r, "type", jpath, what, 1, &s);
-    if (ok == 0) {
-        prob(c, r, jpath, "%s has no \"type\" (\"one_to_one\" or \"one_to_many\")", what);
-    } else if (ok > 0) {
-        int w = word_index(s, type_words);
-        if (w < 0) {
-            const char *sg = suggest(s, type_words);
-            char *p = jp_key(jpath, "type");
-            prob(c, json_object_get(r, "type"), p,
-                 "unknown type %s in %s (expected \"one_to_one\" or \"one_to_many\")%s%s%s",
-                 q(&c->qr, s), what, sg ? "; did you mean " : "", sg ? q(&c->qr, sg) : "",
-                 sg ? "?" : "");
-            free(p);
-        }
+    if (parse_rel_word(c, r, jpath, what, "type", type_words,
+                       "\"one_to_one\" or \"one_to_many\"", &w))
         n->rel_type = w == 1 ? REL_ONE_TO_MANY : REL_ONE_TO_ONE;
-        free(s);
-        s = NULL;
-    }
-
-    if (get_strv(c, r, "through_tables", jpath, what, &tt, &ntt) > 0) {
-        if (ntt > 1) {
-            char *p = jp_key(jpath, "through_tables");
-            prob(c, json_object_get(r, "through_tables"), p,
-                 "%d through tables in %s: only one through table is supported yet", ntt, what);
-            free(p);
-        } else if (ntt == 1) {
-            split_qualified(tt[0], n->schema ? n->schema : "public", &n->through_schema,
-                            &n->through_table);
-        }
-        strv_free(tt, ntt);
-    }
+    parse_rel_through(c, n, r, jpath, what);
 
     fk = json_object_get(r, "foreign_key");
     if (fk != NULL) {
         char *p = jp_key(jpath, "foreign_key");
-        if (!json_is_object(fk)) {
-            prob(c, fk, p, "\"foreign_key\" of %s must be an object {\"child\": [...], \"parent\": "
-                           "[...]}, not %s", in, json_type_word(fk));
-        } else {
-            char **ch = NULL, **pa = NULL;
-            int nch = 0, npa = 0;
-            char *fwhat = xasprintf("the foreign_key of %s", in);
-            check_keys(c, fk, p, fk_keys, "key", fwhat);
-            int okc = get_strv(c, fk, "child", p, fwhat, &ch, &nch);
-            int okp = get_strv(c, fk, "parent", p, fwhat, &pa, &npa);
-            if (okc == 0 || okp == 0)
-                prob(c, fk, p, "%s needs both \"child\" and \"parent\" columns", fwhat);
-            else if (okc > 0 && okp > 0 && (nch != npa || nch == 0))
-                prob(c, fk, p, "%s: \"child\" has %d columns but \"parent\" has %d", fwhat, nch,
-                     npa);
-            else if (okc > 0 && okp > 0) {
-                n->fk_child = ch;
-                n->fk_parent = pa;
-                n->nfk = nch;
-                ch = pa = NULL;
-            }
-            if (n->nfk > 0 && n->through_table != NULL)
-                warn(c, fk, p, "%s is ignored with a through table: the catalog's foreign keys "
-                               "are used", fwhat);
-            strv_free(ch, nch);
-            strv_free(pa, npa);
-            free(fwhat);
-        }
+        parse_rel_foreign_key(c, n, fk, p, in);
         free(p);
     }
     free(what);
