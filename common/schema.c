@@ -1079,24 +1079,12 @@ static const char *const node_keys[] = {"table",       "schema",    "columns",  
                                         "primary_key", "base_tables", "transform", "children",
                                         "relationship", NULL};
 
-static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_node *parent,
-                                      const char *jpath, int depth)
+/* A new node, numbered and listed in "c" (which owns it) before its members are read. */
+static struct schema_node *node_new(struct pctx *c, json_t *j, struct schema_node *parent,
+                                    const char *jpath)
 {
-    struct schema_node *n;
-    json_t *v;
-    char *in;
+    struct schema_node *n = xcalloc(1, sizeof(*n));
 
-    if (depth > SCHEMA_MAX_DEPTH) {
-        prob(c, j, jpath, "nodes are nested deeper than %d levels", SCHEMA_MAX_DEPTH);
-        return NULL;
-    }
-    if (!json_is_object(j)) {
-        prob(c, j, jpath, "a node must be an object with at least \"table\", not %s",
-             json_type_word(j));
-        return NULL;
-    }
-
-    n = xcalloc(1, sizeof(*n));
     n->parent = parent;
     n->id = c->nnodes;
     n->jpath = xstrdup(jpath);
@@ -1106,9 +1094,18 @@ static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_n
         c->nodes = xrealloc(c->nodes, (size_t)c->capnodes * sizeof(*c->nodes));
     }
     c->nodes[c->nnodes++] = n;
+    return n;
+}
 
-    v = json_object_get(j, "table");
-    if (v == NULL)
+/*
+ * table, schema, label, primary_key and base_tables. Returns how problems
+ * name the node ("node \"book\"", or "a node" without a table), a new string.
+ */
+static char *parse_node_names(struct pctx *c, struct schema_node *n, json_t *j, const char *jpath)
+{
+    char *in;
+
+    if (json_object_get(j, "table") == NULL)
         prob(c, j, jpath, "node has no \"table\"");
     get_string(c, j, "table", jpath, "a node", 1, &n->table);
     in = n->table ? xasprintf("node %s", q(&c->qr, n->table)) : xstrdup("a node");
@@ -1127,40 +1124,45 @@ static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_n
             split_qualified(n->base_tables[i], n->schema, &n->bases[i].schema,
                             &n->bases[i].table);
     }
+    return in;
+}
 
-    if (get_strv(c, j, "columns", jpath, in, &n->columns, &n->ncolumns) > 0 && n->ncolumns > 0) {
-        char *p = jp_key(jpath, "columns");
-        json_t *arr = json_object_get(j, "columns");
-        n->fields = xcalloc((size_t)n->ncolumns, sizeof(*n->fields));
-        for (int i = 0; i < n->ncolumns; i++) {
-            char why[160];
-            if (field_parse_spec(&n->fields[n->nfields], n->columns[i], why, sizeof(why)) < 0) {
-                char *pi = jp_idx(p, (size_t)i);
-                prob(c, json_array_get(arr, (size_t)i), pi, "column %s of %s: %s",
-                     q(&c->qr, n->columns[i]), in, why);
-                free(pi);
-                field_free(&n->fields[n->nfields]);
-                continue;
-            }
-            n->nfields++;
+/* "columns": each spec parsed into n->fields; a bad spec is reported and left out. */
+static void parse_node_columns(struct pctx *c, struct schema_node *n, json_t *j,
+                               const char *jpath, const char *in)
+{
+    if (get_strv(c, j, "columns", jpath, in, &n->columns, &n->ncolumns) <= 0 || n->ncolumns == 0)
+        return;
+    char *p = jp_key(jpath, "columns");
+    json_t *arr = json_object_get(j, "columns");
+    n->fields = xcalloc((size_t)n->ncolumns, sizeof(*n->fields));
+    for (int i = 0; i < n->ncolumns; i++) {
+        char why[160];
+        if (field_parse_spec(&n->fields[n->nfields], n->columns[i], why, sizeof(why)) < 0) {
+            char *pi = jp_idx(p, (size_t)i);
+            prob(c, json_array_get(arr, (size_t)i), pi, "column %s of %s: %s",
+                 q(&c->qr, n->columns[i]), in, why);
+            free(pi);
+            field_free(&n->fields[n->nfields]);
+            continue;
         }
-        free(p);
+        n->nfields++;
     }
+    free(p);
+}
 
-    if ((v = json_object_get(j, "transform")) != NULL) {
-        char *p = jp_key(jpath, "transform");
-        parse_transform(c, n, v, p, in);
-        free(p);
-    }
-    fields_apply_transform(n);
+/* "relationship": required on a child, refused on the root. */
+static void parse_node_relationship(struct pctx *c, struct schema_node *n, json_t *j,
+                                    const char *jpath, const char *in)
+{
+    json_t *v = json_object_get(j, "relationship");
 
-    v = json_object_get(j, "relationship");
-    if (parent == NULL && v != NULL) {
+    if (n->parent == NULL && v != NULL) {
         char *p = jp_key(jpath, "relationship");
         prob(c, v, p, "the root %s can't have a relationship: only children join to a parent",
              in);
         free(p);
-    } else if (parent != NULL && v == NULL) {
+    } else if (n->parent != NULL && v == NULL) {
         prob(c, j, jpath, "%s has no \"relationship\": every child needs one with \"variant\" "
                           "and \"type\"", in);
     } else if (v != NULL) {
@@ -1168,37 +1170,81 @@ static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_n
         parse_relationship(c, n, v, p, in);
         free(p);
     }
+}
 
+/* Two children with one label would overwrite each other in the document. */
+static void check_sibling_label(struct pctx *c, const struct schema_node *n,
+                                const struct schema_node *kid, json_t *ch, const char *in)
+{
+    for (int k = 0; k < n->nchildren; k++) {
+        const struct schema_node *sib = n->children[k];
+        if (kid->label != NULL && sib->label != NULL && strcmp(kid->label, sib->label) == 0) {
+            prob(c, ch, kid->jpath,
+                 "label %s is used by two children of %s (the other is at %s): "
+                 "give one a different \"label\"",
+                 q(&c->qr, kid->label), in, sib->jpath);
+            return;
+        }
+    }
+}
+
+static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_node *parent,
+                                      const char *jpath, int depth);
+
+/* "children": each parsed one level deeper; a child that can't be a node is left out. */
+static void parse_node_children(struct pctx *c, struct schema_node *n, json_t *v,
+                                const char *p, const char *in, int depth)
+{
+    json_t *ch;
+    size_t i;
+
+    if (!json_is_array(v)) {
+        prob(c, v, p, "\"children\" of %s must be an array of nodes, not %s", in,
+             json_type_word(v));
+        return;
+    }
+    n->children = xcalloc(json_array_size(v), sizeof(*n->children));
+    json_array_foreach(v, i, ch) {
+        char *pi = jp_idx(p, i);
+        struct schema_node *kid = parse_node(c, ch, n, pi, depth + 1);
+        free(pi);
+        if (kid == NULL)
+            continue;
+        check_sibling_label(c, n, kid, ch, in);
+        n->children[n->nchildren++] = kid;
+    }
+}
+
+static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_node *parent,
+                                      const char *jpath, int depth)
+{
+    struct schema_node *n;
+    json_t *v;
+    char *in;
+
+    if (depth > SCHEMA_MAX_DEPTH) {
+        prob(c, j, jpath, "nodes are nested deeper than %d levels", SCHEMA_MAX_DEPTH);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        prob(c, j, jpath, "a node must be an object with at least \"table\", not %s",
+             json_type_word(j));
+        return NULL;
+    }
+
+    n = node_new(c, j, parent, jpath);
+    in = parse_node_names(c, n, j, jpath);
+    parse_node_columns(c, n, j, jpath, in);
+    if ((v = json_object_get(j, "transform")) != NULL) {
+        char *p = jp_key(jpath, "transform");
+        parse_transform(c, n, v, p, in);
+        free(p);
+    }
+    fields_apply_transform(n);
+    parse_node_relationship(c, n, j, jpath, in);
     if ((v = json_object_get(j, "children")) != NULL) {
         char *p = jp_key(jpath, "children");
-        json_t *ch;
-        size_t i;
-        if (!json_is_array(v)) {
-            prob(c, v, p, "\"children\" of %s must be an array of nodes, not %s", in,
-                 json_type_word(v));
-        } else {
-            n->children = xcalloc(json_array_size(v), sizeof(*n->children));
-            json_array_foreach(v, i, ch) {
-                char *pi = jp_idx(p, i);
-                struct schema_node *kid = parse_node(c, ch, n, pi, depth + 1);
-                free(pi);
-                if (kid == NULL)
-                    continue;
-                /* two children with one label would overwrite each other in the document */
-                for (int k = 0; k < n->nchildren; k++) {
-                    struct schema_node *sib = n->children[k];
-                    if (kid->label != NULL && sib->label != NULL &&
-                        strcmp(kid->label, sib->label) == 0) {
-                        prob(c, ch, kid->jpath,
-                             "label %s is used by two children of %s (the other is at %s): "
-                             "give one a different \"label\"",
-                             q(&c->qr, kid->label), in, sib->jpath);
-                        break;
-                    }
-                }
-                n->children[n->nchildren++] = kid;
-            }
-        }
+        parse_node_children(c, n, v, p, in, depth);
         free(p);
     }
     free(in);
