@@ -1170,6 +1170,39 @@ static const char *es_logsafe(const char *s, char *out, size_t len)
     return out;
 }
 
+/* The indices of the items still to send, into "sel"; returns how many. */
+static int es_bulk_pending(const struct es_bulk *b, int *sel)
+{
+    int nsel = 0;
+
+    /* resend only what still needs it: never an ok item twice */
+    for (int i = 0; i < b->n; i++)
+        if (b->items[i].cls == ES_ITEM_RETRY || b->items[i].cls == ES_ITEM_FATAL)
+            sel[nsel++] = i;
+    return nsel;
+}
+
+/*
+ * One line for the logs and the hooks on why a round failed: the request's
+ * error "e", else the first failing item's (a fatal one when there is one).
+ */
+static void es_bulk_describe_failure(const struct es_bulk *b, const int *counts,
+                                     const struct pgs_error *e, char *text, size_t len)
+{
+    const struct es_bulk_item *bad = NULL;
+
+    for (int i = 0; i < b->n && bad == NULL; i++)
+        if (b->items[i].cls == (counts[ES_ITEM_FATAL] ? ES_ITEM_FATAL : ES_ITEM_RETRY))
+            bad = &b->items[i];
+    if (e->kind != PGS_OK && (counts[ES_ITEM_FATAL] == 0 || e->kind == PGS_ERR_FATAL))
+        pgs_error_str(e, text, len);
+    else
+        snprintf(text, len, "%s \"%s\" in index \"%s\": %s%s%s (HTTP %d)",
+                 bad->op == ES_OP_DELETE ? "delete of" : "write of", bad->id, bad->index,
+                 bad->error_type[0] ? bad->error_type : "error", bad->reason[0] ? ": " : "",
+                 bad->reason, bad->status);
+}
+
 int es_bulk_flush(struct es_client *c, struct es_bulk *b, volatile sig_atomic_t *stop,
                   struct pgs_error *err)
 {
@@ -1188,11 +1221,7 @@ int es_bulk_flush(struct es_client *c, struct es_bulk *b, volatile sig_atomic_t 
         b->items[i].error_type[0] = b->items[i].reason[0] = '\0';
     }
     for (;;) {
-        /* resend only what still needs it: never an ok item twice */
-        nsel = 0;
-        for (int i = 0; i < b->n; i++)
-            if (b->items[i].cls == ES_ITEM_RETRY || b->items[i].cls == ES_ITEM_FATAL)
-                sel[nsel++] = i;
+        nsel = es_bulk_pending(b, sel);
         if (nsel == 0)
             break;
         pgs_error_clear(&e);
@@ -1202,18 +1231,7 @@ int es_bulk_flush(struct es_client *c, struct es_bulk *b, volatile sig_atomic_t 
         if (counts[ES_ITEM_RETRY] == 0 && counts[ES_ITEM_FATAL] == 0)
             break;
 
-        /* describe the failure: the request's, else the first failing item's */
-        const struct es_bulk_item *bad = NULL;
-        for (int i = 0; i < b->n && bad == NULL; i++)
-            if (b->items[i].cls == (counts[ES_ITEM_FATAL] ? ES_ITEM_FATAL : ES_ITEM_RETRY))
-                bad = &b->items[i];
-        if (e.kind != PGS_OK && (counts[ES_ITEM_FATAL] == 0 || e.kind == PGS_ERR_FATAL))
-            pgs_error_str(&e, text, sizeof(text));
-        else
-            snprintf(text, sizeof(text), "%s \"%s\" in index \"%s\": %s%s%s (HTTP %d)",
-                     bad->op == ES_OP_DELETE ? "delete of" : "write of", bad->id, bad->index,
-                     bad->error_type[0] ? bad->error_type : "error", bad->reason[0] ? ": " : "",
-                     bad->reason, bad->status);
+        es_bulk_describe_failure(b, counts, &e, text, sizeof(text));
 
         if (counts[ES_ITEM_FATAL] > 0 && ++fatal_rounds >= ES_FATAL_ROUNDS) {
             if (e.kind == PGS_ERR_FATAL) {
