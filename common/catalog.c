@@ -10,29 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *cat_xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static void *cat_xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static char *cat_xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = cat_xmalloc(n);
-    memcpy(d, s, n);
-    return d;
-}
+#include "strbuf.h"
 
 /* System schemas hold nothing a schema.json may name; temp schemas are per session. */
 #define CATALOG_SCHEMA_FILTER                                                                      \
@@ -115,19 +93,17 @@ static PGresult *catalog_query(PGconn *conn, const char *sql, const char *what,
     return res;
 }
 
-int catalog_load(PGconn *conn, struct catalog *cat, struct pgs_error *err)
+/*
+ * Relations and their columns, rows in attnum order, into "cat". Returns the
+ * oid -> table index map, sorted for oid_lookup(); "*nmap" is its length.
+ */
+static struct oid_idx *catalog_add_tables(struct catalog *cat, const PGresult *res, int *nmap)
 {
-    PGresult *res;
     struct oid_idx *map = NULL;
-    int nmap = 0, capt = 0;
-
-    memset(cat, 0, sizeof(*cat));
-
-    /* 1. relations and their columns, in attnum order */
-    res = catalog_query(conn, catalog_columns_sql, "tables and columns", err);
-    if (res == NULL)
-        return -1;
+    int capt = 0;
     long long last_oid = -1;
+
+    *nmap = 0;
     for (int r = 0; r < PQntuples(res); r++) {
         long long oid = strtoll(PQgetvalue(res, r, 0), NULL, 10);
         struct catalog_table *t;
@@ -135,52 +111,54 @@ int catalog_load(PGconn *conn, struct catalog *cat, struct pgs_error *err)
         if (oid != last_oid) {
             if (cat->ntables == capt) {
                 capt = capt ? capt * 2 : 64;
-                cat->tables = cat_xrealloc(cat->tables, (size_t)capt * sizeof(*cat->tables));
-                map = cat_xrealloc(map, (size_t)capt * sizeof(*map));
+                cat->tables = xrealloc(cat->tables, (size_t)capt * sizeof(*cat->tables));
+                map = xrealloc(map, (size_t)capt * sizeof(*map));
             }
             t = &cat->tables[cat->ntables];
             memset(t, 0, sizeof(*t));
-            t->schema = cat_xstrdup(PQgetvalue(res, r, 1));
-            t->name = cat_xstrdup(PQgetvalue(res, r, 2));
+            t->schema = xstrdup(PQgetvalue(res, r, 1));
+            t->name = xstrdup(PQgetvalue(res, r, 2));
             t->relkind = PQgetvalue(res, r, 3)[0];
-            map[nmap].oid = oid;
-            map[nmap].idx = cat->ntables;
-            nmap++;
+            map[*nmap].oid = oid;
+            map[*nmap].idx = cat->ntables;
+            (*nmap)++;
             cat->ntables++;
             last_oid = oid;
         }
         t = &cat->tables[cat->ntables - 1];
         if (PQgetisnull(res, r, 4))
             continue; /* a relation without columns */
-        t->cols = cat_xrealloc(t->cols, (size_t)(t->ncols + 1) * sizeof(*t->cols));
-        t->cols[t->ncols].name = cat_xstrdup(PQgetvalue(res, r, 4));
-        t->cols[t->ncols].type = cat_xstrdup(PQgetvalue(res, r, 5));
+        t->cols = xrealloc(t->cols, (size_t)(t->ncols + 1) * sizeof(*t->cols));
+        t->cols[t->ncols].name = xstrdup(PQgetvalue(res, r, 4));
+        t->cols[t->ncols].type = xstrdup(PQgetvalue(res, r, 5));
         t->cols[t->ncols].notnull = PQgetvalue(res, r, 6)[0] == 't';
         t->ncols++;
     }
-    PQclear(res);
-    qsort(map, (size_t)nmap, sizeof(*map), oid_idx_cmp);
+    qsort(map, (size_t)*nmap, sizeof(*map), oid_idx_cmp);
+    return map;
+}
 
-    /* 2. primary keys, in key order */
-    res = catalog_query(conn, catalog_pkeys_sql, "primary keys", err);
-    if (res == NULL)
-        goto fail;
+/* Primary key columns, rows in key order, onto the tables already loaded. */
+static void catalog_add_pkeys(struct catalog *cat, const PGresult *res, const struct oid_idx *map,
+                              int nmap)
+{
     for (int r = 0; r < PQntuples(res); r++) {
         int ti = oid_lookup(map, nmap, strtoll(PQgetvalue(res, r, 0), NULL, 10));
         if (ti < 0)
             continue;
         struct catalog_table *t = &cat->tables[ti];
-        t->pk = cat_xrealloc(t->pk, (size_t)(t->npk + 1) * sizeof(*t->pk));
-        t->pk[t->npk++] = cat_xstrdup(PQgetvalue(res, r, 1));
+        t->pk = xrealloc(t->pk, (size_t)(t->npk + 1) * sizeof(*t->pk));
+        t->pk[t->npk++] = xstrdup(PQgetvalue(res, r, 1));
     }
-    PQclear(res);
+}
 
-    /* 3. foreign keys, one row per column pair */
-    res = catalog_query(conn, catalog_fkeys_sql, "foreign keys", err);
-    if (res == NULL)
-        goto fail;
-    last_oid = -1;
+/* Foreign keys, one row per column pair, consecutive rows per constraint. */
+static void catalog_add_fkeys(struct catalog *cat, const PGresult *res, const struct oid_idx *map,
+                              int nmap)
+{
+    long long last_oid = -1;
     int capf = 0, skip = 0;
+
     for (int r = 0; r < PQntuples(res); r++) {
         long long oid = strtoll(PQgetvalue(res, r, 0), NULL, 10);
         struct catalog_fk *fk;
@@ -195,11 +173,11 @@ int catalog_load(PGconn *conn, struct catalog *cat, struct pgs_error *err)
                 continue;
             if (cat->nfks == capf) {
                 capf = capf ? capf * 2 : 32;
-                cat->fks = cat_xrealloc(cat->fks, (size_t)capf * sizeof(*cat->fks));
+                cat->fks = xrealloc(cat->fks, (size_t)capf * sizeof(*cat->fks));
             }
             fk = &cat->fks[cat->nfks++];
             memset(fk, 0, sizeof(*fk));
-            fk->name = cat_xstrdup(PQgetvalue(res, r, 1));
+            fk->name = xstrdup(PQgetvalue(res, r, 1));
             fk->from_table = from;
             fk->to_table = to;
             fk->has_index = PQgetvalue(res, r, 6)[0] == 't';
@@ -207,12 +185,38 @@ int catalog_load(PGconn *conn, struct catalog *cat, struct pgs_error *err)
             continue;
         }
         fk = &cat->fks[cat->nfks - 1];
-        fk->from_cols = cat_xrealloc(fk->from_cols, (size_t)(fk->ncols + 1) * sizeof(char *));
-        fk->to_cols = cat_xrealloc(fk->to_cols, (size_t)(fk->ncols + 1) * sizeof(char *));
-        fk->from_cols[fk->ncols] = cat_xstrdup(PQgetvalue(res, r, 4));
-        fk->to_cols[fk->ncols] = cat_xstrdup(PQgetvalue(res, r, 5));
+        fk->from_cols = xrealloc(fk->from_cols, (size_t)(fk->ncols + 1) * sizeof(char *));
+        fk->to_cols = xrealloc(fk->to_cols, (size_t)(fk->ncols + 1) * sizeof(char *));
+        fk->from_cols[fk->ncols] = xstrdup(PQgetvalue(res, r, 4));
+        fk->to_cols[fk->ncols] = xstrdup(PQgetvalue(res, r, 5));
         fk->ncols++;
     }
+}
+
+int catalog_load(PGconn *conn, struct catalog *cat, struct pgs_error *err)
+{
+    PGresult *res;
+    struct oid_idx *map;
+    int nmap;
+
+    memset(cat, 0, sizeof(*cat));
+
+    res = catalog_query(conn, catalog_columns_sql, "tables and columns", err);
+    if (res == NULL)
+        return -1;
+    map = catalog_add_tables(cat, res, &nmap);
+    PQclear(res);
+
+    res = catalog_query(conn, catalog_pkeys_sql, "primary keys", err);
+    if (res == NULL)
+        goto fail;
+    catalog_add_pkeys(cat, res, map, nmap);
+    PQclear(res);
+
+    res = catalog_query(conn, catalog_fkeys_sql, "foreign keys", err);
+    if (res == NULL)
+        goto fail;
+    catalog_add_fkeys(cat, res, map, nmap);
     PQclear(res);
     free(map);
     return 0;
@@ -297,8 +301,8 @@ static int cat_split(const char *s, char sep, char ***out)
         while (t > b && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == '\n'))
             t--;
         if (t > b) {
-            v = cat_xrealloc(v, (size_t)(n + 1) * sizeof(*v));
-            v[n] = cat_xmalloc((size_t)(t - b) + 1);
+            v = xrealloc(v, (size_t)(n + 1) * sizeof(*v));
+            v[n] = xmalloc((size_t)(t - b) + 1);
             memcpy(v[n], b, (size_t)(t - b));
             v[n][t - b] = '\0';
             n++;
@@ -323,19 +327,19 @@ int catalog_add_table(struct catalog *cat, const char *schema, const char *name,
     int ndefs = cat_split(columns, ';', &defs);
     struct catalog_table *t;
 
-    cat->tables = cat_xrealloc(cat->tables, (size_t)(cat->ntables + 1) * sizeof(*cat->tables));
+    cat->tables = xrealloc(cat->tables, (size_t)(cat->ntables + 1) * sizeof(*cat->tables));
     t = &cat->tables[cat->ntables];
     memset(t, 0, sizeof(*t));
-    t->schema = cat_xstrdup(schema ? schema : "public");
-    t->name = cat_xstrdup(name);
+    t->schema = xstrdup(schema ? schema : "public");
+    t->name = xstrdup(name);
     t->relkind = relkind;
-    t->cols = cat_xmalloc((size_t)ndefs * sizeof(*t->cols));
+    t->cols = xmalloc((size_t)ndefs * sizeof(*t->cols));
     for (int i = 0; i < ndefs; i++) {
         char *sp = strchr(defs[i], ' ');
         if (sp != NULL)
             *sp = '\0';
-        t->cols[i].name = cat_xstrdup(defs[i]);
-        t->cols[i].type = cat_xstrdup(sp ? sp + 1 : "text");
+        t->cols[i].name = xstrdup(defs[i]);
+        t->cols[i].type = xstrdup(sp ? sp + 1 : "text");
         t->cols[i].notnull = 0;
     }
     t->ncols = ndefs;
@@ -353,7 +357,7 @@ static int cat_lookup_qualified(const struct catalog *cat, const char *qname)
     if (dot == NULL) {
         t = catalog_find_table(cat, "public", qname);
     } else {
-        char *schema = cat_xstrdup(qname);
+        char *schema = xstrdup(qname);
         schema[dot - qname] = '\0';
         t = catalog_find_table(cat, schema, dot + 1);
         free(schema);
@@ -378,9 +382,9 @@ int catalog_add_fk(struct catalog *cat, const char *name, const char *from, cons
         cat_split_free(tc, nt);
         return -1;
     }
-    cat->fks = cat_xrealloc(cat->fks, (size_t)(cat->nfks + 1) * sizeof(*cat->fks));
+    cat->fks = xrealloc(cat->fks, (size_t)(cat->nfks + 1) * sizeof(*cat->fks));
     fk = &cat->fks[cat->nfks++];
-    fk->name = cat_xstrdup(name);
+    fk->name = xstrdup(name);
     fk->from_table = fi;
     fk->to_table = ti;
     fk->from_cols = fc;

@@ -15,53 +15,14 @@
 #include <strings.h>
 
 #include "log.h"
+#include "strbuf.h"
 
 #define SCHEMA_MAX_DEPTH    32       /* nesting of children; deeper is a mistake or a cycle */
 #define SCHEMA_MAX_PROBLEMS 200      /* then one "too many problems" line */
 #define SCHEMA_MAX_FILE     (16 << 20)
 #define SCHEMA_MAX_REPLACE  8        /* schema_field.replace_from[] */
 
-/* ---------------------------------------------------------------- memory */
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = xmalloc(n);
-    memcpy(d, s, n);
-    return d;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = xmalloc(n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
+/* ------------------------------------------------------- string helpers */
 
 static char *xasprintf(const char *fmt, ...) PGS_PRINTF(1, 2);
 static char *xasprintf(const char *fmt, ...)
@@ -647,102 +608,127 @@ static void field_push_path(struct schema_field *f, const char *b, size_t n)
     f->path[f->npath++] = xstrndup(b, n);
 }
 
+/* Trim the spaces and tabs before "end", not going back past "begin". */
+static const char *trim_end(const char *begin, const char *end)
+{
+    while (end > begin && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    return end;
+}
+
+/* #> '{a,b}': the keys of a path array, each pushed onto f->path. */
+static int field_push_hash_path(struct schema_field *f, const char *b, const char *z, char *why,
+                                size_t whylen)
+{
+    if (*b == '{' && z[-1] == '}') {
+        b++;
+        z--;
+    }
+    while (b < z) {
+        const char *comma = memchr(b, ',', (size_t)(z - b));
+        const char *ke = comma ? comma : z, *kb = b;
+        while (kb < ke && *kb == ' ')
+            kb++;
+        while (ke > kb && ke[-1] == ' ')
+            ke--;
+        if (ke == kb) {
+            snprintf(why, whylen, "an empty key in a #> path");
+            return -1;
+        }
+        field_push_path(f, kb, (size_t)(ke - kb));
+        b = comma ? comma + 1 : z;
+    }
+    if (f->npath == 0) {
+        snprintf(why, whylen, "an empty #> path");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * One JSON operator at "*pe" and its operand, quoted or bare: the operand's
+ * keys go onto f->path and "*pe" moves to the next operator or the end.
+ */
+static int field_parse_step(struct schema_field *f, const char **pe, char *why, size_t whylen)
+{
+    const char *e = *pe;
+    int oplen = json_op_len(e);
+    int is_hash = e[0] == '#';
+    const char *opnd, *stop;
+
+    f->last_text = oplen == 3;
+    opnd = skip_space(e + oplen);
+    if (*opnd == '\'' || *opnd == '"') {
+        char quote = *opnd;
+        stop = strchr(opnd + 1, quote);
+        if (stop == NULL) {
+            snprintf(why, whylen, "unterminated quote after the JSON operator");
+            return -1;
+        }
+        opnd++;
+        e = skip_space(stop + 1);
+        if (*e != '\0' && json_op_len(e) == 0) {
+            snprintf(why, whylen, "unexpected text after a quoted JSON key");
+            return -1;
+        }
+    } else {
+        for (stop = opnd; *stop != '\0' && json_op_len(stop) == 0; stop++)
+            ;
+        e = stop;
+        stop = trim_end(opnd, stop);
+    }
+    *pe = e;
+    if (stop == opnd) {
+        snprintf(why, whylen, "an empty key after a JSON operator");
+        return -1;
+    }
+    if (is_hash)
+        return field_push_hash_path(f, opnd, stop, why, whylen);
+    field_push_path(f, opnd, (size_t)(stop - opnd));
+    return 0;
+}
+
+/*
+ * PGSync names a JSON path field by its column and path keys joined with
+ * "_" ("data->key" and "data->>key" are "data_key", "tags->0" is
+ * "tags_0"): "rename" refers to that name.
+ */
+static void field_make_key(struct schema_field *f)
+{
+    size_t len = strlen(f->column) + 1;
+
+    for (int i = 0; i < f->npath; i++)
+        len += strlen(f->path[i]) + 1;
+    f->key = xmalloc(len);
+    strcpy(f->key, f->column);
+    for (int i = 0; i < f->npath; i++) {
+        strcat(f->key, "_");
+        strcat(f->key, f->path[i]);
+    }
+}
+
 /*
  * "name", "data->key", "data->>key", "data->'a'->>'b'", "data #>> '{a,b}'":
  * the column, then JSON path keys. Returns 0, or -1 with a reason in "why".
  */
 static int field_parse_spec(struct schema_field *f, const char *spec, char *why, size_t whylen)
 {
-    const char *s = skip_space(spec), *e;
+    const char *s = skip_space(spec), *e, *t;
 
     memset(f, 0, sizeof(*f));
     f->spec = xstrdup(spec);
     for (e = s; *e != '\0' && json_op_len(e) == 0; e++)
         ;
-    const char *t = e;
-    while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
-        t--;
+    t = trim_end(s, e);
     if (t == s) {
         snprintf(why, whylen, "no column name before the JSON operator");
         return -1;
     }
     f->column = xstrndup(s, (size_t)(t - s));
-    while (*e != '\0') {
-        int oplen = json_op_len(e);
-        int is_hash = e[0] == '#';
-        const char *opnd, *stop;
-
-        f->last_text = oplen == 3;
-        opnd = skip_space(e + oplen);
-        if (*opnd == '\'' || *opnd == '"') {
-            char quote = *opnd;
-            stop = strchr(opnd + 1, quote);
-            if (stop == NULL) {
-                snprintf(why, whylen, "unterminated quote after the JSON operator");
-                return -1;
-            }
-            opnd++;
-            e = skip_space(stop + 1);
-            if (*e != '\0' && json_op_len(e) == 0) {
-                snprintf(why, whylen, "unexpected text after a quoted JSON key");
-                return -1;
-            }
-        } else {
-            for (stop = opnd; *stop != '\0' && json_op_len(stop) == 0; stop++)
-                ;
-            e = stop;
-            while (stop > opnd && (stop[-1] == ' ' || stop[-1] == '\t'))
-                stop--;
-        }
-        if (stop == opnd) {
-            snprintf(why, whylen, "an empty key after a JSON operator");
+    while (*e != '\0')
+        if (field_parse_step(f, &e, why, whylen) < 0)
             return -1;
-        }
-        if (is_hash) {
-            /* #> '{a,b}': a path array */
-            const char *b = opnd, *z = stop;
-            if (*b == '{' && z[-1] == '}') {
-                b++;
-                z--;
-            }
-            while (b < z) {
-                const char *comma = memchr(b, ',', (size_t)(z - b));
-                const char *ke = comma ? comma : z, *kb = b;
-                while (kb < ke && *kb == ' ')
-                    kb++;
-                while (ke > kb && ke[-1] == ' ')
-                    ke--;
-                if (ke == kb) {
-                    snprintf(why, whylen, "an empty key in a #> path");
-                    return -1;
-                }
-                field_push_path(f, kb, (size_t)(ke - kb));
-                b = comma ? comma + 1 : z;
-            }
-            if (f->npath == 0) {
-                snprintf(why, whylen, "an empty #> path");
-                return -1;
-            }
-        } else {
-            field_push_path(f, opnd, (size_t)(stop - opnd));
-        }
-    }
-    /*
-     * PGSync names a JSON path field by its column and path keys joined with
-     * "_" ("data->key" and "data->>key" are "data_key", "tags->0" is
-     * "tags_0"): "rename" refers to that name.
-     */
-    {
-        size_t len = strlen(f->column) + 1;
-        for (int i = 0; i < f->npath; i++)
-            len += strlen(f->path[i]) + 1;
-        f->key = xmalloc(len);
-        strcpy(f->key, f->column);
-        for (int i = 0; i < f->npath; i++) {
-            strcat(f->key, "_");
-            strcat(f->key, f->path[i]);
-        }
-    }
+    field_make_key(f);
     return 0;
 }
 
@@ -826,13 +812,104 @@ static void parse_concat_one(struct pctx *c, struct schema_node *n, json_t *j, c
     n->concat[n->nconcat++] = cc;
 }
 
+/* transform.rename: "column": "new name"; nested renames are warned about, not done. */
+static void parse_transform_rename(struct pctx *c, json_t *v, const char *p)
+{
+    json_t *el;
+    const char *key;
+
+    if (!json_is_object(v)) {
+        prob(c, v, p, "\"rename\" must be an object of \"column\": \"new name\", not %s",
+             json_type_word(v));
+        return;
+    }
+    json_object_foreach(v, key, el) {
+        if (json_is_object(el))
+            warn(c, key, p, "renaming keys inside %s (a nested rename) is not supported: "
+                            "ignored", q(&c->qr, key));
+        else if (!json_is_string(el) || json_string_length(el) == 0)
+            prob(c, el, p, "the new name of %s must be a non-empty string, not %s",
+                 q(&c->qr, key), json_type_word(el));
+    }
+}
+
+/* transform.mapping: kept as the node's index mapping only when every entry is an object. */
+static void parse_transform_mapping(struct pctx *c, struct schema_node *n, json_t *v,
+                                    const char *p)
+{
+    json_t *el;
+    const char *key;
+    int ok = 1;
+
+    if (!json_is_object(v)) {
+        prob(c, v, p, "\"mapping\" must be an object of \"field\": {\"type\": ...}, not %s",
+             json_type_word(v));
+        return;
+    }
+    json_object_foreach(v, key, el) {
+        if (!json_is_object(el)) {
+            prob(c, el, p, "the mapping of %s must be an object, not %s", q(&c->qr, key),
+                 json_type_word(el));
+            ok = 0;
+        }
+    }
+    if (ok)
+        n->es_mapping = json_incref(v);
+}
+
+/* transform.concat: one concat object or an array of them. */
+static void parse_transform_concat(struct pctx *c, struct schema_node *n, json_t *v,
+                                   const char *p, const char *in)
+{
+    json_t *el;
+    size_t i;
+
+    if (!json_is_array(v)) {
+        parse_concat_one(c, n, v, p, in);
+        return;
+    }
+    json_array_foreach(v, i, el) {
+        char *pi = jp_idx(p, i);
+        parse_concat_one(c, n, el, pi, in);
+        free(pi);
+    }
+}
+
+/* transform.replace: "column": {"old": "new", ...}, at most SCHEMA_MAX_REPLACE pairs. */
+static void parse_transform_replace(struct pctx *c, json_t *v, const char *p)
+{
+    json_t *el;
+    const char *key;
+
+    if (!json_is_object(v)) {
+        prob(c, v, p, "\"replace\" must be an object of \"column\": {\"old\": \"new\"}, not %s",
+             json_type_word(v));
+        return;
+    }
+    json_object_foreach(v, key, el) {
+        const char *from;
+        json_t *to;
+        if (!json_is_object(el)) {
+            prob(c, el, p, "the replacements of %s must be an object of \"old\": \"new\", "
+                           "not %s", q(&c->qr, key), json_type_word(el));
+            continue;
+        }
+        if (json_object_size(el) > SCHEMA_MAX_REPLACE)
+            prob(c, el, p, "%s has %zu replacements; at most %d are supported",
+                 q(&c->qr, key), json_object_size(el), SCHEMA_MAX_REPLACE);
+        json_object_foreach(el, from, to) {
+            if (!json_is_string(to))
+                prob(c, to, p, "the replacement of %s in %s must be a string, not %s",
+                     q(&c->qr, from), q(&c->qr, key), json_type_word(to));
+        }
+    }
+}
+
 static void parse_transform(struct pctx *c, struct schema_node *n, json_t *t, const char *jpath,
                             const char *in)
 {
-    json_t *v, *el;
-    const char *key;
+    json_t *v;
     char *p;
-    size_t i;
 
     if (!json_is_object(t)) {
         prob(c, t, jpath, "\"transform\" of %s must be an object, not %s", in, json_type_word(t));
@@ -843,77 +920,22 @@ static void parse_transform(struct pctx *c, struct schema_node *n, json_t *t, co
 
     if ((v = json_object_get(t, "rename")) != NULL) {
         p = jp_key(jpath, "rename");
-        if (!json_is_object(v)) {
-            prob(c, v, p, "\"rename\" must be an object of \"column\": \"new name\", not %s",
-                 json_type_word(v));
-        } else {
-            json_object_foreach(v, key, el) {
-                if (json_is_object(el))
-                    warn(c, key, p, "renaming keys inside %s (a nested rename) is not supported: "
-                                    "ignored", q(&c->qr, key));
-                else if (!json_is_string(el) || json_string_length(el) == 0)
-                    prob(c, el, p, "the new name of %s must be a non-empty string, not %s",
-                         q(&c->qr, key), json_type_word(el));
-            }
-        }
+        parse_transform_rename(c, v, p);
         free(p);
     }
     if ((v = json_object_get(t, "mapping")) != NULL) {
         p = jp_key(jpath, "mapping");
-        if (!json_is_object(v)) {
-            prob(c, v, p, "\"mapping\" must be an object of \"field\": {\"type\": ...}, not %s",
-                 json_type_word(v));
-        } else {
-            int ok = 1;
-            json_object_foreach(v, key, el) {
-                if (!json_is_object(el)) {
-                    prob(c, el, p, "the mapping of %s must be an object, not %s", q(&c->qr, key),
-                         json_type_word(el));
-                    ok = 0;
-                }
-            }
-            if (ok)
-                n->es_mapping = json_incref(v);
-        }
+        parse_transform_mapping(c, n, v, p);
         free(p);
     }
     if ((v = json_object_get(t, "concat")) != NULL) {
         p = jp_key(jpath, "concat");
-        if (json_is_array(v)) {
-            json_array_foreach(v, i, el) {
-                char *pi = jp_idx(p, i);
-                parse_concat_one(c, n, el, pi, in);
-                free(pi);
-            }
-        } else {
-            parse_concat_one(c, n, v, p, in);
-        }
+        parse_transform_concat(c, n, v, p, in);
         free(p);
     }
     if ((v = json_object_get(t, "replace")) != NULL) {
         p = jp_key(jpath, "replace");
-        if (!json_is_object(v)) {
-            prob(c, v, p, "\"replace\" must be an object of \"column\": {\"old\": \"new\"}, not %s",
-                 json_type_word(v));
-        } else {
-            json_object_foreach(v, key, el) {
-                const char *from;
-                json_t *to;
-                if (!json_is_object(el)) {
-                    prob(c, el, p, "the replacements of %s must be an object of \"old\": \"new\", "
-                                   "not %s", q(&c->qr, key), json_type_word(el));
-                    continue;
-                }
-                if (json_object_size(el) > SCHEMA_MAX_REPLACE)
-                    prob(c, el, p, "%s has %zu replacements; at most %d are supported",
-                         q(&c->qr, key), json_object_size(el), SCHEMA_MAX_REPLACE);
-                json_object_foreach(el, from, to) {
-                    if (!json_is_string(to))
-                        prob(c, to, p, "the replacement of %s in %s must be a string, not %s",
-                             q(&c->qr, from), q(&c->qr, key), json_type_word(to));
-                }
-            }
-        }
+        parse_transform_replace(c, v, p);
         free(p);
     }
     if ((v = json_object_get(t, "move")) != NULL)
@@ -936,12 +958,95 @@ static int word_index(const char *word, const char *const *words)
     return -1;
 }
 
+/*
+ * The word member "key" of relationship "r", one of "words" ignoring case
+ * ("expected" names them for people). Returns 1 with its index in "*w" (-1
+ * when unknown, reported with a suggestion), or 0 when absent or not a
+ * non-empty string (reported).
+ */
+static int parse_rel_word(struct pctx *c, json_t *r, const char *jpath, const char *what,
+                          const char *key, const char *const *words, const char *expected, int *w)
+{
+    char *s = NULL;
+    int ok = get_string(c, r, key, jpath, what, 1, &s);
+
+    if (ok == 0)
+        prob(c, r, jpath, "%s has no \"%s\" (%s)", what, key, expected);
+    if (ok <= 0)
+        return 0;
+    *w = word_index(s, words);
+    if (*w < 0) {
+        const char *sg = suggest(s, words);
+        char *p = jp_key(jpath, key);
+        prob(c, json_object_get(r, key), p, "unknown %s %s in %s (expected %s)%s%s%s", key,
+             q(&c->qr, s), what, expected, sg ? "; did you mean " : "", sg ? q(&c->qr, sg) : "",
+             sg ? "?" : "");
+        free(p);
+    }
+    free(s);
+    return 1;
+}
+
+/* relationship.through_tables: one table, qualified by the node's schema when bare. */
+static void parse_rel_through(struct pctx *c, struct schema_node *n, json_t *r, const char *jpath,
+                              const char *what)
+{
+    char **tt = NULL;
+    int ntt = 0;
+
+    if (get_strv(c, r, "through_tables", jpath, what, &tt, &ntt) <= 0)
+        return;
+    if (ntt > 1) {
+        char *p = jp_key(jpath, "through_tables");
+        prob(c, json_object_get(r, "through_tables"), p,
+             "%d through tables in %s: only one through table is supported yet", ntt, what);
+        free(p);
+    } else if (ntt == 1) {
+        split_qualified(tt[0], n->schema ? n->schema : "public", &n->through_schema,
+                        &n->through_table);
+    }
+    strv_free(tt, ntt);
+}
+
+/* relationship.foreign_key: {"child": [...], "parent": [...]}, as many columns on each side. */
+static void parse_rel_foreign_key(struct pctx *c, struct schema_node *n, json_t *fk,
+                                  const char *p, const char *in)
+{
+    char **ch = NULL, **pa = NULL;
+    int nch = 0, npa = 0;
+
+    if (!json_is_object(fk)) {
+        prob(c, fk, p, "\"foreign_key\" of %s must be an object {\"child\": [...], \"parent\": "
+                       "[...]}, not %s", in, json_type_word(fk));
+        return;
+    }
+    char *fwhat = xasprintf("the foreign_key of %s", in);
+    check_keys(c, fk, p, fk_keys, "key", fwhat);
+    int okc = get_strv(c, fk, "child", p, fwhat, &ch, &nch);
+    int okp = get_strv(c, fk, "parent", p, fwhat, &pa, &npa);
+    if (okc == 0 || okp == 0)
+        prob(c, fk, p, "%s needs both \"child\" and \"parent\" columns", fwhat);
+    else if (okc > 0 && okp > 0 && (nch != npa || nch == 0))
+        prob(c, fk, p, "%s: \"child\" has %d columns but \"parent\" has %d", fwhat, nch, npa);
+    else if (okc > 0 && okp > 0) {
+        n->fk_child = ch;
+        n->fk_parent = pa;
+        n->nfk = nch;
+        ch = pa = NULL;
+    }
+    if (n->nfk > 0 && n->through_table != NULL)
+        warn(c, fk, p, "%s is ignored with a through table: the catalog's foreign keys "
+                       "are used", fwhat);
+    strv_free(ch, nch);
+    strv_free(pa, npa);
+    free(fwhat);
+}
+
 static void parse_relationship(struct pctx *c, struct schema_node *n, json_t *r,
                                const char *jpath, const char *in)
 {
-    char *s = NULL, **tt = NULL;
-    int ntt = 0, ok;
     json_t *fk;
+    int w;
 
     if (!json_is_object(r)) {
         prob(c, r, jpath, "\"relationship\" of %s must be an object, not %s", in,
@@ -951,86 +1056,18 @@ static void parse_relationship(struct pctx *c, struct schema_node *n, json_t *r,
     char *what = xasprintf("the relationship of %s", in);
     check_keys(c, r, jpath, rel_keys, "key", what);
 
-    ok = get_string(c, r, "variant", jpath, what, 1, &s);
-    if (ok == 0) {
-        prob(c, r, jpath, "%s has no \"variant\" (\"object\" or \"scalar\")", what);
-    } else if (ok > 0) {
-        int w = word_index(s, variant_words);
-        if (w < 0) {
-            const char *sg = suggest(s, variant_words);
-            char *p = jp_key(jpath, "variant");
-            prob(c, json_object_get(r, "variant"), p,
-                 "unknown variant %s in %s (expected \"object\" or \"scalar\")%s%s%s", q(&c->qr, s),
-                 what, sg ? "; did you mean " : "", sg ? q(&c->qr, sg) : "", sg ? "?" : "");
-            free(p);
-        }
+    if (parse_rel_word(c, r, jpath, what, "variant", variant_words, "\"object\" or \"scalar\"",
+                       &w))
         n->variant = w == 1 ? REL_SCALAR : REL_OBJECT;
-        free(s);
-        s = NULL;
-    }
-    ok = get_string(c, r, "type", jpath, what, 1, &s);
-    if (ok == 0) {
-        prob(c, r, jpath, "%s has no \"type\" (\"one_to_one\" or \"one_to_many\")", what);
-    } else if (ok > 0) {
-        int w = word_index(s, type_words);
-        if (w < 0) {
-            const char *sg = suggest(s, type_words);
-            char *p = jp_key(jpath, "type");
-            prob(c, json_object_get(r, "type"), p,
-                 "unknown type %s in %s (expected \"one_to_one\" or \"one_to_many\")%s%s%s",
-                 q(&c->qr, s), what, sg ? "; did you mean " : "", sg ? q(&c->qr, sg) : "",
-                 sg ? "?" : "");
-            free(p);
-        }
+    if (parse_rel_word(c, r, jpath, what, "type", type_words,
+                       "\"one_to_one\" or \"one_to_many\"", &w))
         n->rel_type = w == 1 ? REL_ONE_TO_MANY : REL_ONE_TO_ONE;
-        free(s);
-        s = NULL;
-    }
-
-    if (get_strv(c, r, "through_tables", jpath, what, &tt, &ntt) > 0) {
-        if (ntt > 1) {
-            char *p = jp_key(jpath, "through_tables");
-            prob(c, json_object_get(r, "through_tables"), p,
-                 "%d through tables in %s: only one through table is supported yet", ntt, what);
-            free(p);
-        } else if (ntt == 1) {
-            split_qualified(tt[0], n->schema ? n->schema : "public", &n->through_schema,
-                            &n->through_table);
-        }
-        strv_free(tt, ntt);
-    }
+    parse_rel_through(c, n, r, jpath, what);
 
     fk = json_object_get(r, "foreign_key");
     if (fk != NULL) {
         char *p = jp_key(jpath, "foreign_key");
-        if (!json_is_object(fk)) {
-            prob(c, fk, p, "\"foreign_key\" of %s must be an object {\"child\": [...], \"parent\": "
-                           "[...]}, not %s", in, json_type_word(fk));
-        } else {
-            char **ch = NULL, **pa = NULL;
-            int nch = 0, npa = 0;
-            char *fwhat = xasprintf("the foreign_key of %s", in);
-            check_keys(c, fk, p, fk_keys, "key", fwhat);
-            int okc = get_strv(c, fk, "child", p, fwhat, &ch, &nch);
-            int okp = get_strv(c, fk, "parent", p, fwhat, &pa, &npa);
-            if (okc == 0 || okp == 0)
-                prob(c, fk, p, "%s needs both \"child\" and \"parent\" columns", fwhat);
-            else if (okc > 0 && okp > 0 && (nch != npa || nch == 0))
-                prob(c, fk, p, "%s: \"child\" has %d columns but \"parent\" has %d", fwhat, nch,
-                     npa);
-            else if (okc > 0 && okp > 0) {
-                n->fk_child = ch;
-                n->fk_parent = pa;
-                n->nfk = nch;
-                ch = pa = NULL;
-            }
-            if (n->nfk > 0 && n->through_table != NULL)
-                warn(c, fk, p, "%s is ignored with a through table: the catalog's foreign keys "
-                               "are used", fwhat);
-            strv_free(ch, nch);
-            strv_free(pa, npa);
-            free(fwhat);
-        }
+        parse_rel_foreign_key(c, n, fk, p, in);
         free(p);
     }
     free(what);
@@ -1042,24 +1079,12 @@ static const char *const node_keys[] = {"table",       "schema",    "columns",  
                                         "primary_key", "base_tables", "transform", "children",
                                         "relationship", NULL};
 
-static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_node *parent,
-                                      const char *jpath, int depth)
+/* A new node, numbered and listed in "c" (which owns it) before its members are read. */
+static struct schema_node *node_new(struct pctx *c, json_t *j, struct schema_node *parent,
+                                    const char *jpath)
 {
-    struct schema_node *n;
-    json_t *v;
-    char *in;
+    struct schema_node *n = xcalloc(1, sizeof(*n));
 
-    if (depth > SCHEMA_MAX_DEPTH) {
-        prob(c, j, jpath, "nodes are nested deeper than %d levels", SCHEMA_MAX_DEPTH);
-        return NULL;
-    }
-    if (!json_is_object(j)) {
-        prob(c, j, jpath, "a node must be an object with at least \"table\", not %s",
-             json_type_word(j));
-        return NULL;
-    }
-
-    n = xcalloc(1, sizeof(*n));
     n->parent = parent;
     n->id = c->nnodes;
     n->jpath = xstrdup(jpath);
@@ -1069,9 +1094,18 @@ static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_n
         c->nodes = xrealloc(c->nodes, (size_t)c->capnodes * sizeof(*c->nodes));
     }
     c->nodes[c->nnodes++] = n;
+    return n;
+}
 
-    v = json_object_get(j, "table");
-    if (v == NULL)
+/*
+ * table, schema, label, primary_key and base_tables. Returns how problems
+ * name the node ("node \"book\"", or "a node" without a table), a new string.
+ */
+static char *parse_node_names(struct pctx *c, struct schema_node *n, json_t *j, const char *jpath)
+{
+    char *in;
+
+    if (json_object_get(j, "table") == NULL)
         prob(c, j, jpath, "node has no \"table\"");
     get_string(c, j, "table", jpath, "a node", 1, &n->table);
     in = n->table ? xasprintf("node %s", q(&c->qr, n->table)) : xstrdup("a node");
@@ -1090,40 +1124,45 @@ static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_n
             split_qualified(n->base_tables[i], n->schema, &n->bases[i].schema,
                             &n->bases[i].table);
     }
+    return in;
+}
 
-    if (get_strv(c, j, "columns", jpath, in, &n->columns, &n->ncolumns) > 0 && n->ncolumns > 0) {
-        char *p = jp_key(jpath, "columns");
-        json_t *arr = json_object_get(j, "columns");
-        n->fields = xcalloc((size_t)n->ncolumns, sizeof(*n->fields));
-        for (int i = 0; i < n->ncolumns; i++) {
-            char why[160];
-            if (field_parse_spec(&n->fields[n->nfields], n->columns[i], why, sizeof(why)) < 0) {
-                char *pi = jp_idx(p, (size_t)i);
-                prob(c, json_array_get(arr, (size_t)i), pi, "column %s of %s: %s",
-                     q(&c->qr, n->columns[i]), in, why);
-                free(pi);
-                field_free(&n->fields[n->nfields]);
-                continue;
-            }
-            n->nfields++;
+/* "columns": each spec parsed into n->fields; a bad spec is reported and left out. */
+static void parse_node_columns(struct pctx *c, struct schema_node *n, json_t *j,
+                               const char *jpath, const char *in)
+{
+    if (get_strv(c, j, "columns", jpath, in, &n->columns, &n->ncolumns) <= 0 || n->ncolumns == 0)
+        return;
+    char *p = jp_key(jpath, "columns");
+    json_t *arr = json_object_get(j, "columns");
+    n->fields = xcalloc((size_t)n->ncolumns, sizeof(*n->fields));
+    for (int i = 0; i < n->ncolumns; i++) {
+        char why[160];
+        if (field_parse_spec(&n->fields[n->nfields], n->columns[i], why, sizeof(why)) < 0) {
+            char *pi = jp_idx(p, (size_t)i);
+            prob(c, json_array_get(arr, (size_t)i), pi, "column %s of %s: %s",
+                 q(&c->qr, n->columns[i]), in, why);
+            free(pi);
+            field_free(&n->fields[n->nfields]);
+            continue;
         }
-        free(p);
+        n->nfields++;
     }
+    free(p);
+}
 
-    if ((v = json_object_get(j, "transform")) != NULL) {
-        char *p = jp_key(jpath, "transform");
-        parse_transform(c, n, v, p, in);
-        free(p);
-    }
-    fields_apply_transform(n);
+/* "relationship": required on a child, refused on the root. */
+static void parse_node_relationship(struct pctx *c, struct schema_node *n, json_t *j,
+                                    const char *jpath, const char *in)
+{
+    json_t *v = json_object_get(j, "relationship");
 
-    v = json_object_get(j, "relationship");
-    if (parent == NULL && v != NULL) {
+    if (n->parent == NULL && v != NULL) {
         char *p = jp_key(jpath, "relationship");
         prob(c, v, p, "the root %s can't have a relationship: only children join to a parent",
              in);
         free(p);
-    } else if (parent != NULL && v == NULL) {
+    } else if (n->parent != NULL && v == NULL) {
         prob(c, j, jpath, "%s has no \"relationship\": every child needs one with \"variant\" "
                           "and \"type\"", in);
     } else if (v != NULL) {
@@ -1131,37 +1170,81 @@ static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_n
         parse_relationship(c, n, v, p, in);
         free(p);
     }
+}
 
+/* Two children with one label would overwrite each other in the document. */
+static void check_sibling_label(struct pctx *c, const struct schema_node *n,
+                                const struct schema_node *kid, json_t *ch, const char *in)
+{
+    for (int k = 0; k < n->nchildren; k++) {
+        const struct schema_node *sib = n->children[k];
+        if (kid->label != NULL && sib->label != NULL && strcmp(kid->label, sib->label) == 0) {
+            prob(c, ch, kid->jpath,
+                 "label %s is used by two children of %s (the other is at %s): "
+                 "give one a different \"label\"",
+                 q(&c->qr, kid->label), in, sib->jpath);
+            return;
+        }
+    }
+}
+
+static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_node *parent,
+                                      const char *jpath, int depth);
+
+/* "children": each parsed one level deeper; a child that can't be a node is left out. */
+static void parse_node_children(struct pctx *c, struct schema_node *n, json_t *v,
+                                const char *p, const char *in, int depth)
+{
+    json_t *ch;
+    size_t i;
+
+    if (!json_is_array(v)) {
+        prob(c, v, p, "\"children\" of %s must be an array of nodes, not %s", in,
+             json_type_word(v));
+        return;
+    }
+    n->children = xcalloc(json_array_size(v), sizeof(*n->children));
+    json_array_foreach(v, i, ch) {
+        char *pi = jp_idx(p, i);
+        struct schema_node *kid = parse_node(c, ch, n, pi, depth + 1);
+        free(pi);
+        if (kid == NULL)
+            continue;
+        check_sibling_label(c, n, kid, ch, in);
+        n->children[n->nchildren++] = kid;
+    }
+}
+
+static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_node *parent,
+                                      const char *jpath, int depth)
+{
+    struct schema_node *n;
+    json_t *v;
+    char *in;
+
+    if (depth > SCHEMA_MAX_DEPTH) {
+        prob(c, j, jpath, "nodes are nested deeper than %d levels", SCHEMA_MAX_DEPTH);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        prob(c, j, jpath, "a node must be an object with at least \"table\", not %s",
+             json_type_word(j));
+        return NULL;
+    }
+
+    n = node_new(c, j, parent, jpath);
+    in = parse_node_names(c, n, j, jpath);
+    parse_node_columns(c, n, j, jpath, in);
+    if ((v = json_object_get(j, "transform")) != NULL) {
+        char *p = jp_key(jpath, "transform");
+        parse_transform(c, n, v, p, in);
+        free(p);
+    }
+    fields_apply_transform(n);
+    parse_node_relationship(c, n, j, jpath, in);
     if ((v = json_object_get(j, "children")) != NULL) {
         char *p = jp_key(jpath, "children");
-        json_t *ch;
-        size_t i;
-        if (!json_is_array(v)) {
-            prob(c, v, p, "\"children\" of %s must be an array of nodes, not %s", in,
-                 json_type_word(v));
-        } else {
-            n->children = xcalloc(json_array_size(v), sizeof(*n->children));
-            json_array_foreach(v, i, ch) {
-                char *pi = jp_idx(p, i);
-                struct schema_node *kid = parse_node(c, ch, n, pi, depth + 1);
-                free(pi);
-                if (kid == NULL)
-                    continue;
-                /* two children with one label would overwrite each other in the document */
-                for (int k = 0; k < n->nchildren; k++) {
-                    struct schema_node *sib = n->children[k];
-                    if (kid->label != NULL && sib->label != NULL &&
-                        strcmp(kid->label, sib->label) == 0) {
-                        prob(c, ch, kid->jpath,
-                             "label %s is used by two children of %s (the other is at %s): "
-                             "give one a different \"label\"",
-                             q(&c->qr, kid->label), in, sib->jpath);
-                        break;
-                    }
-                }
-                n->children[n->nchildren++] = kid;
-            }
-        }
+        parse_node_children(c, n, v, p, in, depth);
         free(p);
     }
     free(in);

@@ -382,41 +382,49 @@ static void typed_array_param(struct strbuf *sb, int k, const char *type)
     sb_printf(sb, "$%d::text[]::%s[]", k, type);
 }
 
-static int build_documents(const struct schema_entry *e, const struct catalog *cat,
-                           struct sqlgen *g, struct pgs_error *err)
+/*
+ * SELECT <_id> AS _id, <document> AS doc, <key i>::text AS k<i>... FROM <root> n0:
+ * the document query without its WHERE, for the root "r".
+ */
+static void doc_select(struct strbuf *sel, const struct schema_node *r)
 {
-    const struct schema_node *r = e->root;
-    struct strbuf sel, q;
-
-    sb_init(&sel);
-    sb_init(&q);
-    sb_add(&sel, "SELECT ");
+    sb_add(sel, "SELECT ");
     if (r->npk == 1) {
-        colref(&sel, 'n', 0, r->pk[0]);
-        sb_add(&sel, "::text");
+        colref(sel, 'n', 0, r->pk[0]);
+        sb_add(sel, "::text");
     } else {
-        sb_add(&sel, "concat_ws('" SQLGEN_ID_SEP "'");
+        sb_add(sel, "concat_ws('" SQLGEN_ID_SEP "'");
         for (int i = 0; i < r->npk; i++) {
-            sb_add(&sel, ", ");
-            colref(&sel, 'n', 0, r->pk[i]);
-            sb_add(&sel, "::text");
+            sb_add(sel, ", ");
+            colref(sel, 'n', 0, r->pk[i]);
+            sb_add(sel, "::text");
         }
-        sb_add(&sel, ")");
+        sb_add(sel, ")");
     }
-    sb_add(&sel, " AS _id, ");
-    object_expr(&sel, r);
-    sb_add(&sel, " AS doc");
+    sb_add(sel, " AS _id, ");
+    object_expr(sel, r);
+    sb_add(sel, " AS doc");
     for (int i = 0; i < r->npk; i++) {
-        sb_add(&sel, ", ");
-        colref(&sel, 'n', 0, r->pk[i]);
-        sb_printf(&sel, "::text AS k%d", i);
+        sb_add(sel, ", ");
+        colref(sel, 'n', 0, r->pk[i]);
+        sb_printf(sel, "::text AS k%d", i);
     }
-    sb_add(&sel, " FROM ");
-    qualified(&sel, r->schema, r->table);
-    sb_add(&sel, " n0");
+    sb_add(sel, " FROM ");
+    qualified(sel, r->schema, r->table);
+    sb_add(sel, " n0");
+}
 
-    /* by keys */
-    sb_add(&q, sel.buf);
+/*
+ * "sel" for the roots whose keys are given: = ANY($1) for one key column,
+ * a join to unnest($1, $2, ...) for a composite key. A new string, or NULL.
+ */
+static char *doc_by_keys_query(const char *sel, const struct catalog *cat,
+                               const struct schema_node *r, struct pgs_error *err)
+{
+    struct strbuf q;
+
+    sb_init(&q);
+    sb_add(&q, sel);
     if (r->npk == 1) {
         const char *t = column_type(cat, r, r->schema, r->table, r->pk[0], err);
         if (t == NULL)
@@ -426,51 +434,73 @@ static int build_documents(const struct schema_entry *e, const struct catalog *c
         sb_add(&q, " = ANY(");
         typed_array_param(&q, 1, t);
         sb_add(&q, ")");
-    } else {
-        sb_add(&q, " JOIN (SELECT DISTINCT * FROM unnest(");
-        for (int i = 0; i < r->npk; i++)
-            sb_printf(&q, "%s$%d::text[]", i ? ", " : "", i + 1);
-        sb_add(&q, ") AS u(");
-        for (int i = 0; i < r->npk; i++)
-            sb_printf(&q, "%sk%d", i ? ", " : "", i);
-        sb_add(&q, ")) k ON ");
-        for (int i = 0; i < r->npk; i++) {
-            const char *t = column_type(cat, r, r->schema, r->table, r->pk[i], err);
-            if (t == NULL)
-                goto fail;
-            if (i > 0)
-                sb_add(&q, " AND ");
-            colref(&q, 'n', 0, r->pk[i]);
-            sb_printf(&q, " = k.k%d::%s", i, t);
-        }
+        return sb_steal(&q);
     }
-    g->doc_by_keys = sb_steal(&q);
-
-    /* by range of a single key: [$1, $2), either end open when NULL */
-    sb_init(&q);
-    if (r->npk == 1) {
-        const char *t = column_type(cat, r, r->schema, r->table, r->pk[0], err);
+    sb_add(&q, " JOIN (SELECT DISTINCT * FROM unnest(");
+    for (int i = 0; i < r->npk; i++)
+        sb_printf(&q, "%s$%d::text[]", i ? ", " : "", i + 1);
+    sb_add(&q, ") AS u(");
+    for (int i = 0; i < r->npk; i++)
+        sb_printf(&q, "%sk%d", i ? ", " : "", i);
+    sb_add(&q, ")) k ON ");
+    for (int i = 0; i < r->npk; i++) {
+        const char *t = column_type(cat, r, r->schema, r->table, r->pk[i], err);
         if (t == NULL)
             goto fail;
-        sb_add(&q, sel.buf);
-        sb_add(&q, " WHERE ($1::text IS NULL OR ");
-        colref(&q, 'n', 0, r->pk[0]);
-        sb_printf(&q, " >= $1::text::%s) AND ($2::text IS NULL OR ", t);
-        colref(&q, 'n', 0, r->pk[0]);
-        sb_printf(&q, " < $2::text::%s) ORDER BY ", t);
-        colref(&q, 'n', 0, r->pk[0]);
-        g->doc_by_range = sb_steal(&q);
-    } else {
-        sb_free(&q);
+        if (i > 0)
+            sb_add(&q, " AND ");
+        colref(&q, 'n', 0, r->pk[i]);
+        sb_printf(&q, " = k.k%d::%s", i, t);
     }
+    return sb_steal(&q);
+fail:
+    sb_free(&q);
+    return NULL;
+}
 
+/* "sel" by range of a single key: [$1, $2), either end open when NULL. A new string, or NULL. */
+static char *doc_by_range_query(const char *sel, const struct catalog *cat,
+                                const struct schema_node *r, struct pgs_error *err)
+{
+    struct strbuf q;
+    const char *t = column_type(cat, r, r->schema, r->table, r->pk[0], err);
+
+    if (t == NULL)
+        return NULL;
+    sb_init(&q);
+    sb_add(&q, sel);
+    sb_add(&q, " WHERE ($1::text IS NULL OR ");
+    colref(&q, 'n', 0, r->pk[0]);
+    sb_printf(&q, " >= $1::text::%s) AND ($2::text IS NULL OR ", t);
+    colref(&q, 'n', 0, r->pk[0]);
+    sb_printf(&q, " < $2::text::%s) ORDER BY ", t);
+    colref(&q, 'n', 0, r->pk[0]);
+    return sb_steal(&q);
+}
+
+static int build_documents(const struct schema_entry *e, const struct catalog *cat,
+                           struct sqlgen *g, struct pgs_error *err)
+{
+    const struct schema_node *r = e->root;
+    struct strbuf sel;
+
+    sb_init(&sel);
+    doc_select(&sel, r);
+    g->doc_by_keys = doc_by_keys_query(sel.buf, cat, r, err);
+    if (g->doc_by_keys == NULL)
+        goto fail;
+    /* a key range needs a single key column; doc_by_range stays NULL otherwise */
+    if (r->npk == 1) {
+        g->doc_by_range = doc_by_range_query(sel.buf, cat, r, err);
+        if (g->doc_by_range == NULL)
+            goto fail;
+    }
     g->doc_all = xstrdup(sel.buf);
     g->doc_select = sb_steal(&sel);
     g->npk = r->npk;
     return 0;
 fail:
     sb_free(&sel);
-    sb_free(&q);
     return -1;
 }
 

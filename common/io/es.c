@@ -380,12 +380,80 @@ int es_gzip(const char *in, size_t len, char **out, size_t *outlen, struct pgs_e
     return 0;
 }
 
+/*
+ * The method and, unless HEAD or a bodyless GET, the body: gzipped when the
+ * client says so ("*gz" then owns the compressed copy and "*hdrs" gets its
+ * Content-Encoding). -1 only when compression fails.
+ */
+static int es_set_body(struct es_client *c, const char *method, const char *body, size_t len,
+                       char **gz, struct curl_slist **hdrs, struct pgs_error *err)
+{
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(c->h, CURLOPT_NOBODY, 1L);
+        return 0;
+    }
+    if (strcmp(method, "GET") == 0 && body == NULL) {
+        curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
+        return 0;
+    }
+    curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, method);
+    if (body != NULL && c->gzip && len > 0) {
+        size_t gzlen;
+        if (es_gzip(body, len, gz, &gzlen, err) < 0)
+            return -1;
+        body = *gz;
+        len = gzlen;
+        *hdrs = curl_slist_append(*hdrs, "Content-Encoding: gzip");
+    }
+    /* an empty body still gets "Content-Length: 0", which some proxies insist on */
+    curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+    curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body != NULL ? len : 0));
+    return 0;
+}
+
+/* Content-Type, Accept and the API key onto "hdrs"; returns the list. */
+static struct curl_slist *es_add_headers(struct es_client *c, struct curl_slist *hdrs,
+                                         const char *content_type)
+{
+    char hdr[64];
+
+    if (content_type != NULL) {
+        snprintf(hdr, sizeof(hdr), "Content-Type: %s", content_type);
+        hdrs = curl_slist_append(hdrs, hdr);
+    }
+    hdrs = curl_slist_append(hdrs, "Accept: application/json");
+    if (c->api_key != NULL) {
+        size_t alen = strlen(c->api_key) + 32;
+        char *auth = xrealloc(NULL, alen);
+        snprintf(auth, alen, "Authorization: ApiKey %s", c->api_key);
+        hdrs = curl_slist_append(hdrs, auth); /* copies */
+        memset(auth, 0, alen);
+        free(auth);
+    }
+    return hdrs;
+}
+
+/* The status and a NUL-terminated copy of the answer, "*resp" new for the caller. */
+static void es_take_response(struct es_client *c, long *status, char **resp)
+{
+    curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, status);
+    *resp = xrealloc(NULL, c->resp.len + 1);
+    if (c->resp.len > 0)
+        memcpy(*resp, c->resp.p, c->resp.len);
+    (*resp)[c->resp.len] = '\0';
+    /* keep the buffer for the next request, but not a huge one */
+    if (c->resp.cap > 4u * 1024 * 1024) {
+        free(c->resp.p);
+        memset(&c->resp, 0, sizeof(c->resp));
+    }
+}
+
 int es_request(struct es_client *c, const char *method, const char *path, const char *body,
                size_t len, const char *content_type, long *status, char **resp,
                struct pgs_error *err)
 {
     struct curl_slist *hdrs = NULL;
-    char hdr[64], *url, *gz = NULL;
+    char *url, *gz = NULL;
     size_t ulen;
     CURLcode rc;
 
@@ -401,41 +469,11 @@ int es_request(struct es_client *c, const char *method, const char *path, const 
     c->resp.len = 0;
     c->resp_too_large = 0;
     curl_easy_setopt(c->h, CURLOPT_URL, url);
-
-    if (strcmp(method, "HEAD") == 0) {
-        curl_easy_setopt(c->h, CURLOPT_NOBODY, 1L);
-    } else if (strcmp(method, "GET") == 0 && body == NULL) {
-        curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
-    } else {
-        curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, method);
-        if (body != NULL && c->gzip && len > 0) {
-            size_t gzlen;
-            if (es_gzip(body, len, &gz, &gzlen, err) < 0) {
-                free(url);
-                return -1;
-            }
-            body = gz;
-            len = gzlen;
-            hdrs = curl_slist_append(hdrs, "Content-Encoding: gzip");
-        }
-        /* an empty body still gets "Content-Length: 0", which some proxies insist on */
-        curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, body != NULL ? body : "");
-        curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t)(body != NULL ? len : 0));
+    if (es_set_body(c, method, body, len, &gz, &hdrs, err) < 0) {
+        free(url);
+        return -1;
     }
-    if (content_type != NULL) {
-        snprintf(hdr, sizeof(hdr), "Content-Type: %s", content_type);
-        hdrs = curl_slist_append(hdrs, hdr);
-    }
-    hdrs = curl_slist_append(hdrs, "Accept: application/json");
-    if (c->api_key != NULL) {
-        size_t alen = strlen(c->api_key) + 32;
-        char *auth = xrealloc(NULL, alen);
-        snprintf(auth, alen, "Authorization: ApiKey %s", c->api_key);
-        hdrs = curl_slist_append(hdrs, auth); /* copies */
-        memset(auth, 0, alen);
-        free(auth);
-    }
+    hdrs = es_add_headers(c, hdrs, content_type);
     curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hdrs);
 
     rc = curl_easy_perform(c->h);
@@ -452,16 +490,7 @@ int es_request(struct es_client *c, const char *method, const char *path, const 
             pgs_error_detail(err, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
         return -1;
     }
-    curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, status);
-    *resp = xrealloc(NULL, c->resp.len + 1);
-    if (c->resp.len > 0)
-        memcpy(*resp, c->resp.p, c->resp.len);
-    (*resp)[c->resp.len] = '\0';
-    /* keep the buffer for the next request, but not a huge one */
-    if (c->resp.cap > 4u * 1024 * 1024) {
-        free(c->resp.p);
-        memset(&c->resp, 0, sizeof(c->resp));
-    }
+    es_take_response(c, status, resp);
     return 0;
 }
 
@@ -1141,6 +1170,39 @@ static const char *es_logsafe(const char *s, char *out, size_t len)
     return out;
 }
 
+/* The indices of the items still to send, into "sel"; returns how many. */
+static int es_bulk_pending(const struct es_bulk *b, int *sel)
+{
+    int nsel = 0;
+
+    /* resend only what still needs it: never an ok item twice */
+    for (int i = 0; i < b->n; i++)
+        if (b->items[i].cls == ES_ITEM_RETRY || b->items[i].cls == ES_ITEM_FATAL)
+            sel[nsel++] = i;
+    return nsel;
+}
+
+/*
+ * One line for the logs and the hooks on why a round failed: the request's
+ * error "e", else the first failing item's (a fatal one when there is one).
+ */
+static void es_bulk_describe_failure(const struct es_bulk *b, const int *counts,
+                                     const struct pgs_error *e, char *text, size_t len)
+{
+    const struct es_bulk_item *bad = NULL;
+
+    for (int i = 0; i < b->n && bad == NULL; i++)
+        if (b->items[i].cls == (counts[ES_ITEM_FATAL] ? ES_ITEM_FATAL : ES_ITEM_RETRY))
+            bad = &b->items[i];
+    if (e->kind != PGS_OK && (counts[ES_ITEM_FATAL] == 0 || e->kind == PGS_ERR_FATAL))
+        pgs_error_str(e, text, len);
+    else
+        snprintf(text, len, "%s \"%s\" in index \"%s\": %s%s%s (HTTP %d)",
+                 bad->op == ES_OP_DELETE ? "delete of" : "write of", bad->id, bad->index,
+                 bad->error_type[0] ? bad->error_type : "error", bad->reason[0] ? ": " : "",
+                 bad->reason, bad->status);
+}
+
 int es_bulk_flush(struct es_client *c, struct es_bulk *b, volatile sig_atomic_t *stop,
                   struct pgs_error *err)
 {
@@ -1159,11 +1221,7 @@ int es_bulk_flush(struct es_client *c, struct es_bulk *b, volatile sig_atomic_t 
         b->items[i].error_type[0] = b->items[i].reason[0] = '\0';
     }
     for (;;) {
-        /* resend only what still needs it: never an ok item twice */
-        nsel = 0;
-        for (int i = 0; i < b->n; i++)
-            if (b->items[i].cls == ES_ITEM_RETRY || b->items[i].cls == ES_ITEM_FATAL)
-                sel[nsel++] = i;
+        nsel = es_bulk_pending(b, sel);
         if (nsel == 0)
             break;
         pgs_error_clear(&e);
@@ -1173,18 +1231,7 @@ int es_bulk_flush(struct es_client *c, struct es_bulk *b, volatile sig_atomic_t 
         if (counts[ES_ITEM_RETRY] == 0 && counts[ES_ITEM_FATAL] == 0)
             break;
 
-        /* describe the failure: the request's, else the first failing item's */
-        const struct es_bulk_item *bad = NULL;
-        for (int i = 0; i < b->n && bad == NULL; i++)
-            if (b->items[i].cls == (counts[ES_ITEM_FATAL] ? ES_ITEM_FATAL : ES_ITEM_RETRY))
-                bad = &b->items[i];
-        if (e.kind != PGS_OK && (counts[ES_ITEM_FATAL] == 0 || e.kind == PGS_ERR_FATAL))
-            pgs_error_str(&e, text, sizeof(text));
-        else
-            snprintf(text, sizeof(text), "%s \"%s\" in index \"%s\": %s%s%s (HTTP %d)",
-                     bad->op == ES_OP_DELETE ? "delete of" : "write of", bad->id, bad->index,
-                     bad->error_type[0] ? bad->error_type : "error", bad->reason[0] ? ": " : "",
-                     bad->reason, bad->status);
+        es_bulk_describe_failure(b, counts, &e, text, sizeof(text));
 
         if (counts[ES_ITEM_FATAL] > 0 && ++fatal_rounds >= ES_FATAL_ROUNDS) {
             if (e.kind == PGS_ERR_FATAL) {
