@@ -6,7 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "config.h"
+#include "error.h"
 #include "log.h"
 
 void cli_die_usage(const char *prog, const char *fmt, ...)
@@ -52,6 +54,21 @@ int cli_common_option(struct cli_common *c, int opt, const char *arg, const char
     }
 }
 
+int cli_parse(struct cli_common *c, const struct cli_spec *spec, int argc, char **argv)
+{
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, spec->shortopts, spec->longopts, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg, spec->usage))
+            continue;
+        if (spec->take == NULL || spec->take(spec->ctx, c->prog, opt, optarg) < 0)
+            cli_die_usage(c->prog, "bad argument");
+    }
+    if (!spec->operands && optind < argc)
+        cli_die_usage(c->prog, "unexpected argument \"%s\"", argv[optind]);
+    return optind;
+}
+
 void cli_common_finish(struct cli_common *c, int need_config)
 {
     int level = LOG_INFO, json = 0;
@@ -84,6 +101,30 @@ void cli_load_config(const struct cli_common *c, struct config *cfg)
         fprintf(stderr, "%s: %s\n", c->prog, pgs_error_str(&err, buf, sizeof(buf)));
         exit(2);
     }
+}
+
+void cli_setup(struct cli_common *c, struct config *cfg)
+{
+    cli_common_finish(c, 1);
+    cli_load_config(c, cfg);
+}
+
+void cli_print_error(const char *prog, const struct pgs_error *err)
+{
+    char buf[1600];
+
+    pgs_error_str(err, buf, sizeof(buf));
+    fprintf(stderr, "%s: %s\n", prog, pgs_log_scrub(buf, sizeof(buf)));
+}
+
+int cli_load_app(const struct cli_common *c, const struct config *cfg, struct app *app)
+{
+    struct pgs_error err;
+
+    if (app_load(app, c->config, cfg, &err) == 0)
+        return 0;
+    cli_print_error(c->prog, &err);
+    return -1;
 }
 
 static volatile sig_atomic_t *stop_flag;

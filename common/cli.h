@@ -32,6 +32,33 @@ void cli_common_finish(struct cli_common *c, int need_config);
 /* Read the settings from the environment; a bad value exits 2 with the reason. */
 struct config;
 void cli_load_config(const struct cli_common *c, struct config *cfg);
+/*
+ * What a binary adds to the common options: getopt_long's "shortopts" and
+ * "longopts" (CLI_COMMON_LONGOPTS among them), its --help text, and "take",
+ * called with "ctx" for every option that is not a common one: 0 when the
+ * option is the binary's, -1 when not (a bad argument).
+ */
+struct cli_spec {
+    const char *shortopts;
+    const struct option *longopts;
+    const char *usage;
+    int (*take)(void *ctx, const char *prog, int opt, const char *arg);
+    void *ctx;
+    int operands; /* arguments may follow the options (else each is refused) */
+};
+/*
+ * Parse "argv" by "spec": a bad argument, or an operand where "spec" takes
+ * none, exits 2 with the reason. Returns the index of the first operand.
+ */
+int cli_parse(struct cli_common *c, const struct cli_spec *spec, int argc, char **argv);
+/* The tail of every daemon's parse: cli_common_finish(c, 1), then cli_load_config(). */
+void cli_setup(struct cli_common *c, struct config *cfg);
+/* app_load(), or print why (as cli_print_error) and return -1; app_free() is the caller's. */
+struct app;
+int cli_load_app(const struct cli_common *c, const struct config *cfg, struct app *app);
+/* Print "prog: error: detail" on stderr, with no secret in it. */
+struct pgs_error;
+void cli_print_error(const char *prog, const struct pgs_error *err);
 /* Exit 2 with "prog: reason" and a pointer to --help. */
 void cli_die_usage(const char *prog, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 /* SIGTERM and SIGINT set *flag; SIGPIPE is ignored. */

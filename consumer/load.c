@@ -19,12 +19,12 @@
 #include "clock.h"
 #include "consume.h"
 #include "log.h"
+#include "lsn.h"
 #include "rstate.h"
 #include "rstream.h"
 #include "strbuf.h"
 #include "sync.h"
 
-#include "lsn.h"
 
 /* pages per range: about 8 MB of heap, a few seconds of work */
 #define PAGES_PER_PART 1000
@@ -207,13 +207,70 @@ static void range_progress(void *arg, long long done)
     rp->reported = done;
 }
 
+/*
+ * Open the range's transaction on the load's snapshot. Sets "*dropped" when
+ * the snapshot is gone (its coordinator died: the next run issues the range
+ * again); -1 when the connection is.
+ */
+static int load_range_begin(struct syncer *s, const struct change *item, int *dropped,
+                            struct pgs_error *err)
+{
+    struct strbuf sql;
+
+    PGresult *res = PQexec(syncer_pg(s), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    PQclear(res);
+    sb_init(&sql);
+    sb_add(&sql, "SET TRANSACTION SNAPSHOT ");
+    sb_literal(&sql, item->snapshot ? item->snapshot : "");
+    res = PQexec(syncer_pg(s), sql.buf);
+    sb_free(&sql);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        return 0;
+    }
+    int gone = PQstatus(syncer_pg(s)) != CONNECTION_OK;
+    pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot import the load's snapshot");
+    pgs_error_detail(err, "%s", PQerrorMessage(syncer_pg(s)));
+    PQclear(res);
+    if (gone) {
+        syncer_disconnect(s);
+        return -1;
+    }
+    PQclear(PQexec(syncer_pg(s), "ROLLBACK"));
+    /* its coordinator is gone; the next run issues the range again */
+    pgs_log(LOG_INFO, "load item dropped: its snapshot is gone", "load=%s part=%d", item->load_id,
+            item->part);
+    *dropped = 1;
+    return 0;
+}
+
+/* The document query of the range's ctids into "sql", its parameters into "params". */
+static int load_range_query(const struct app_entry *ae, const struct change *item,
+                            struct strbuf *sql, const char *params[2])
+{
+    int nparams = 0;
+
+    if (item->lo == NULL && item->hi == NULL) {
+        sb_add(sql, ae->sql.doc_all);
+        return 0;
+    }
+    sb_add(sql, ae->sql.doc_select);
+    sb_add(sql, " WHERE n0.ctid >= $1::tid");
+    params[nparams++] = item->lo ? item->lo : "(0,0)";
+    if (item->hi) {
+        sb_add(sql, " AND n0.ctid < $2::tid");
+        params[nparams++] = item->hi;
+    }
+    return nparams;
+}
+
 int load_range(struct syncer *s, redisContext *rc, const struct change *item, int *dropped,
                struct pgs_error *err)
 {
     const struct app_entry *ae = syncer_entry(s);
     struct strbuf sql;
     const char *params[2];
-    int nparams = 0, wanted;
+    int wanted;
 
     *dropped = 0;
     /* obsolete: another load is current, or this range is done already */
@@ -237,43 +294,13 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
 
     if (syncer_pg(s) == NULL && syncer_connect(s, err) < 0)
         return -1;
-    PGresult *res = PQexec(syncer_pg(s), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    PQclear(res);
-    sb_init(&sql);
-    sb_add(&sql, "SET TRANSACTION SNAPSHOT ");
-    sb_literal(&sql, item->snapshot ? item->snapshot : "");
-    res = PQexec(syncer_pg(s), sql.buf);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        int gone = PQstatus(syncer_pg(s)) != CONNECTION_OK;
-        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot import the load's snapshot");
-        pgs_error_detail(err, "%s", PQerrorMessage(syncer_pg(s)));
-        PQclear(res);
-        sb_free(&sql);
-        if (gone) {
-            syncer_disconnect(s);
-            return -1;
-        }
-        PQclear(PQexec(syncer_pg(s), "ROLLBACK"));
-        /* its coordinator is gone; the next run issues the range again */
-        pgs_log(LOG_INFO, "load item dropped: its snapshot is gone", "load=%s part=%d",
-                item->load_id, item->part);
-        *dropped = 1;
+    if (load_range_begin(s, item, dropped, err) < 0)
+        return -1;
+    if (*dropped)
         return 0;
-    }
-    PQclear(res);
 
-    sb_reset(&sql);
-    if (item->lo == NULL && item->hi == NULL) {
-        sb_add(&sql, ae->sql.doc_all);
-    } else {
-        sb_add(&sql, ae->sql.doc_select);
-        sb_add(&sql, " WHERE n0.ctid >= $1::tid");
-        params[nparams++] = item->lo ? item->lo : "(0,0)";
-        if (item->hi) {
-            sb_add(&sql, " AND n0.ctid < $2::tid");
-            params[nparams++] = item->hi;
-        }
-    }
+    sb_init(&sql);
+    int nparams = load_range_query(ae, item, &sql, params);
     struct range_progress rp = {rc, syncer_config(s), ae->keybase, 0};
     long long n = 0;
     /* the rows of a load are distinct roots: several bulks may fly at once */
@@ -334,167 +361,188 @@ static pid_t spawn_worker(const struct config *cfg, struct app_entry *ae, const 
     _exit(consume_run(cfg, &one, &opts, &stop) == 0 ? 0 : 1);
 }
 
-int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
-               const struct load_opts *opts, volatile sig_atomic_t *stop,
-               struct load_result *result, struct pgs_error *err)
+/* The load's snapshot: its name, and the connection that holds it open. */
+struct load_snapshot {
+    PGconn *repl;  /* PQfinish drops the temporary slot and with it the snapshot */
+    char name[128];
+    uint64_t cp;   /* the consistent point: the load's id starts with it */
+};
+
+/*
+ * Trigger mode may have no logical decoding: a plain exported snapshot,
+ * versioned below the WAL position sampled before it (see
+ * bootstrap_export_snapshot); the connection holds it open.
+ */
+static int load_snapshot_export(const struct config *cfg, const struct app_entry *ae,
+                                struct load_snapshot *snap, uint64_t *version,
+                                struct pgs_error *err)
 {
-    PGconn *repl = NULL, *conn = NULL;
-    PGresult *res = NULL;
+    snap->repl = config_pg_connect(cfg, ae->e->database, 0, "pgsync-load", err);
+    if (snap->repl == NULL)
+        return -1;
+    if (bootstrap_export_snapshot(snap->repl, snap->name, sizeof(snap->name), version, err) < 0)
+        return -1;
+    snap->cp = *version + 1;
+    return 0;
+}
+
+/* The snapshot of a temporary slot, created after the entry's own slot. */
+static int load_snapshot_slot(const struct config *cfg, const struct app_entry *ae,
+                              struct load_snapshot *snap, uint64_t *version,
+                              struct pgs_error *err)
+{
     struct strbuf sql;
-    char slot[64], load_id[40], snap[128];
-    uint64_t cp = 0;
-    long long *bounds = NULL;
-    int nbounds = 0, parts = 0, rv = -1, found = 0;
-    pid_t *kids = NULL;
+    char slot[64];
+    int rv = -1;
 
-    memset(result, 0, sizeof(*result));
+    snap->repl = config_pg_connect(cfg, ae->e->database, 1, "pgsync-load", err);
+    if (snap->repl == NULL)
+        return -1;
+    snprintf(slot, sizeof(slot), "pgsync_load_%d", (int)getpid());
     sb_init(&sql);
-
-    /* 1. the snapshot, from a temporary slot created after the entry's own slot */
-    if (cfg->mode == CAPTURE_NOTIFY) {
-        /*
-         * Trigger mode may have no logical decoding: a plain exported
-         * snapshot, versioned below the WAL position sampled before it
-         * (see bootstrap_export_snapshot); the connection holds it open.
-         */
-        repl = config_pg_connect(cfg, ae->e->database, 0, "pgsync-load", err);
-        if (repl == NULL)
-            goto out;
-        if (bootstrap_export_snapshot(repl, snap, sizeof(snap), &result->version, err) < 0)
-            goto out;
-        cp = result->version + 1;
-    } else {
-        repl = config_pg_connect(cfg, ae->e->database, 1, "pgsync-load", err);
-        if (repl == NULL)
-            goto out;
-        snprintf(slot, sizeof(slot), "pgsync_load_%d", (int)getpid());
-        sb_add(&sql, "CREATE_REPLICATION_SLOT ");
-        sb_ident(&sql, slot);
-        sb_add(&sql, " TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT");
-        res = PQexec(repl, sql.buf);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-            pgs_error_set(err, PGS_ERR_FATAL,
-                          "cannot create a temporary slot for the load snapshot");
-            pgs_error_detail(err, "%s", PQerrorMessage(repl));
-            goto out;
-        }
-        if (lsn_parse(PQgetvalue(res, 0, 1), &cp) < 0 || cp == 0) {
-            pgs_error_set(err, PGS_ERR_FATAL, "bad consistent point \"%s\"",
-                          PQgetvalue(res, 0, 1));
-            goto out;
-        }
-        snprintf(snap, sizeof(snap), "%s", PQgetvalue(res, 0, 2));
-        PQclear(res);
-        res = NULL;
-        /*
-         * Transactions committed before the consistent point are in the
-         * snapshot; those after it come through the stream with a commit
-         * LSN at or above it. One below it as the version lets them win.
-         */
-        result->version = cp - 1;
+    sb_add(&sql, "CREATE_REPLICATION_SLOT ");
+    sb_ident(&sql, slot);
+    sb_add(&sql, " TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT");
+    PGresult *res = PQexec(snap->repl, sql.buf);
+    sb_free(&sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        pgs_error_set(err, PGS_ERR_FATAL, "cannot create a temporary slot for the load snapshot");
+        pgs_error_detail(err, "%s", PQerrorMessage(snap->repl));
+        goto out;
     }
-
-    conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-load", err);
-    if (conn == NULL)
+    if (lsn_parse(PQgetvalue(res, 0, 1), &snap->cp) < 0 || snap->cp == 0) {
+        pgs_error_set(err, PGS_ERR_FATAL, "bad consistent point \"%s\"", PQgetvalue(res, 0, 1));
         goto out;
-    struct progress p = {ae->index, estimate_rows(conn, ae->e->root), clock_now_s(), 0, isatty(2),
-                         opts->quiet};
+    }
+    snprintf(snap->name, sizeof(snap->name), "%s", PQgetvalue(res, 0, 2));
+    /*
+     * Transactions committed before the consistent point are in the
+     * snapshot; those after it come through the stream with a commit
+     * LSN at or above it. One below it as the version lets them win.
+     */
+    *version = snap->cp - 1;
+    rv = 0;
+out:
+    PQclear(res);
+    return rv;
+}
 
-    /* 2. a new split, or the one of a load that was interrupted */
-    if (rstate_load_split_read(rc, cfg, ae->keybase, load_id, sizeof(load_id), &bounds, &nbounds,
-                               &found, err) < 0)
-        goto out;
+/*
+ * Cut the root table into ranges of heap pages: the first page of each
+ * into a new "*bounds" (the caller's to free), -1 alone for a view (one
+ * range, the whole query).
+ */
+static void load_split(PGconn *conn, const struct app_entry *ae, int workers, long long **bounds,
+                       int *nbounds)
+{
+    long long pages = root_pages(conn, ae);
+    long long *b = xcalloc(MAX_PARTS + 1, sizeof(long long));
+    int n = 0;
+
+    if (pages < 0) {
+        b[n++] = -1;
+    } else {
+        long long step = PAGES_PER_PART;
+        /* at least RANGES_PER_WORKER ranges a worker: none idles while another has two left */
+        long long want = RANGES_PER_WORKER * (workers > 1 ? workers : 1);
+        if (pages / step < want)
+            step = pages / want > MIN_PAGES_PER_PART ? pages / want : MIN_PAGES_PER_PART;
+        if (pages / step > MAX_PARTS)
+            step = pages / MAX_PARTS + 1;
+        for (long long p = 0; p <= pages - step || n == 0; p += step)
+            b[n++] = p;
+    }
+    *bounds = b;
+    *nbounds = n;
+}
+
+/* The split of an interrupted load (resumed), or a new one recorded under a new "load_id". */
+static int load_plan(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+                     PGconn *conn, const struct load_opts *opts, uint64_t cp, char *load_id,
+                     size_t idlen, long long **bounds, int *nbounds, struct pgs_error *err)
+{
+    int found = 0;
+
+    if (rstate_load_split_read(rc, cfg, ae->keybase, load_id, idlen, bounds, nbounds, &found,
+                               err) < 0)
+        return -1;
     if (!opts->resync && found) {
         pgs_log(LOG_INFO, "resuming an interrupted load", "index=%s load=%s", ae->index,
                 load_id);
-    } else {
-        long long pages = root_pages(conn, ae);
-        free(bounds);
-        bounds = xcalloc(MAX_PARTS + 1, sizeof(long long));
-        nbounds = 0;
-        if (pages < 0) {
-            bounds[nbounds++] = -1; /* a view: one range, the whole query */
-        } else {
-            long long step = PAGES_PER_PART;
-            /* at least RANGES_PER_WORKER ranges a worker: none idles while another has two left */
-            long long want = RANGES_PER_WORKER * (opts->workers > 1 ? opts->workers : 1);
-            if (pages / step < want)
-                step = pages / want > MIN_PAGES_PER_PART ? pages / want : MIN_PAGES_PER_PART;
-            if (pages / step > MAX_PARTS)
-                step = pages / MAX_PARTS + 1;
-            for (long long b = 0; b <= pages - step || nbounds == 0; b += step)
-                bounds[nbounds++] = b;
-        }
-        snprintf(load_id, sizeof(load_id), "%" PRIx64 "-%d", cp, (int)getpid());
-        if (rstate_load_split_begin(rc, cfg, ae->keybase, load_id, bounds, nbounds, err) < 0)
-            goto out;
+        return 0;
     }
-    parts = nbounds;
-    result->parts = parts;
+    free(*bounds);
+    load_split(conn, ae, opts->workers, bounds, nbounds);
+    snprintf(load_id, idlen, "%" PRIx64 "-%d", cp, (int)getpid());
+    return rstate_load_split_begin(rc, cfg, ae->keybase, load_id, *bounds, *nbounds, err);
+}
 
-    /* 3. one work item per range not done yet */
-    {
-        char *is_done = xcalloc((size_t)parts, 1);
-        if (rstate_load_parts_done(rc, cfg, ae->keybase, parts, is_done,
-                                   &result->parts_already_done, err) < 0) {
-            free(is_done);
-            goto out;
-        }
-        struct change *items = xcalloc((size_t)parts, sizeof(struct change));
-        char lo[64], hi[64];
-        int nitems = 0;
-        for (int i = 0; i < parts; i++) {
-            if (is_done[i])
-                continue;
-            struct change *c = &items[nitems++];
-            c->op = CHANGE_LOAD;
-            c->lsn = result->version;
-            c->load_id = load_id;
-            c->snapshot = snap;
-            c->part = i;
-            if (bounds[i] >= 0) {
-                snprintf(lo, sizeof(lo), "(%lld,0)", bounds[i]);
-                c->lo = xstrdup(lo);
-                if (i + 1 < parts) {
-                    snprintf(hi, sizeof(hi), "(%lld,0)", bounds[i + 1]);
-                    c->hi = xstrdup(hi);
-                }
+/* One work item per range not done yet ("*already_done" of them are), on the load stream. */
+static int load_queue(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+                      char *load_id, struct load_snapshot *snap, uint64_t version,
+                      const long long *bounds, int parts, int *already_done,
+                      struct pgs_error *err)
+{
+    char *is_done = xcalloc((size_t)parts, 1);
+    if (rstate_load_parts_done(rc, cfg, ae->keybase, parts, is_done, already_done, err) < 0) {
+        free(is_done);
+        return -1;
+    }
+    struct change *items = xcalloc((size_t)parts, sizeof(struct change));
+    char lo[64], hi[64];
+    int nitems = 0;
+    for (int i = 0; i < parts; i++) {
+        if (is_done[i])
+            continue;
+        struct change *c = &items[nitems++];
+        c->op = CHANGE_LOAD;
+        c->lsn = version;
+        c->load_id = load_id;
+        c->snapshot = snap->name;
+        c->part = i;
+        if (bounds[i] >= 0) {
+            snprintf(lo, sizeof(lo), "(%lld,0)", bounds[i]);
+            c->lo = xstrdup(lo);
+            if (i + 1 < parts) {
+                snprintf(hi, sizeof(hi), "(%lld,0)", bounds[i + 1]);
+                c->hi = xstrdup(hi);
             }
         }
-        int arv = nitems ? rstream_add(rc, ae->load_stream, items, nitems, err) : 0;
-        for (int i = 0; i < nitems; i++) {
-            free(items[i].lo);
-            free(items[i].hi);
-        }
-        free(items);
-        free(is_done);
-        if (arv < 0)
-            goto out;
-        pgs_log(LOG_INFO, "load started", "index=%s load=%s ranges=%d already_done=%d "
-                "workers=%d version=%" PRIu64, ae->index, load_id, parts,
-                result->parts_already_done, opts->workers, result->version);
     }
+    int rv = nitems ? rstream_add(rc, ae->load_stream, items, nitems, err) : 0;
+    for (int i = 0; i < nitems; i++) {
+        free(items[i].lo);
+        free(items[i].hi);
+    }
+    free(items);
+    free(is_done);
+    return rv;
+}
 
-    /* 4. workers; then wait for every range, showing progress */
-    kids = xcalloc((size_t)(opts->workers > 0 ? opts->workers : 1), sizeof(pid_t));
-    for (int i = 0; i < opts->workers; i++)
-        kids[i] = spawn_worker(cfg, ae, load_id, i);
+/*
+ * Wait for every range, showing progress, until all "parts" are done; a
+ * worker that died is replaced, one that finished early stays gone.
+ */
+static int load_wait(const struct config *cfg, redisContext *rc, struct app_entry *ae,
+                     const char *load_id, int parts, pid_t *kids, int workers,
+                     volatile sig_atomic_t *stop, struct progress *p, struct load_result *result,
+                     struct pgs_error *err)
+{
     for (;;) {
         long long docs = 0, ndone = 0;
         if (*stop) {
             pgs_error_set(err, PGS_ERR_TRANSIENT, "load interrupted; run again to resume");
-            goto out;
+            return -1;
         }
         if (rstate_load_progress(rc, cfg, ae->keybase, &docs, &ndone, err) < 0)
-            goto out;
+            return -1;
         result->docs = docs;
         if (ndone >= parts) {
-            progress_show(&p, docs, (int)ndone, parts, 1);
-            break;
+            progress_show(p, docs, (int)ndone, parts, 1);
+            return 0;
         }
-        progress_show(&p, docs, (int)ndone, parts, 0);
-        /* a worker that died is replaced; one that finished early stays gone */
-        for (int i = 0; i < opts->workers; i++) {
+        progress_show(p, docs, (int)ndone, parts, 0);
+        for (int i = 0; i < workers; i++) {
             int status;
             if (kids[i] > 0 && waitpid(kids[i], &status, WNOHANG) == kids[i]) {
                 if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
@@ -508,6 +556,65 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
         }
         usleep(200000);
     }
+}
+
+/* Stop the workers still running and free "kids". */
+static void load_stop_workers(pid_t *kids, int workers)
+{
+    if (kids == NULL)
+        return;
+    for (int i = 0; i < workers; i++)
+        if (kids[i] > 0) {
+            kill(kids[i], SIGTERM);
+            waitpid(kids[i], NULL, 0);
+        }
+    free(kids);
+}
+
+int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
+               const struct load_opts *opts, volatile sig_atomic_t *stop,
+               struct load_result *result, struct pgs_error *err)
+{
+    struct load_snapshot snap = {0};
+    PGconn *conn = NULL;
+    char load_id[40];
+    long long *bounds = NULL;
+    int nbounds = 0, rv = -1;
+    pid_t *kids = NULL;
+
+    memset(result, 0, sizeof(*result));
+
+    /* 1. the snapshot, from a temporary slot created after the entry's own slot */
+    if ((cfg->mode == CAPTURE_NOTIFY ? load_snapshot_export(cfg, ae, &snap, &result->version, err)
+                                     : load_snapshot_slot(cfg, ae, &snap, &result->version, err)) <
+        0)
+        goto out;
+    conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-load", err);
+    if (conn == NULL)
+        goto out;
+    struct progress p = {ae->index, estimate_rows(conn, ae->e->root), clock_now_s(), 0, isatty(2),
+                         opts->quiet};
+
+    /* 2. a new split, or the one of a load that was interrupted */
+    if (load_plan(cfg, rc, ae, conn, opts, snap.cp, load_id, sizeof(load_id), &bounds, &nbounds,
+                  err) < 0)
+        goto out;
+    result->parts = nbounds;
+
+    /* 3. one work item per range not done yet */
+    if (load_queue(cfg, rc, ae, load_id, &snap, result->version, bounds, nbounds,
+                   &result->parts_already_done, err) < 0)
+        goto out;
+    pgs_log(LOG_INFO, "load started", "index=%s load=%s ranges=%d already_done=%d "
+            "workers=%d version=%" PRIu64, ae->index, load_id, nbounds,
+            result->parts_already_done, opts->workers, result->version);
+
+    /* 4. workers; then wait for every range, showing progress */
+    kids = xcalloc((size_t)(opts->workers > 0 ? opts->workers : 1), sizeof(pid_t));
+    for (int i = 0; i < opts->workers; i++)
+        kids[i] = spawn_worker(cfg, ae, load_id, i);
+    if (load_wait(cfg, rc, ae, load_id, nbounds, kids, opts->workers, stop, &p, result, err) < 0)
+        goto out;
     result->seconds = clock_now_s() - p.start;
 
     /* 5. done: remember it, forget the split */
@@ -516,20 +623,11 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
         goto out;
     rv = 0;
 out:
-    if (kids) {
-        for (int i = 0; i < opts->workers; i++)
-            if (kids[i] > 0) {
-                kill(kids[i], SIGTERM);
-                waitpid(kids[i], NULL, 0);
-            }
-        free(kids);
-    }
-    PQclear(res);
+    load_stop_workers(kids, opts->workers);
     if (conn)
         PQfinish(conn);
-    if (repl)
-        PQfinish(repl); /* drops the temporary slot and with it the snapshot */
+    if (snap.repl)
+        PQfinish(snap.repl); /* drops the temporary slot and with it the snapshot */
     free(bounds);
-    sb_free(&sql);
     return rv;
 }

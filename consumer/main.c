@@ -33,6 +33,56 @@ static const char usage[] =
     "PostgreSQL or the search engine, or entries waiting and nothing acknowledged\n"
     "for PGSYNC_STALL_SECONDS [60].\n";
 
+/* The command line, and what it fills. */
+struct consumer_args {
+    struct consume_opts opts;
+    struct metrics_opts mopts;
+    int batch;
+};
+
+static int consumer_option(void *ctx, const char *prog, int opt, const char *arg)
+{
+    struct consumer_args *a = ctx;
+    struct pgs_error err;
+
+    switch (opt) {
+    case 'n':
+        a->opts.name = arg;
+        return 0;
+    case 'b':
+        a->batch = atoi(arg);
+        if (a->batch <= 0)
+            cli_die_usage(prog, "--batch-size must be a positive number");
+        return 0;
+    case 'x':
+        a->opts.exit_when_idle = 1;
+        return 0;
+    case 2001:
+    case 2002:
+        if (metrics_opts_set(&a->mopts, opt == 2001 ? "port" : "bind", arg, &err) < 0)
+            cli_die_usage(prog, "%s", err.msg);
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* The name in the group: --name, else PGSYNC_CONSUMER_NAME, else host:pid (in "buf"). */
+static const char *consumer_name(const struct consumer_args *a, const struct config *cfg,
+                                 char *buf, size_t len)
+{
+    char host[256];
+
+    if (a->opts.name)
+        return a->opts.name;
+    if (cfg->consumer_name && *cfg->consumer_name)
+        return cfg->consumer_name;
+    gethostname(host, sizeof(host));
+    host[sizeof(host) - 1] = '\0';
+    snprintf(buf, len, "%s:%d", host, (int)getpid());
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
@@ -43,76 +93,34 @@ int main(int argc, char **argv)
                                              {"metrics-bind", required_argument, NULL, 2002},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-consumer"};
-    struct consume_opts opts = {0};
-    static volatile sig_atomic_t stop;
+    struct consumer_args a = {0};
+    struct cli_spec spec = {"c:hVn:", longopts, usage, consumer_option, &a, 0};
+    static volatile sig_atomic_t stop, restart;
     struct config cfg;
     struct pgs_error err;
     struct app app;
-    struct metrics_opts mopts;
-    char name[300], host[256], buf[1600];
-    int opt, batch = 0;
+    char name[300];
 
-    if (metrics_opts_init(&mopts, &err) < 0) {
+    if (metrics_opts_init(&a.mopts, &err) < 0) {
         fprintf(stderr, "pgsync-consumer: %s\n", err.msg);
         return 2;
     }
-
-    while ((opt = getopt_long(argc, argv, "c:hVn:", longopts, NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage))
-            continue;
-        switch (opt) {
-        case 'n':
-            opts.name = optarg;
-            break;
-        case 'b':
-            batch = atoi(optarg);
-            if (batch <= 0)
-                cli_die_usage(cli.prog, "--batch-size must be a positive number");
-            break;
-        case 'x':
-            opts.exit_when_idle = 1;
-            break;
-        case 2001:
-        case 2002:
-            if (metrics_opts_set(&mopts, opt == 2001 ? "port" : "bind", optarg, &err) < 0)
-                cli_die_usage(cli.prog, "%s", err.msg);
-            break;
-        default:
-            cli_die_usage(cli.prog, "bad argument");
-        }
-    }
-    if (optind < argc)
-        cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
-    cli_common_finish(&cli, 1);
-    cli_load_config(&cli, &cfg);
-    if (batch)
-        cfg.batch_size = batch;
-    if (opts.name == NULL) {
-        if (cfg.consumer_name && *cfg.consumer_name) {
-            opts.name = cfg.consumer_name;
-        } else {
-            gethostname(host, sizeof(host));
-            host[sizeof(host) - 1] = '\0';
-            snprintf(name, sizeof(name), "%s:%d", host, (int)getpid());
-            opts.name = name;
-        }
-    }
-    opts.metrics = &mopts;
+    cli_parse(&cli, &spec, argc, argv);
+    cli_setup(&cli, &cfg);
+    if (a.batch)
+        cfg.batch_size = a.batch;
+    a.opts.name = consumer_name(&a, &cfg, name, sizeof(name));
+    a.opts.metrics = &a.mopts;
     cli_install_signals(&stop);
     config_log(&cfg);
-    if (app_load(&app, cli.config, &cfg, &err) < 0) {
-        pgs_error_str(&err, buf, sizeof(buf));
-        fprintf(stderr, "%s: %s\n", cli.prog, pgs_log_scrub(buf, sizeof(buf)));
+    if (cli_load_app(&cli, &cfg, &app) < 0)
         return 1;
-    }
-    static volatile sig_atomic_t restart;
     if (app_bind_at_start(&app, 0, &stop, &err) < 0 || app_watch_versions(&app, &restart, &err) < 0) {
-        pgs_error_str(&err, buf, sizeof(buf));
-        fprintf(stderr, "%s: %s\n", cli.prog, pgs_log_scrub(buf, sizeof(buf)));
+        cli_print_error(cli.prog, &err);
         app_free(&app);
         return 1;
     }
-    int rv = consume_run(&cfg, &app, &opts, &stop);
+    int rv = consume_run(&cfg, &app, &a.opts, &stop);
     app_free(&app);
     if (restart && rv == 0)
         app_restart_self();

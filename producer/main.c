@@ -141,6 +141,16 @@ static int producer_stop(struct producer *p, const struct app *app)
     return rv;
 }
 
+/* --mode, the producer's one option of its own: into "ctx", a const char *. */
+static int producer_option(void *ctx, const char *prog, int opt, const char *arg)
+{
+    (void)prog;
+    if (opt != 'm')
+        return -1;
+    *(const char **)ctx = arg;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
@@ -148,34 +158,25 @@ int main(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-producer"};
     const char *mode_arg = NULL;
+    struct cli_spec spec = {"c:hVm:", longopts, usage, producer_option, &mode_arg, 0};
     struct config cfg;
     struct pgs_error err;
     struct app app;
     char buf[1600];
-    int opt, rv = 0;
+    int rv = 0;
 
     struct metrics_opts mopts; /* metrics: --metrics-port/--metrics-bind, before getopt */
     if (metrics_opts_init(&mopts, &err) < 0 || metrics_opts_take_args(&mopts, &argc, argv, &err) < 0)
         cli_die_usage(cli.prog, "%s", err.msg);
 
-    while ((opt = getopt_long(argc, argv, "c:hVm:", longopts, NULL)) != -1) {
-        if (opt == 'm')
-            mode_arg = optarg;
-        else if (!cli_common_option(&cli, opt, optarg, usage))
-            cli_die_usage(cli.prog, "bad argument");
-    }
-    if (optind < argc)
-        cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
-    cli_common_finish(&cli, 1);
-    cli_load_config(&cli, &cfg);
+    cli_parse(&cli, &spec, argc, argv);
+    cli_setup(&cli, &cfg);
     if (mode_arg && config_set_mode(&cfg, "--mode", mode_arg, &err) < 0)
         cli_die_usage(cli.prog, "%s", err.msg);
     signal(SIGPIPE, SIG_IGN);
     config_log(&cfg);
-    if (app_load(&app, cli.config, &cfg, &err) < 0) {
-        fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+    if (cli_load_app(&cli, &cfg, &app) < 0)
         return 1;
-    }
 
     static volatile sig_atomic_t stop_bind, restart;
     if (app_bind_at_start(&app, 0, &stop_bind, &err) < 0 ||

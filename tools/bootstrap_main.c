@@ -29,6 +29,26 @@ static const char usage[] =
     "  -m, --mode MODE        logical (default) or notify; also PGSYNC_MODE\n"
     "  -t, --teardown         remove everything of both modes instead\n";
 
+/* The command line. */
+struct bootstrap_args {
+    const char *mode;
+    int teardown;
+};
+
+static int bootstrap_option(void *ctx, const char *prog, int opt, const char *arg)
+{
+    struct bootstrap_args *a = ctx;
+
+    (void)prog;
+    if (opt == 't')
+        a->teardown = 1;
+    else if (opt == 'm')
+        a->mode = arg;
+    else
+        return -1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
@@ -40,29 +60,16 @@ int main(int argc, char **argv)
     struct pgs_error err;
     struct app app;
     char buf[1600];
-    const char *mode_arg = NULL;
-    int opt, teardown = 0, rv = 0;
+    struct bootstrap_args a = {0};
+    struct cli_spec spec = {"c:hVtm:", longopts, usage, bootstrap_option, &a, 0};
+    int rv = 0;
 
-    while ((opt = getopt_long(argc, argv, "c:hVtm:", longopts, NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage))
-            continue;
-        if (opt == 't')
-            teardown = 1;
-        else if (opt == 'm')
-            mode_arg = optarg;
-        else
-            cli_die_usage(cli.prog, "bad argument");
-    }
-    if (optind < argc)
-        cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
-    cli_common_finish(&cli, 1);
-    cli_load_config(&cli, &cfg);
-    if (mode_arg && config_set_mode(&cfg, "--mode", mode_arg, &err) < 0)
+    cli_parse(&cli, &spec, argc, argv);
+    cli_setup(&cli, &cfg);
+    if (a.mode && config_set_mode(&cfg, "--mode", a.mode, &err) < 0)
         cli_die_usage(cli.prog, "%s", err.msg);
-    if (app_load(&app, cli.config, &cfg, &err) < 0) {
-        fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+    if (cli_load_app(&cli, &cfg, &app) < 0)
         return 1;
-    }
     /* the slot and publication of every active version of each index */
     if (app_bind_once(&app, 0, &err) < 0) {
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
@@ -71,13 +78,14 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < app.nentries; i++) {
         struct app_entry *ae = &app.entries[i];
-        int r = teardown ? bootstrap_teardown(&cfg, ae, &err) : bootstrap_setup(&cfg, ae, NULL, &err);
+        int r = a.teardown ? bootstrap_teardown(&cfg, ae, &err)
+                           : bootstrap_setup(&cfg, ae, NULL, &err);
         if (r < 0) {
             fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
             rv = 1;
-        } else if (teardown || cfg.mode == CAPTURE_LOGICAL) {
+        } else if (a.teardown || cfg.mode == CAPTURE_LOGICAL) {
             printf("%s: %s database=%s index=%s slot=%s publication=%s\n", cli.prog,
-                   teardown ? "removed" : "ready", ae->e->database, ae->e->index, ae->slot,
+                   a.teardown ? "removed" : "ready", ae->e->database, ae->e->index, ae->slot,
                    ae->publication);
         } else {
             printf("%s: ready database=%s index=%s mode=notify outbox=pgsync.%s channel=%s\n",

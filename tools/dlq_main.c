@@ -254,8 +254,7 @@ static int selected(const struct dlq_opts *o, const struct app_entry *ae)
 
 static int fail(const char *prog, struct pgs_error *err)
 {
-    char buf[1600];
-    fprintf(stderr, "%s: %s\n", prog, pgs_error_str(err, buf, sizeof(buf)));
+    cli_print_error(prog, err);
     return 1;
 }
 
@@ -370,6 +369,69 @@ static int cmd_purge(redisContext *rc, struct app *app, const struct dlq_opts *o
     return 0;
 }
 
+static int dlq_option(void *ctx, const char *prog, int opt, const char *arg)
+{
+    struct dlq_opts *o = ctx;
+
+    (void)prog;
+    switch (opt) {
+    case 'j':
+        o->json = 1;
+        return 0;
+    case 'y':
+        o->yes = 1;
+        return 0;
+    case 'i':
+        o->index = arg;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* The command and its "nargs" arguments at "args": each as its command wants, or exit 2. */
+static void dlq_check_command(const char *prog, const char *cmd, char **args, int nargs,
+                              const struct dlq_opts *o)
+{
+    if (!strcmp(cmd, "list") || !strcmp(cmd, "purge")) {
+        if (nargs > 0)
+            cli_die_usage(prog, "%s takes no argument, not \"%s\"", cmd, args[0]);
+    } else if (!strcmp(cmd, "show")) {
+        if (nargs != 1)
+            cli_die_usage(prog, "show needs exactly one dead-letter ID");
+    } else if (strcmp(cmd, "retry") != 0) {
+        cli_die_usage(prog, "unknown command \"%s\": list, show, retry or purge", cmd);
+    }
+    for (int i = 0; i < nargs; i++) {
+        struct rstream_id id;
+        if (rstream_id_parse(args[i], &id) < 0 || strchr(args[i], '-') == NULL)
+            cli_die_usage(prog, "\"%s\" is not a dead-letter ID (as 1712345678901-0)", args[i]);
+    }
+    if (o->yes && strcmp(cmd, "purge") != 0)
+        cli_die_usage(prog, "--yes goes with purge only");
+}
+
+static int dlq_run(const char *cmd, char **args, int nargs, const struct config *cfg,
+                   struct app *app, const struct dlq_opts *o)
+{
+    struct pgs_error err;
+    int rv;
+
+    redisContext *rc = redis_connect(cfg, &err);
+    if (rc == NULL)
+        rv = fail("pgsync-dlq", &err);
+    else if (!strcmp(cmd, "list"))
+        rv = cmd_list(rc, app, o, &err);
+    else if (!strcmp(cmd, "show"))
+        rv = cmd_show(rc, app, o, args[0], &err);
+    else if (!strcmp(cmd, "retry"))
+        rv = cmd_retry(rc, app, o, args, nargs, &err);
+    else
+        rv = cmd_purge(rc, app, o, &err);
+    redisFree(rc);
+    return rv;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
@@ -379,49 +441,18 @@ int main(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-dlq", .log_level = "warn"};
     struct dlq_opts o = {0};
+    struct cli_spec spec = {"c:hVjyi:", longopts, usage, dlq_option, &o, 1};
     struct config cfg;
     struct app app;
-    struct pgs_error err;
-    int opt, rv;
+    int rv;
 
-    while ((opt = getopt_long(argc, argv, "c:hVjyi:", longopts, NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage))
-            continue;
-        switch (opt) {
-        case 'j':
-            o.json = 1;
-            break;
-        case 'y':
-            o.yes = 1;
-            break;
-        case 'i':
-            o.index = optarg;
-            break;
-        default:
-            cli_die_usage(cli.prog, "bad argument");
-        }
-    }
-    if (optind >= argc)
+    int first = cli_parse(&cli, &spec, argc, argv);
+    if (first >= argc)
         cli_die_usage(cli.prog, "a command is required: list, show ID, retry [ID...] or purge");
-    const char *cmd = argv[optind++];
-    char **args = argv + optind;
-    int nargs = argc - optind;
-    if (!strcmp(cmd, "list") || !strcmp(cmd, "purge")) {
-        if (nargs > 0)
-            cli_die_usage(cli.prog, "%s takes no argument, not \"%s\"", cmd, args[0]);
-    } else if (!strcmp(cmd, "show")) {
-        if (nargs != 1)
-            cli_die_usage(cli.prog, "show needs exactly one dead-letter ID");
-    } else if (strcmp(cmd, "retry") != 0) {
-        cli_die_usage(cli.prog, "unknown command \"%s\": list, show, retry or purge", cmd);
-    }
-    for (int i = 0; i < nargs; i++) {
-        struct rstream_id id;
-        if (rstream_id_parse(args[i], &id) < 0 || strchr(args[i], '-') == NULL)
-            cli_die_usage(cli.prog, "\"%s\" is not a dead-letter ID (as 1712345678901-0)", args[i]);
-    }
-    if (o.yes && strcmp(cmd, "purge") != 0)
-        cli_die_usage(cli.prog, "--yes goes with purge only");
+    const char *cmd = argv[first];
+    char **args = argv + first + 1;
+    int nargs = argc - first - 1;
+    dlq_check_command(cli.prog, cmd, args, nargs, &o);
     cli_common_finish(&cli, 1);
 
     if ((rv = ops_load(cli.prog, cli.config, &cfg, &app)) != 0)
@@ -436,19 +467,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    redisContext *rc = redis_connect(&cfg, &err);
-    if (rc == NULL) {
-        rv = fail(cli.prog, &err);
-    } else if (!strcmp(cmd, "list")) {
-        rv = cmd_list(rc, &app, &o, &err);
-    } else if (!strcmp(cmd, "show")) {
-        rv = cmd_show(rc, &app, &o, args[0], &err);
-    } else if (!strcmp(cmd, "retry")) {
-        rv = cmd_retry(rc, &app, &o, args, nargs, &err);
-    } else {
-        rv = cmd_purge(rc, &app, &o, &err);
-    }
-    redisFree(rc);
+    rv = dlq_run(cmd, args, nargs, &cfg, &app, &o);
     app_free(&app);
     return rv;
 }

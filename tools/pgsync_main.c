@@ -165,6 +165,264 @@ static int was_loaded(const struct config *cfg, redisContext *rc, const struct a
     return load_was_completed(cfg, rc, ae, &loaded, &err) == 0 && loaded;
 }
 
+/* The command line. */
+struct pgsync_args {
+    int daemon, consumers, resync, noload, quiet, workers, analyze, abort_mig;
+    struct migrate_opts mo;
+};
+
+static int pgsync_option(void *ctx, const char *prog, int opt, const char *arg)
+{
+    struct pgsync_args *a = ctx;
+    char *end;
+    long g;
+
+    switch (opt) {
+    case 'd':
+        a->daemon = 1;
+        return 0;
+    case 'n':
+        a->consumers = atoi(arg);
+        if (a->consumers < 1 || a->consumers > 64)
+            cli_die_usage(prog, "--consumers must be from 1 to 64");
+        return 0;
+    case 'r':
+        a->resync = 1;
+        return 0;
+    case 'N':
+        a->noload = 1;
+        return 0;
+    case 'q':
+        a->quiet = 1;
+        return 0;
+    case 'A':
+        a->analyze = 1;
+        return 0;
+    case 'G':
+        g = strtol(arg, &end, 10);
+        if (*arg == '\0' || *end || g < 0 || g > 30L * 86400)
+            cli_die_usage(prog, "--grace must be a number of seconds (0 to 2592000)");
+        a->mo.grace_s = (int)g;
+        return 0;
+    case 'K':
+        a->mo.keep_old = 1;
+        return 0;
+    case 'X':
+        a->abort_mig = 1;
+        return 0;
+    case 'm':
+        /* the environment carries it to the producer and consumers we start */
+        setenv("PGSYNC_MODE", arg, 1);
+        return 0;
+    case 'w':
+        a->workers = atoi(arg);
+        if (a->workers < 0 || a->workers > 256)
+            cli_die_usage(prog, "--workers must be from 0 to 256");
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* --analyze: the plans and warnings of every entry. Returns 3 on a warning, 0 without, -1. */
+static int pgsync_analyze(const struct config *cfg, struct app *app, struct pgs_error *err)
+{
+    int warnings = 0;
+
+    for (int i = 0; i < app->nentries; i++) {
+        int w = analyze_entry(cfg, &app->entries[i], stdout, err);
+        if (w < 0)
+            return -1;
+        warnings += w;
+    }
+    return warnings > 0 ? 3 : 0;
+}
+
+/*
+ * A rebuild from scratch also drops what the database no longer generates:
+ * documents a lost delete left behind, say. The sweep is versioned like
+ * every write, so it never undoes newer work.
+ */
+static int pgsync_resync_sweep(const struct config *cfg, struct app_entry *ae,
+                               struct es_client *es, const struct pgsync_args *a,
+                               struct pgs_error *err)
+{
+    struct verify_opts vo = {.repair = 1, .max_diffs = 0, .progress = !a->quiet, .stop = &stop};
+    struct verify_result vr;
+
+    if (verify_entry(cfg, ae, es, &vo, &vr, err) < 0)
+        return -1;
+    pgs_log(LOG_INFO, "resync sweep done",
+            "index=%s checked=%lld extra_deleted=%lld missing=%lld different=%lld", ae->index,
+            vr.counts.checked, vr.counts.extra, vr.counts.missing, vr.counts.different);
+    verify_result_free(&vr);
+    return 0;
+}
+
+/* Whether this run loads "ae": not when a load is not wanted or not needed (said in the log). */
+static int pgsync_wants_load(const struct config *cfg, const struct app *app,
+                             const struct app_entry *ae, redisContext *rc,
+                             const struct pgsync_args *a)
+{
+    if (!a->resync && migrating(app, ae->e->index) && was_loaded(cfg, rc, ae)) {
+        /* the run is for the new version; the live one only needs to keep up */
+        pgs_log(LOG_INFO, "load skipped", "index=%s why=\"a migration is building %s\"",
+                ae->index, ae->e->index);
+        return 0;
+    }
+    if (a->noload || (a->daemon && !a->resync && was_loaded(cfg, rc, ae))) {
+        pgs_log(LOG_INFO, "load skipped", "index=%s", ae->index);
+        return 0;
+    }
+    return 1;
+}
+
+/* Set up what "ae" is missing (slot, group, index), then load it if this run should. */
+static int pgsync_entry(const struct config *cfg, const struct app *app, struct app_entry *ae,
+                        struct es_client *es, redisContext *rc, const struct pgsync_args *a,
+                        struct pgs_error *err)
+{
+    struct load_opts lo = {.quiet = a->quiet, .workers = a->workers, .resync = a->resync};
+    struct load_result lr;
+
+    /* the slot first: every change after the load's snapshot reaches the stream */
+    if (bootstrap_setup(cfg, ae, NULL, err) < 0)
+        return -1;
+    if (rstream_group_create(rc, ae->stream, RSTREAM_GROUP, err) < 0)
+        return -1;
+    if (app_ensure_index(ae, es, err) < 0)
+        return -1;
+    if (!ae->live)
+        return 0; /* a migration's new version: migrate_finish loads it */
+    if (!pgsync_wants_load(cfg, app, ae, rc, a))
+        return 0;
+    if (load_entry(cfg, ae, rc, &lo, &stop, &lr, err) < 0)
+        return -1;
+    if (es_refresh(es, ae->index, err) < 0)
+        return -1;
+    pgs_log(LOG_INFO, "load done",
+            "index=%s docs=%lld seconds=%.2f rate=%.0f ranges=%d ranges_resumed=%d version=%llu",
+            ae->index, lr.docs, lr.seconds, lr.docs / (lr.seconds > 1e-6 ? lr.seconds : 1e-6),
+            lr.parts, lr.parts_already_done, (unsigned long long)lr.version);
+    if (!a->daemon)
+        printf("pgsync: %lld documents loaded into \"%s\"\n", lr.docs, ae->index);
+    if (a->resync)
+        return pgsync_resync_sweep(cfg, ae, es, a, err);
+    return 0;
+}
+
+/*
+ * Connect to the engine and Redis, bind each index's version and plan the
+ * migrations ("*targets" of them; with --abort, abandon them and stop
+ * there), then set up and load every entry.
+ */
+static int pgsync_load_all(const struct config *cfg, struct app *app, struct pgsync_args *a,
+                           int *targets, struct pgs_error *err)
+{
+    struct es_client *es = NULL;
+    redisContext *rc = NULL;
+    int rv = -1;
+
+    es = app_es_client(cfg, err);
+    if (es == NULL || app_check_engine(es, err) < 0)
+        goto out;
+    rc = redis_connect(cfg, err);
+    if (rc == NULL)
+        goto out;
+    /* which version of each index the schema file is, and what to migrate */
+    if (app_bind_versions(app, rc, es, APP_BIND_UNBOUND_OK, err) < 0)
+        goto out;
+    if (migrate_plan(cfg, app, rc, es, a->abort_mig, targets, err) < 0)
+        goto out;
+    if (a->abort_mig) {
+        rv = 0;
+        goto out;
+    }
+    if (migrate_reap(cfg, app, rc, es, &a->mo, err) < 0)
+        goto out;
+    for (int i = 0; i < app->nentries; i++)
+        if (pgsync_entry(cfg, app, &app->entries[i], es, rc, a, err) < 0)
+            goto out;
+    rv = 0;
+out:
+    if (rc)
+        redisFree(rc);
+    es_client_free(es);
+    return rv;
+}
+
+/* Without --daemon: finish every migration in progress here, saying which alias serves what. */
+static int pgsync_finish_migrations(const struct config *cfg, struct app *app,
+                                    const struct migrate_opts *mo, struct pgs_error *err)
+{
+    char alias[256], index[256];
+
+    for (int i = 0; i < app->nentries; i++) {
+        if (app->entries[i].live)
+            continue;
+        snprintf(alias, sizeof(alias), "%s", app->entries[i].e->index);
+        snprintf(index, sizeof(index), "%s", app->entries[i].index);
+        if (migrate_finish(cfg, app, i, mo, err) < 0)
+            return -1;
+        printf("pgsync: index \"%s\" now serves \"%s\"\n", alias, index);
+    }
+    return 0;
+}
+
+/* The daemon: one producer, N consumers, all siblings of this binary, and the migrator. */
+static int pgsync_daemon(const struct cli_common *cli, const struct config *cfg, struct app *app,
+                         const struct pgsync_args *a, int targets, struct pgs_error *err)
+{
+    char self[PATH_MAX], dir[PATH_MAX], prod[PATH_MAX + 32], cons[PATH_MAX + 32];
+    int consumers = a->consumers;
+
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0) {
+        pgs_error_set(err, PGS_ERR_FATAL, "cannot find my own binary");
+        return -1;
+    }
+    self[n] = '\0';
+    snprintf(dir, sizeof(dir), "%s", dirname(self));
+    snprintf(prod, sizeof(prod), "%s/pgsync-producer", dir);
+    snprintf(cons, sizeof(cons), "%s/pgsync-consumer", dir);
+    struct child *kids = calloc((size_t)consumers + 2, sizeof(struct child));
+    kids[0] = (struct child){.what = "producer", .argv = {prod, "--config", cli->config, NULL}};
+    for (int i = 1; i <= consumers; i++)
+        kids[i] = (struct child){.what = "consumer", .argv = {cons, "--config", cli->config, NULL}};
+    if (cli->log_level)
+        for (int i = 0; i <= consumers; i++) {
+            kids[i].argv[3] = "--log-level";
+            kids[i].argv[4] = cli->log_level;
+        }
+    struct migrator mig = {cfg, app, a->mo};
+    int nkids = consumers + 1;
+    if (targets > 0)
+        kids[nkids++] =
+            (struct child){.what = "migration", .run = run_migrations, .arg = &mig, .once = 1};
+    pgs_log(LOG_INFO, "daemon running", "consumers=%d migrations=%d", consumers, targets);
+    int rv = supervise(kids, nkids);
+    free(kids);
+    return rv;
+}
+
+/* Load what needs it; then, with --abort, stop; without --daemon, migrate; else supervise. */
+static int pgsync_run(const struct cli_common *cli, const struct config *cfg, struct app *app,
+                      struct pgsync_args *a, struct pgs_error *err)
+{
+    int targets = 0;
+
+    if (pgsync_load_all(cfg, app, a, &targets, err) < 0)
+        return -1;
+    if (a->abort_mig) {
+        printf("%s: no migration is in progress now; the live indices are untouched\n",
+               cli->prog);
+        return 0;
+    }
+    if (!a->daemon)
+        return pgsync_finish_migrations(cfg, app, &a->mo, err);
+    return pgsync_daemon(cli, cfg, app, a, targets, err);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
@@ -181,225 +439,29 @@ int main(int argc, char **argv)
                                              {"abort", no_argument, NULL, 'X'},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync"};
+    struct pgsync_args a = {
+        .consumers = 1,
+        .workers = (int)sysconf(_SC_NPROCESSORS_ONLN),
+        .mo = {.grace_s = 60, .catchup_timeout_s = 3600, .stop = &stop},
+    };
+    struct cli_spec spec = {"c:hVdn:qw:m:", longopts, usage, pgsync_option, &a, 0};
     struct config cfg;
     struct pgs_error err;
     struct app app;
-    char buf[1600];
-    int opt, daemon = 0, consumers = 1, resync = 0, noload = 0, quiet = 0, rv = 1;
-    int workers = (int)sysconf(_SC_NPROCESSORS_ONLN), analyze = 0, abort_mig = 0, targets = 0;
-    struct migrate_opts mo = {.grace_s = 60, .catchup_timeout_s = 3600, .stop = &stop};
-    struct es_client *es = NULL;
-    redisContext *rc = NULL;
+    int rv;
 
-    while ((opt = getopt_long(argc, argv, "c:hVdn:qw:m:", longopts, NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage))
-            continue;
-        switch (opt) {
-        case 'd':
-            daemon = 1;
-            break;
-        case 'n':
-            consumers = atoi(optarg);
-            if (consumers < 1 || consumers > 64)
-                cli_die_usage(cli.prog, "--consumers must be from 1 to 64");
-            break;
-        case 'r':
-            resync = 1;
-            break;
-        case 'N':
-            noload = 1;
-            break;
-        case 'q':
-            quiet = 1;
-            break;
-        case 'A':
-            analyze = 1;
-            break;
-        case 'G': {
-            char *end;
-            long g = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end || g < 0 || g > 30L * 86400)
-                cli_die_usage(cli.prog, "--grace must be a number of seconds (0 to 2592000)");
-            mo.grace_s = (int)g;
-            break;
-        }
-        case 'K':
-            mo.keep_old = 1;
-            break;
-        case 'X':
-            abort_mig = 1;
-            break;
-        case 'm':
-            /* the environment carries it to the producer and consumers we start */
-            setenv("PGSYNC_MODE", optarg, 1);
-            break;
-        case 'w':
-            workers = atoi(optarg);
-            if (workers < 0 || workers > 256)
-                cli_die_usage(cli.prog, "--workers must be from 0 to 256");
-            break;
-        default:
-            cli_die_usage(cli.prog, "bad argument");
-        }
-    }
-    if (optind < argc)
-        cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
-    cli_common_finish(&cli, 1);
-    cli_load_config(&cli, &cfg);
+    cli_parse(&cli, &spec, argc, argv);
+    cli_setup(&cli, &cfg);
     cli_install_signals(&stop);
-    if (app_load(&app, cli.config, &cfg, &err) < 0) {
-        fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+    a.mo.quiet = a.quiet;
+    a.mo.workers = a.workers;
+    if (cli_load_app(&cli, &cfg, &app) < 0)
         return 1;
-    }
-
-    if (analyze) {
-        int warnings = 0;
-        for (int i = 0; i < app.nentries; i++) {
-            int w = analyze_entry(&cfg, &app.entries[i], stdout, &err);
-            if (w < 0)
-                goto fail;
-            warnings += w;
-        }
-        app_free(&app);
-        return warnings > 0 ? 3 : 0;
-    }
-
-    es = app_es_client(&cfg, &err);
-    if (es == NULL)
-        goto fail;
-    if (app_check_engine(es, &err) < 0)
-        goto fail;
-    rc = redis_connect(&cfg, &err);
-    if (rc == NULL)
-        goto fail;
-    /* which version of each index the schema file is, and what to migrate */
-    if (app_bind_versions(&app, rc, es, APP_BIND_UNBOUND_OK, &err) < 0)
-        goto fail;
-    if (migrate_plan(&cfg, &app, rc, es, abort_mig, &targets, &err) < 0)
-        goto fail;
-    if (abort_mig) {
-        printf("%s: no migration is in progress now; the live indices are untouched\n", cli.prog);
-        redisFree(rc);
-        es_client_free(es);
-        app_free(&app);
-        return 0;
-    }
-    mo.quiet = quiet;
-    mo.workers = workers;
-    if (migrate_reap(&cfg, &app, rc, es, &mo, &err) < 0)
-        goto fail;
-
-    for (int i = 0; i < app.nentries; i++) {
-        struct app_entry *ae = &app.entries[i];
-        struct load_opts lo = {.quiet = quiet, .workers = workers, .resync = resync};
-        struct load_result lr;
-
-        /* the slot first: every change after the load's snapshot reaches the stream */
-        if (bootstrap_setup(&cfg, ae, NULL, &err) < 0)
-            goto fail;
-        if (rstream_group_create(rc, ae->stream, RSTREAM_GROUP, &err) < 0)
-            goto fail;
-        if (app_ensure_index(ae, es, &err) < 0)
-            goto fail;
-        if (!ae->live)
-            continue; /* a migration's new version: migrate_finish loads it */
-        if (!resync && migrating(&app, ae->e->index) && was_loaded(&cfg, rc, ae)) {
-            /* the run is for the new version; the live one only needs to keep up */
-            pgs_log(LOG_INFO, "load skipped", "index=%s why=\"a migration is building %s\"",
-                    ae->index, ae->e->index);
-            continue;
-        }
-        if (noload || (daemon && !resync && was_loaded(&cfg, rc, ae))) {
-            pgs_log(LOG_INFO, "load skipped", "index=%s", ae->index);
-            continue;
-        }
-        if (load_entry(&cfg, ae, rc, &lo, &stop, &lr, &err) < 0)
-            goto fail;
-        if (es_refresh(es, ae->index, &err) < 0)
-            goto fail;
-        pgs_log(LOG_INFO, "load done",
-                "index=%s docs=%lld seconds=%.2f rate=%.0f ranges=%d ranges_resumed=%d version=%llu",
-                ae->index, lr.docs, lr.seconds, lr.docs / (lr.seconds > 1e-6 ? lr.seconds : 1e-6),
-                lr.parts, lr.parts_already_done, (unsigned long long)lr.version);
-        if (!daemon)
-            printf("%s: %lld documents loaded into \"%s\"\n", cli.prog, lr.docs, ae->index);
-        if (resync) {
-            /*
-             * A rebuild from scratch also drops what the database no longer
-             * generates: documents a lost delete left behind, say. The sweep
-             * is versioned like every write, so it never undoes newer work.
-             */
-            struct verify_opts vo = {.repair = 1, .max_diffs = 0, .progress = !quiet,
-                                     .stop = &stop};
-            struct verify_result vr;
-            if (verify_entry(&cfg, ae, es, &vo, &vr, &err) < 0)
-                goto fail;
-            pgs_log(LOG_INFO, "resync sweep done",
-                    "index=%s checked=%lld extra_deleted=%lld missing=%lld different=%lld",
-                    ae->index, vr.counts.checked, vr.counts.extra, vr.counts.missing,
-                    vr.counts.different);
-            verify_result_free(&vr);
-        }
-    }
-    redisFree(rc);
-    rc = NULL;
-    es_client_free(es);
-    es = NULL;
-    if (!daemon) {
-        for (int i = 0; i < app.nentries; i++) {
-            if (app.entries[i].live)
-                continue;
-            char alias[256];
-            snprintf(alias, sizeof(alias), "%s", app.entries[i].e->index);
-            char index[256];
-            snprintf(index, sizeof(index), "%s", app.entries[i].index);
-            if (migrate_finish(&cfg, &app, i, &mo, &err) < 0)
-                goto fail;
-            printf("%s: index \"%s\" now serves \"%s\"\n", cli.prog, alias, index);
-        }
-        app_free(&app);
-        return 0;
-    }
-
-    /* the daemon: one producer, N consumers, all siblings of this binary */
-    {
-        char self[PATH_MAX], dir[PATH_MAX], prod[PATH_MAX + 32], cons[PATH_MAX + 32];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n < 0) {
-            pgs_error_set(&err, PGS_ERR_FATAL, "cannot find my own binary");
-            goto fail;
-        }
-        self[n] = '\0';
-        snprintf(dir, sizeof(dir), "%s", dirname(self));
-        snprintf(prod, sizeof(prod), "%s/pgsync-producer", dir);
-        snprintf(cons, sizeof(cons), "%s/pgsync-consumer", dir);
-        struct child *kids = calloc((size_t)consumers + 2, sizeof(struct child));
-        const char *config_path = cli.config;
-        kids[0] = (struct child){.what = "producer", .argv = {prod, "--config", config_path, NULL}};
-        for (int i = 1; i <= consumers; i++)
-            kids[i] = (struct child){.what = "consumer", .argv = {cons, "--config", config_path, NULL}};
-        if (cli.log_level)
-            for (int i = 0; i <= consumers; i++) {
-                kids[i].argv[3] = "--log-level";
-                kids[i].argv[4] = cli.log_level;
-            }
-        struct migrator mig = {&cfg, &app, mo};
-        int nkids = consumers + 1;
-        if (targets > 0)
-            kids[nkids++] = (struct child){.what = "migration", .run = run_migrations, .arg = &mig,
-                                           .once = 1};
-        pgs_log(LOG_INFO, "daemon running", "consumers=%d migrations=%d", consumers, targets);
-        rv = supervise(kids, nkids);
-        free(kids);
+    rv = a.analyze ? pgsync_analyze(&cfg, &app, &err) : pgsync_run(&cli, &cfg, &app, &a, &err);
+    if (rv < 0) {
+        cli_print_error(cli.prog, &err);
+        rv = 1;
     }
     app_free(&app);
     return rv;
-
-fail:
-    fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
-    if (rc)
-        redisFree(rc);
-    es_client_free(es);
-    app_free(&app);
-    return 1;
 }

@@ -445,6 +445,90 @@ static int run(const struct config *cfg, const struct queue_target *targets, int
     return o->watch ? 0 : rv;
 }
 
+static int queue_option(void *ctx, const char *prog, int opt, const char *arg)
+{
+    struct queue_opts *o = ctx;
+    char *end;
+
+    switch (opt) {
+    case 'i':
+        if (o->nindexes == MAX_INDEXES)
+            cli_die_usage(prog, "at most %d --index options", MAX_INDEXES);
+        if (*arg == '\0')
+            cli_die_usage(prog, "--index needs a name");
+        o->indexes[o->nindexes++] = arg;
+        return 0;
+    case 'j':
+        o->json = 1;
+        return 0;
+    case 'w': {
+        long v = strtol(arg, &end, 10);
+        if (*arg == '\0' || *end != '\0' || v < 1 || v > 86400)
+            cli_die_usage(prog, "--watch needs a number of seconds from 1 to 86400, not \"%s\"",
+                          arg);
+        o->watch = (int)v;
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+/*
+ * The targets of the schema file: its entries named by --index (all without
+ * one). Fills "*targets" (the caller's to free) and "*n"; returns 0, or 2
+ * when an --index is not in the file (said on stderr).
+ */
+static int targets_from_app(const struct app *app, const struct queue_opts *o,
+                            const char *config_path, struct queue_target **targets, int *n)
+{
+    struct queue_target *t = xcalloc((size_t)app->nentries, sizeof(*t));
+
+    *n = 0;
+    for (int i = 0; i < app->nentries; i++) {
+        struct app_entry *ae = &app->entries[i];
+        int wanted = o->nindexes == 0;
+        for (int k = 0; k < o->nindexes; k++)
+            if (!strcmp(o->indexes[k], ae->e->index))
+                wanted = 1;
+        if (!wanted)
+            continue;
+        t[*n].index = app_entry_name(ae); /* a migration's new version by its own name */
+        t[*n].database = ae->e->database;
+        t[*n].slot = ae->slot;
+        snprintf(t[*n].stream, sizeof(t[*n].stream), "%s", ae->stream);
+        snprintf(t[*n].dlq, sizeof(t[*n].dlq), "%s", ae->dlq);
+        (*n)++;
+    }
+    for (int k = 0; k < o->nindexes; k++) {
+        int found = 0;
+        for (int i = 0; i < *n; i++)
+            found |= !strcmp(t[i].index, o->indexes[k]);
+        if (!found) {
+            fprintf(stderr, "pgsync-queue: index \"%s\" is not in %s\n", o->indexes[k],
+                    config_path);
+            free(t);
+            return 2;
+        }
+    }
+    *targets = t;
+    return 0;
+}
+
+/* Without a schema file: the streams of the --index names, by the key layout alone. */
+static struct queue_target *targets_from_names(const struct config *cfg,
+                                               const struct queue_opts *o)
+{
+    struct queue_target *t = xcalloc((size_t)o->nindexes, sizeof(*t));
+
+    for (int k = 0; k < o->nindexes; k++) {
+        t[k].index = o->indexes[k];
+        rstate_key(cfg, o->indexes[k], "changes", t[k].stream, sizeof(t[k].stream));
+        rstate_key(cfg, o->indexes[k], "dlq", t[k].dlq, sizeof(t[k].dlq));
+    }
+    return t;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
@@ -454,41 +538,13 @@ int main(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-queue", .log_level = "warn"};
     struct queue_opts o = {0};
+    struct cli_spec spec = {"c:hVi:jw:", longopts, usage, queue_option, &o, 0};
     struct queue_target *targets;
     struct config cfg;
     struct app app = {0};
-    char *end;
-    int opt, n = 0, rv;
+    int n = 0, rv;
 
-    while ((opt = getopt_long(argc, argv, "c:hVi:jw:", longopts, NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage))
-            continue;
-        switch (opt) {
-        case 'i':
-            if (o.nindexes == MAX_INDEXES)
-                cli_die_usage(cli.prog, "at most %d --index options", MAX_INDEXES);
-            if (*optarg == '\0')
-                cli_die_usage(cli.prog, "--index needs a name");
-            o.indexes[o.nindexes++] = optarg;
-            break;
-        case 'j':
-            o.json = 1;
-            break;
-        case 'w': {
-            long v = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || v < 1 || v > 86400)
-                cli_die_usage(cli.prog,
-                              "--watch needs a number of seconds from 1 to 86400, not \"%s\"",
-                              optarg);
-            o.watch = (int)v;
-            break;
-        }
-        default:
-            cli_die_usage(cli.prog, "bad argument");
-        }
-    }
-    if (optind < argc)
-        cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
+    cli_parse(&cli, &spec, argc, argv);
     cli_common_finish(&cli, 0);
     if (cli.config == NULL && o.nindexes == 0)
         cli_die_usage(cli.prog, "--config FILE or --index NAME is required");
@@ -496,43 +552,14 @@ int main(int argc, char **argv)
     if (cli.config) {
         if ((rv = ops_load(cli.prog, cli.config, &cfg, &app)) != 0)
             return rv;
-        targets = xcalloc((size_t)app.nentries, sizeof(*targets));
-        for (int i = 0; i < app.nentries; i++) {
-            struct app_entry *ae = &app.entries[i];
-            int wanted = o.nindexes == 0;
-            for (int k = 0; k < o.nindexes; k++)
-                if (!strcmp(o.indexes[k], ae->e->index))
-                    wanted = 1;
-            if (!wanted)
-                continue;
-            targets[n].index = app_entry_name(ae); /* a migration's new version by its own name */
-            targets[n].database = ae->e->database;
-            targets[n].slot = ae->slot;
-            snprintf(targets[n].stream, sizeof(targets[n].stream), "%s", ae->stream);
-            snprintf(targets[n].dlq, sizeof(targets[n].dlq), "%s", ae->dlq);
-            n++;
-        }
-        for (int k = 0; k < o.nindexes; k++) {
-            int found = 0;
-            for (int i = 0; i < n; i++)
-                found |= !strcmp(targets[i].index, o.indexes[k]);
-            if (!found) {
-                fprintf(stderr, "pgsync-queue: index \"%s\" is not in %s\n", o.indexes[k],
-                        cli.config);
-                free(targets);
-                app_free(&app);
-                return 2;
-            }
+        if ((rv = targets_from_app(&app, &o, cli.config, &targets, &n)) != 0) {
+            app_free(&app);
+            return rv;
         }
     } else {
         cli_load_config(&cli, &cfg);
-        targets = xcalloc((size_t)o.nindexes, sizeof(*targets));
-        for (int k = 0; k < o.nindexes; k++, n++) {
-            targets[n].index = o.indexes[k];
-            rstate_key(&cfg, o.indexes[k], "changes", targets[n].stream,
-                       sizeof(targets[n].stream));
-            rstate_key(&cfg, o.indexes[k], "dlq", targets[n].dlq, sizeof(targets[n].dlq));
-        }
+        targets = targets_from_names(&cfg, &o);
+        n = o.nindexes;
     }
     cli_install_signals(&stop);
     rv = run(&cfg, targets, n, &o);

@@ -156,6 +156,69 @@ static int replay_copy(redisContext *rc, const struct app_entry *ae, const struc
     return 0;
 }
 
+/* A stream id or milliseconds for option "name", or exit 2. */
+static void replay_parse_id(const char *prog, const char *name, const char *arg,
+                            struct rstream_id *id)
+{
+    if (rstream_id_parse(arg, id) < 0)
+        cli_die_usage(prog, "%s needs a stream id (1712345678901-0) or milliseconds, not \"%s\"",
+                      name, arg);
+}
+
+static int replay_option(void *ctx, const char *prog, int opt, const char *arg)
+{
+    struct replay_opts *o = ctx;
+
+    switch (opt) {
+    case 'f':
+        o->from = arg;
+        replay_parse_id(prog, "--from", arg, &o->from_id);
+        return 0;
+    case 't':
+        o->to = arg;
+        replay_parse_id(prog, "--to", arg, &o->to_id);
+        /* "ms" alone ends at the last entry of that millisecond, as in XRANGE */
+        if (strchr(arg, '-') == NULL)
+            o->to_id.seq = UINT64_MAX;
+        return 0;
+    case 'C':
+        o->copy = 1;
+        return 0;
+    case 'n':
+        o->dry_run = 1;
+        return 0;
+    case 'i':
+        o->index = arg;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* Replay the stream of every entry --index selects; 0, 1 on a failure, 2 when none matched. */
+static int replay_entries(redisContext *rc, struct app *app, const struct replay_opts *o,
+                          const char *config_path)
+{
+    struct pgs_error err;
+    int rv = 0, matched = 0;
+
+    for (int i = 0; i < app->nentries && rv == 0; i++) {
+        struct app_entry *ae = &app->entries[i];
+        if (o->index && strcmp(o->index, ae->e->index) != 0)
+            continue;
+        matched++;
+        if ((o->copy || o->to ? replay_copy(rc, ae, o, &err) : replay_setid(rc, ae, o, &err)) < 0) {
+            cli_print_error("pgsync-replay", &err);
+            rv = 1;
+        }
+    }
+    if (o->index && matched == 0) {
+        fprintf(stderr, "pgsync-replay: index \"%s\" is not in %s\n", o->index, config_path);
+        rv = 2;
+    }
+    return rv;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
@@ -167,50 +230,13 @@ int main(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-replay", .log_level = "warn"};
     struct replay_opts o = {0};
+    struct cli_spec spec = {"c:hVf:t:ni:", longopts, usage, replay_option, &o, 0};
     struct config cfg;
     struct app app;
     struct pgs_error err;
-    char buf[1600];
-    int opt, rv = 0, matched = 0;
+    int rv;
 
-    while ((opt = getopt_long(argc, argv, "c:hVf:t:ni:", longopts, NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage))
-            continue;
-        switch (opt) {
-        case 'f':
-            o.from = optarg;
-            if (rstream_id_parse(optarg, &o.from_id) < 0)
-                cli_die_usage(cli.prog,
-                              "--from needs a stream id (1712345678901-0) or "
-                              "milliseconds, not \"%s\"",
-                              optarg);
-            break;
-        case 't':
-            o.to = optarg;
-            if (rstream_id_parse(optarg, &o.to_id) < 0)
-                cli_die_usage(cli.prog,
-                              "--to needs a stream id (1712345678901-0) or "
-                              "milliseconds, not \"%s\"",
-                              optarg);
-            /* "ms" alone ends at the last entry of that millisecond, as in XRANGE */
-            if (strchr(optarg, '-') == NULL)
-                o.to_id.seq = UINT64_MAX;
-            break;
-        case 'C':
-            o.copy = 1;
-            break;
-        case 'n':
-            o.dry_run = 1;
-            break;
-        case 'i':
-            o.index = optarg;
-            break;
-        default:
-            cli_die_usage(cli.prog, "bad argument");
-        }
-    }
-    if (optind < argc)
-        cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
+    cli_parse(&cli, &spec, argc, argv);
     cli_common_finish(&cli, 1);
     if (o.from == NULL)
         cli_die_usage(cli.prog, "--from ID is required");
@@ -223,24 +249,11 @@ int main(int argc, char **argv)
         return rv;
     redisContext *rc = redis_connect(&cfg, &err);
     if (rc == NULL) {
-        fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+        cli_print_error(cli.prog, &err);
         app_free(&app);
         return 1;
     }
-    for (int i = 0; i < app.nentries && rv == 0; i++) {
-        struct app_entry *ae = &app.entries[i];
-        if (o.index && strcmp(o.index, ae->e->index) != 0)
-            continue;
-        matched++;
-        if ((o.copy || o.to ? replay_copy(rc, ae, &o, &err) : replay_setid(rc, ae, &o, &err)) < 0) {
-            fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
-            rv = 1;
-        }
-    }
-    if (o.index && matched == 0) {
-        fprintf(stderr, "%s: index \"%s\" is not in %s\n", cli.prog, o.index, cli.config);
-        rv = 2;
-    }
+    rv = replay_entries(rc, &app, &o, cli.config);
     redisFree(rc);
     app_free(&app);
     return rv;

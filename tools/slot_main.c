@@ -82,6 +82,63 @@ static int drop_slot(PGconn *conn, const char *name, const struct ops_slot *s)
     return 0;
 }
 
+/* The command line. */
+struct slot_args {
+    const char *index;
+    int json, drop, yes;
+};
+
+static int slot_option(void *ctx, const char *prog, int opt, const char *arg)
+{
+    struct slot_args *a = ctx;
+
+    (void)prog;
+    switch (opt) {
+    case 'j':
+        a->json = 1;
+        return 0;
+    case 'D':
+        a->drop = 1;
+        return 0;
+    case 'y':
+        a->yes = 1;
+        return 0;
+    case 'i':
+        a->index = arg;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* Show or drop the slot of "ae" (its JSON into "all"); 0, or 1 when it failed. */
+static int slot_entry(const struct slot_args *a, const struct config *cfg,
+                      const struct app_entry *ae, json_t *all)
+{
+    struct pgs_error err;
+    struct ops_slot s;
+    int rv = 0;
+
+    PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-slot", &err);
+    if (conn == NULL || ops_slot_query(conn, ae->slot, &s, &err) < 0) {
+        cli_print_error("pgsync-slot", &err);
+        PQfinish(conn);
+        return 1;
+    }
+    if (a->drop) {
+        if (drop_slot(conn, ae->slot, &s) != 0)
+            rv = 1;
+    } else if (a->json) {
+        json_t *o = ops_slot_json(ae->slot, &s);
+        json_object_set_new(o, "index", json_string(ae->e->index));
+        json_array_append_new(all, o);
+    } else {
+        print_slot(&s, ae->slot, ae->e->database);
+    }
+    PQfinish(conn);
+    return rv;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
@@ -91,38 +148,16 @@ int main(int argc, char **argv)
                                              {"index", required_argument, NULL, 'i'},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-slot", .log_level = "warn"};
+    struct slot_args a = {0};
+    struct cli_spec spec = {"c:hVjyi:", longopts, usage, slot_option, &a, 0};
     struct config cfg;
     struct app app;
-    struct pgs_error err;
-    const char *index = NULL;
-    int opt, rv, json = 0, drop = 0, yes = 0, matched = 0;
-    char buf[1600];
+    int rv, matched = 0;
 
-    while ((opt = getopt_long(argc, argv, "c:hVjyi:", longopts, NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage))
-            continue;
-        switch (opt) {
-        case 'j':
-            json = 1;
-            break;
-        case 'D':
-            drop = 1;
-            break;
-        case 'y':
-            yes = 1;
-            break;
-        case 'i':
-            index = optarg;
-            break;
-        default:
-            cli_die_usage(cli.prog, "bad argument");
-        }
-    }
-    if (optind < argc)
-        cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
-    if (drop && !yes)
+    cli_parse(&cli, &spec, argc, argv);
+    if (a.drop && !a.yes)
         cli_die_usage(cli.prog, "--drop removes the slot and stops change capture: add --yes");
-    if (yes && !drop)
+    if (a.yes && !a.drop)
         cli_die_usage(cli.prog, "--yes goes with --drop only");
     cli_common_finish(&cli, 1);
 
@@ -130,34 +165,16 @@ int main(int argc, char **argv)
         return rv;
     json_t *all = json_array();
     for (int i = 0; i < app.nentries; i++) {
-        struct app_entry *ae = &app.entries[i];
-        struct ops_slot s;
-        if (index && strcmp(index, ae->e->index) != 0)
+        if (a.index && strcmp(a.index, app.entries[i].e->index) != 0)
             continue;
         matched++;
-        PGconn *conn = config_pg_connect(&cfg, ae->e->database, 0, "pgsync-slot", &err);
-        if (conn == NULL || ops_slot_query(conn, ae->slot, &s, &err) < 0) {
-            fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
-            PQfinish(conn);
+        if (slot_entry(&a, &cfg, &app.entries[i], all) != 0)
             rv = 1;
-            continue;
-        }
-        if (drop) {
-            if (drop_slot(conn, ae->slot, &s) != 0)
-                rv = 1;
-        } else if (json) {
-            json_t *o = ops_slot_json(ae->slot, &s);
-            json_object_set_new(o, "index", json_string(ae->e->index));
-            json_array_append_new(all, o);
-        } else {
-            print_slot(&s, ae->slot, ae->e->database);
-        }
-        PQfinish(conn);
     }
-    if (index && matched == 0) {
-        fprintf(stderr, "%s: index \"%s\" is not in %s\n", cli.prog, index, cli.config);
+    if (a.index && matched == 0) {
+        fprintf(stderr, "%s: index \"%s\" is not in %s\n", cli.prog, a.index, cli.config);
         rv = 2;
-    } else if (json && !drop) {
+    } else if (a.json && !a.drop) {
         char *text = json_dumps(all, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         puts(text);
         free(text);

@@ -855,6 +855,72 @@ static int verify_write_hit(FILE *to, const json_t *hit, struct strbuf *line)
     return fwrite(line->buf, 1, line->len, to) == line->len ? 0 : -1;
 }
 
+/*
+ * One page of the scroll: its hits written to the sorter "to" ("*nhits" of
+ * them), its "_scroll_id" kept in "*scroll_id" (replacing the one before).
+ */
+static int verify_scroll_page(struct verify_run *r, FILE *to, const char *resp, char **scroll_id,
+                              size_t *nhits, struct strbuf *line, struct pgs_error *err)
+{
+    json_error_t je;
+    int rv = -1;
+
+    json_t *root = json_loads(resp, JSON_ALLOW_NUL, &je);
+    if (root == NULL)
+        root = json_loads(resp, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
+    json_t *hits = json_object_get(json_object_get(root, "hits"), "hits");
+    const char *sid = json_string_value(json_object_get(root, "_scroll_id"));
+    if (!json_is_array(hits) || sid == NULL) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT,
+                      "cannot scroll index \"%s\": no hits or "
+                      "_scroll_id in the answer",
+                      r->ae->index);
+        goto out;
+    }
+    free(*scroll_id);
+    *scroll_id = xstrdup(sid);
+    *nhits = json_array_size(hits);
+    for (size_t i = 0; i < *nhits; i++) {
+        if (verify_write_hit(to, json_array_get(hits, i), line) < 0) {
+            pgs_error_set(err, PGS_ERR_FATAL, "cannot write to sort: %s", strerror(errno));
+            goto out;
+        }
+    }
+    rv = 0;
+out:
+    json_decref(root);
+    return rv;
+}
+
+/* The request of the scroll's next page into "path" and "body". */
+static void verify_scroll_next(struct strbuf *path, struct strbuf *body, const char *scroll_id)
+{
+    sb_reset(path);
+    sb_add(path, "/_search/scroll");
+    json_t *b = json_pack("{s:s, s:s}", "scroll", "2m", "scroll_id", scroll_id);
+    char *text = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    sb_reset(body);
+    sb_add(body, text);
+    free(text);
+}
+
+/* Free the search context now rather than in two minutes; the answer does not matter. */
+static void verify_scroll_clear(struct verify_run *r, const char *scroll_id)
+{
+    json_t *b = json_pack("{s:[s]}", "scroll_id", scroll_id);
+    char *text = json_dumps(b, JSON_COMPACT);
+    struct pgs_error ignored;
+    char *resp = NULL;
+    long status;
+
+    if (es_request(r->es, "DELETE", "/_search/scroll", text, strlen(text), "application/json",
+                   &status, &resp, &ignored) == 0)
+        free(resp);
+    free(text);
+    json_decref(b);
+}
+
 /* Scroll the whole index (_doc order: the cheapest) into the sorter. */
 static int verify_dump_index(struct verify_run *r, FILE *to, struct pgs_error *err)
 {
@@ -874,6 +940,7 @@ static int verify_dump_index(struct verify_run *r, FILE *to, struct pgs_error *e
               "\"query\":{\"match_all\":{}}}",
               VERIFY_SCROLL_SIZE);
     for (;;) {
+        size_t nh = 0;
         if (verify_stopped(r, err))
             goto out;
         if (es_request(r->es, "POST", path.buf, body.buf, body.len, "application/json", &status,
@@ -883,62 +950,22 @@ static int verify_dump_index(struct verify_run *r, FILE *to, struct pgs_error *e
             verify_http_error(err, "scroll", index, status, resp);
             goto out;
         }
-        json_error_t je;
-        json_t *root = json_loads(resp, JSON_ALLOW_NUL, &je);
-        if (root == NULL)
-            root = json_loads(resp, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
+        int page = verify_scroll_page(r, to, resp, &scroll_id, &nh, &line, err);
         free(resp);
         resp = NULL;
-        json_t *hits = json_object_get(json_object_get(root, "hits"), "hits");
-        const char *sid = json_string_value(json_object_get(root, "_scroll_id"));
-        if (!json_is_array(hits) || sid == NULL) {
-            pgs_error_set(err, PGS_ERR_TRANSIENT,
-                          "cannot scroll index \"%s\": no hits or "
-                          "_scroll_id in the answer",
-                          index);
-            json_decref(root);
+        if (page < 0)
             goto out;
-        }
-        free(scroll_id);
-        scroll_id = xstrdup(sid);
-        size_t nh = json_array_size(hits);
-        for (size_t i = 0; i < nh; i++) {
-            if (verify_write_hit(to, json_array_get(hits, i), &line) < 0) {
-                pgs_error_set(err, PGS_ERR_FATAL, "cannot write to sort: %s", strerror(errno));
-                json_decref(root);
-                goto out;
-            }
-        }
-        json_decref(root);
         n += (long long)nh;
         verify_progress(r, "read-index", n);
         if (nh == 0)
             break;
-        /* the next page */
-        sb_reset(&path);
-        sb_add(&path, "/_search/scroll");
-        json_t *b = json_pack("{s:s, s:s}", "scroll", "2m", "scroll_id", scroll_id);
-        char *text = json_dumps(b, JSON_COMPACT);
-        json_decref(b);
-        sb_reset(&body);
-        sb_add(&body, text);
-        free(text);
+        verify_scroll_next(&path, &body, scroll_id);
     }
     rv = 0;
 out:
-    if (scroll_id) {
-        /* free the search context now rather than in two minutes; the answer does not matter */
-        json_t *b = json_pack("{s:[s]}", "scroll_id", scroll_id);
-        char *text = json_dumps(b, JSON_COMPACT);
-        struct pgs_error ignored;
-        if (es_request(r->es, "DELETE", "/_search/scroll", text, strlen(text), "application/json",
-                       &status, &resp, &ignored) == 0)
-            free(resp);
-        resp = NULL;
-        free(text);
-        json_decref(b);
-        free(scroll_id);
-    }
+    if (scroll_id)
+        verify_scroll_clear(r, scroll_id);
+    free(scroll_id);
     free(resp);
     sb_free(&path);
     sb_free(&body);
@@ -1124,22 +1151,15 @@ out:
     return rv;
 }
 
-/* --sample: random root rows, their documents by key, and a realtime _mget of those ids. */
-static int verify_sample(struct verify_run *r, PGconn *conn, struct pgs_error *err)
+/* The keys of "--sample" random root rows into "keys". */
+static int verify_sample_keys(struct verify_run *r, PGconn *conn, struct keyset *keys,
+                              struct pgs_error *err)
 {
     const struct schema_node *root = r->ae->e->root;
-    const struct sqlgen *g = &r->ae->sql;
-    struct keyset keys;
-    struct strbuf sql, *arrays = xcalloc((size_t)g->npk, sizeof(struct strbuf));
-    const char **params = xcalloc((size_t)g->npk, sizeof(char *));
-    json_t **found = xcalloc(VERIFY_SAMPLE_CHUNK, sizeof(json_t *));
+    struct strbuf sql;
     PGresult *res = NULL;
-    int rv = -1;
 
-    keyset_init(&keys, g->npk);
     sb_init(&sql);
-    for (int c = 0; c < g->npk; c++)
-        sb_init(&arrays[c]);
     sb_add(&sql, "SELECT ");
     for (int k = 0; k < root->npk; k++) {
         if (k)
@@ -1152,93 +1172,131 @@ static int verify_sample(struct verify_run *r, PGconn *conn, struct pgs_error *e
     sb_addc(&sql, '.');
     sb_ident(&sql, root->table);
     sb_printf(&sql, " ORDER BY random() LIMIT %lld", r->opts->sample);
-    if (verify_exec(conn, sql.buf, PGRES_TUPLES_OK, &res, err) < 0)
-        goto out;
+    int rv = verify_exec(conn, sql.buf, PGRES_TUPLES_OK, &res, err);
+    sb_free(&sql);
+    if (rv < 0)
+        return -1;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *vals[64];
-        for (int k = 0; k < g->npk; k++)
+        for (int k = 0; k < r->ae->sql.npk; k++)
             vals[k] = PQgetvalue(res, i, k);
-        keyset_add(&keys, vals);
+        keyset_add(keys, vals);
     }
     PQclear(res);
-    res = NULL;
+    return 0;
+}
 
+/*
+ * Judge row "i" of the document query against "found" (its _mget answer,
+ * NULL when the index has no such document) and record the result.
+ * Returns 0, or non-zero to stop.
+ */
+static int verify_sample_row(struct verify_run *r, PGresult *res, int i, json_t *found,
+                             struct pgs_error *err)
+{
+    const char *kv[64];
+    for (int k = 0; k < r->ae->sql.npk; k++)
+        kv[k] = PQgetvalue(res, i, 2 + k);
+    struct verify_item d = {PQgetvalue(res, i, 0),
+                            PQgetvalue(res, i, 1),
+                            (size_t)PQgetlength(res, i, 1),
+                            0,
+                            NULL,
+                            kv};
+    struct verify_item x = {d.id, NULL, 0, 0, NULL, NULL};
+    json_t *dj = NULL, *xj = found ? json_object_get(found, "_source") : NULL;
+    enum verify_kind kind = VERIFY_MISSING;
+    struct verify_counts *cnt = &r->res->counts;
+
+    if (xj) {
+        json_t *v = json_object_get(found, "_version");
+        x.version = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+        x.routing = json_string_value(json_object_get(found, "_routing"));
+        dj = verify_json_parse(d.doc, d.doclen, err);
+        if (dj == NULL)
+            return -1;
+        kind = verify_json_equal(dj, xj)     ? VERIFY_SAME
+               : x.version > r->res->version ? VERIFY_NEWER
+                                             : VERIFY_DIFFERENT;
+    }
+    cnt->checked++;
+    cnt->same += kind == VERIFY_SAME;
+    cnt->missing += kind == VERIFY_MISSING;
+    cnt->different += kind == VERIFY_DIFFERENT;
+    cnt->newer += kind == VERIFY_NEWER;
+    int cb = verify_on_result(r, kind, &d, xj ? &x : NULL, dj, xj, err);
+    json_decref(dj);
+    return cb;
+}
+
+/* The keys [from, to) of "keys": their documents from the database, then from the index. */
+static int verify_sample_chunk(struct verify_run *r, PGconn *conn, const struct keyset *keys,
+                               int from, int to, struct strbuf *arrays, json_t **found,
+                               struct pgs_error *err)
+{
+    const struct sqlgen *g = &r->ae->sql;
+    const char **params = xcalloc((size_t)g->npk, sizeof(char *));
+    int rv = -1, n = 0;
+
+    for (int c = 0; c < g->npk; c++) {
+        keyset_pg_array(keys, c, from, to, &arrays[c]);
+        params[c] = arrays[c].buf;
+    }
+    PGresult *res = PQexecParams(conn, g->doc_by_keys, g->npk, NULL, params, NULL, NULL, 0);
+    free(params);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pgs_error_set(err, PGS_ERR_FATAL, "the document query failed on database \"%s\"",
+                      r->ae->e->database);
+        pgs_error_detail(err, "%s", PQerrorMessage(conn));
+        goto out;
+    }
+    n = PQntuples(res);
+    memset(found, 0, VERIFY_SAMPLE_CHUNK * sizeof(json_t *));
+    if (n > 0 && verify_mget(r, res, n, found, err) < 0)
+        goto out;
+    for (int i = 0; i < n; i++)
+        if (verify_sample_row(r, res, i, found[i], err) != 0)
+            goto out;
+    rv = 0;
+out:
+    for (int i = 0; i < n; i++) {
+        json_decref(found[i]);
+        found[i] = NULL;
+    }
+    PQclear(res);
+    return rv;
+}
+
+/* --sample: random root rows, their documents by key, and a realtime _mget of those ids. */
+static int verify_sample(struct verify_run *r, PGconn *conn, struct pgs_error *err)
+{
+    const struct sqlgen *g = &r->ae->sql;
+    struct keyset keys;
+    struct strbuf *arrays = xcalloc((size_t)g->npk, sizeof(struct strbuf));
+    json_t **found = xcalloc(VERIFY_SAMPLE_CHUNK, sizeof(json_t *));
+    int rv = -1;
+
+    keyset_init(&keys, g->npk);
+    for (int c = 0; c < g->npk; c++)
+        sb_init(&arrays[c]);
+    if (verify_sample_keys(r, conn, &keys, err) < 0)
+        goto out;
     for (int from = 0; from < keys.n; from += VERIFY_SAMPLE_CHUNK) {
         int to = from + VERIFY_SAMPLE_CHUNK < keys.n ? from + VERIFY_SAMPLE_CHUNK : keys.n;
         if (verify_stopped(r, err))
             goto out;
-        for (int c = 0; c < g->npk; c++) {
-            keyset_pg_array(&keys, c, from, to, &arrays[c]);
-            params[c] = arrays[c].buf;
-        }
-        res = PQexecParams(conn, g->doc_by_keys, g->npk, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            pgs_error_set(err, PGS_ERR_FATAL, "the document query failed on database \"%s\"",
-                          r->ae->e->database);
-            pgs_error_detail(err, "%s", PQerrorMessage(conn));
+        if (verify_sample_chunk(r, conn, &keys, from, to, arrays, found, err) < 0)
             goto out;
-        }
-        int n = PQntuples(res);
-        memset(found, 0, VERIFY_SAMPLE_CHUNK * sizeof(json_t *));
-        if (n > 0 && verify_mget(r, res, n, found, err) < 0)
-            goto out;
-        for (int i = 0; i < n; i++) {
-            const char *kv[64];
-            for (int k = 0; k < g->npk; k++)
-                kv[k] = PQgetvalue(res, i, 2 + k);
-            struct verify_item d = {PQgetvalue(res, i, 0),
-                                    PQgetvalue(res, i, 1),
-                                    (size_t)PQgetlength(res, i, 1),
-                                    0,
-                                    NULL,
-                                    kv};
-            struct verify_item x = {d.id, NULL, 0, 0, NULL, NULL};
-            json_t *dj = NULL, *xj = found[i] ? json_object_get(found[i], "_source") : NULL;
-            enum verify_kind kind = VERIFY_MISSING;
-            struct verify_counts *cnt = &r->res->counts;
-
-            if (xj) {
-                json_t *v = json_object_get(found[i], "_version");
-                x.version = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
-                x.routing = json_string_value(json_object_get(found[i], "_routing"));
-                dj = verify_json_parse(d.doc, d.doclen, err);
-                if (dj == NULL)
-                    goto out;
-                kind = verify_json_equal(dj, xj)     ? VERIFY_SAME
-                       : x.version > r->res->version ? VERIFY_NEWER
-                                                     : VERIFY_DIFFERENT;
-            }
-            cnt->checked++;
-            cnt->same += kind == VERIFY_SAME;
-            cnt->missing += kind == VERIFY_MISSING;
-            cnt->different += kind == VERIFY_DIFFERENT;
-            cnt->newer += kind == VERIFY_NEWER;
-            int cb = verify_on_result(r, kind, &d, xj ? &x : NULL, dj, xj, err);
-            json_decref(dj);
-            if (cb != 0)
-                goto out;
-        }
-        for (int i = 0; i < n; i++) {
-            json_decref(found[i]);
-            found[i] = NULL;
-        }
-        PQclear(res);
-        res = NULL;
     }
     if (verify_repair_finish(r, err) < 0)
         goto out;
     rv = 0;
 out:
-    for (int i = 0; i < VERIFY_SAMPLE_CHUNK; i++)
-        json_decref(found[i]);
     free(found);
-    PQclear(res);
     keyset_free(&keys);
     for (int c = 0; c < g->npk; c++)
         sb_free(&arrays[c]);
     free(arrays);
-    free(params);
-    sb_free(&sql);
     return rv;
 }
 

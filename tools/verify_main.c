@@ -117,6 +117,105 @@ static json_t *entry_json(const struct verify_result *res)
     return o;
 }
 
+/* The command line. */
+struct verify_args {
+    struct verify_opts opts;
+    int json;
+};
+
+static int verify_option(void *ctx, const char *prog, int opt, const char *arg)
+{
+    struct verify_args *a = ctx;
+
+    switch (opt) {
+    case 'r':
+        a->opts.repair = 1;
+        return 0;
+    case 's':
+        a->opts.sample = parse_count(prog, "--sample", arg, 1);
+        return 0;
+    case 'j':
+        a->json = 1;
+        return 0;
+    case 'm':
+        a->opts.max_diffs = (int)parse_count(prog, "--max-diffs", arg, 0);
+        return 0;
+    case 'q':
+        a->opts.progress = 0;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* The app's versions bound and a checked engine client; NULL when either failed (said). */
+static struct es_client *verify_connect(struct app *app, const struct config *cfg)
+{
+    struct pgs_error err;
+    struct es_client *es;
+
+    if (app_bind_once(app, 0, &err) < 0) {
+        cli_print_error("pgsync-verify", &err);
+        return NULL;
+    }
+    es = app_es_client(cfg, &err);
+    if (es != NULL && app_check_engine(es, &err) < 0) {
+        es_client_free(es);
+        es = NULL;
+    }
+    if (es == NULL)
+        cli_print_error("pgsync-verify", &err);
+    return es;
+}
+
+/*
+ * Verify every entry, printing each (or, with --json, one summary at the
+ * end). Returns the exit status: 2 when an entry could not be verified or
+ * the run was stopped, 1 on drift, else 0.
+ */
+static int verify_all(const struct config *cfg, struct app *app, struct es_client *es,
+                      const struct verify_args *a)
+{
+    struct pgs_error err;
+    char buf[1600];
+    int errors = 0, drift = 0;
+    const volatile sig_atomic_t *stop = a->opts.stop;
+
+    json_t *entries = json_array();
+    for (int i = 0; i < app->nentries && !*stop; i++) {
+        struct verify_result res;
+        const char *index = app->entries[i].e->index;
+        if (verify_entry(cfg, &app->entries[i], es, &a->opts, &res, &err) < 0) {
+            pgs_error_str(&err, buf, sizeof(buf));
+            fprintf(stderr, "pgsync-verify: index \"%s\": %s\n", index, buf);
+            if (a->json)
+                json_array_append_new(entries,
+                                      json_pack("{s:s, s:s}", "index", index, "error", buf));
+            errors++;
+        } else {
+            drift |= verify_result_drift(&res);
+            if (a->json)
+                json_array_append_new(entries, entry_json(&res));
+            else
+                print_entry(&res, &a->opts);
+        }
+        verify_result_free(&res);
+        fflush(stdout);
+    }
+    if (a->json) {
+        json_t *out = json_pack("{s:o, s:b}", "entries", entries, "drift", drift);
+        char *text = json_dumps(out, JSON_COMPACT);
+        puts(text ? text : "{}");
+        free(text);
+        json_decref(out);
+    } else {
+        json_decref(entries);
+    }
+    if (errors || *stop)
+        return 2;
+    return drift ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
@@ -127,95 +226,25 @@ int main(int argc, char **argv)
                                              {"quiet", no_argument, NULL, 'q'},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-verify"};
-    struct verify_opts opts = {.max_diffs = 5, .progress = 1};
+    struct verify_args a = {.opts = {.max_diffs = 5, .progress = 1}};
+    struct cli_spec spec = {"c:hVq", longopts, usage, verify_option, &a, 0};
     static volatile sig_atomic_t stop;
     struct config cfg;
-    struct pgs_error err;
     struct app app;
-    char buf[1600];
-    int opt, json = 0, errors = 0, drift = 0;
 
-    while ((opt = getopt_long(argc, argv, "c:hVq", longopts, NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage))
-            continue;
-        switch (opt) {
-        case 'r':
-            opts.repair = 1;
-            break;
-        case 's':
-            opts.sample = parse_count(cli.prog, "--sample", optarg, 1);
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'm':
-            opts.max_diffs = (int)parse_count(cli.prog, "--max-diffs", optarg, 0);
-            break;
-        case 'q':
-            opts.progress = 0;
-            break;
-        default:
-            cli_die_usage(cli.prog, "bad argument");
-        }
-    }
-    if (optind < argc)
-        cli_die_usage(cli.prog, "unexpected argument \"%s\"", argv[optind]);
-    cli_common_finish(&cli, 1);
-    cli_load_config(&cli, &cfg);
+    cli_parse(&cli, &spec, argc, argv);
+    cli_setup(&cli, &cfg);
     cli_install_signals(&stop);
-    opts.stop = &stop;
-    if (app_load(&app, cli.config, &cfg, &err) < 0) {
-        fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
+    a.opts.stop = &stop;
+    if (cli_load_app(&cli, &cfg, &app) < 0)
         return 2;
-    }
-    if (app_bind_once(&app, 0, &err) < 0) {
-        fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
-        app_free(&app);
-        return 2;
-    }
-    struct es_client *es = app_es_client(&cfg, &err);
-    if (es != NULL && app_check_engine(es, &err) < 0) {
-        es_client_free(es);
-        es = NULL;
-    }
+    struct es_client *es = verify_connect(&app, &cfg);
     if (es == NULL) {
-        fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
         app_free(&app);
         return 2;
     }
-
-    json_t *entries = json_array();
-    for (int i = 0; i < app.nentries && !stop; i++) {
-        struct verify_result res;
-        if (verify_entry(&cfg, &app.entries[i], es, &opts, &res, &err) < 0) {
-            pgs_error_str(&err, buf, sizeof(buf));
-            fprintf(stderr, "%s: index \"%s\": %s\n", cli.prog, app.entries[i].e->index, buf);
-            if (json)
-                json_array_append_new(entries, json_pack("{s:s, s:s}", "index",
-                                                         app.entries[i].e->index, "error", buf));
-            errors++;
-        } else {
-            drift |= verify_result_drift(&res);
-            if (json)
-                json_array_append_new(entries, entry_json(&res));
-            else
-                print_entry(&res, &opts);
-        }
-        verify_result_free(&res);
-        fflush(stdout);
-    }
-    if (json) {
-        json_t *out = json_pack("{s:o, s:b}", "entries", entries, "drift", drift);
-        char *text = json_dumps(out, JSON_COMPACT);
-        puts(text ? text : "{}");
-        free(text);
-        json_decref(out);
-    } else {
-        json_decref(entries);
-    }
+    int rv = verify_all(&cfg, &app, es, &a);
     es_client_free(es);
     app_free(&app);
-    if (errors || stop)
-        return 2;
-    return drift ? 1 : 0;
+    return rv;
 }
