@@ -25,7 +25,6 @@
 #include "strbuf.h"
 #include "sync.h"
 
-
 /* pages per range: about 8 MB of heap, a few seconds of work */
 #define PAGES_PER_PART 1000
 #define MAX_PARTS      10000
