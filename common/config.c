@@ -60,6 +60,11 @@ static const struct cfg_key cfg_keys[] = {
     {"REDIS_AUTH", S(redis_auth), NULL, 0, 0, CFG_SECRET, "Redis password"},
     {"REDIS_USER", S(redis_user), NULL, 0, 0, 0, "Redis ACL user"},
     {"REDIS_TIMEOUT_MS", I(redis_timeout_ms), "5000", 100, 600000, 0, "Redis command time-out"},
+    {"REDIS_SENTINELS", S(redis_sentinels), NULL, 0, 0, 0, "host:port[,host:port...] of Redis Sentinels: the primary is asked of them (REDIS_HOST/PORT are then unused)"},
+    {"REDIS_SENTINEL_MASTER", S(redis_sentinel_master), NULL, 0, 0, 0, "the name the sentinels monitor the primary under (required with REDIS_SENTINELS)"},
+    {"REDIS_SENTINEL_PASSWORD", S(redis_sentinel_password), NULL, 0, 0, CFG_SECRET, "the sentinels' own password"},
+    {"PGSYNC_REDIS_MIN_REPLICAS", I(redis_min_replicas), "-1", -1, 64, 0, "Redis replicas that must hold the records before their WAL position is confirmed (WAIT); -1: 1 with REDIS_SENTINELS, else 0"},
+    {"PGSYNC_REDIS_WAIT_MS", I(redis_wait_ms), "1000", 1, 600000, 0, "how long to wait for those replicas before retrying"},
     {"PGSYNC_BATCH_SIZE", I(batch_size), "1000", 1, 100000, 0, "stream entries per consumer batch"},
     {"PGSYNC_BLOCK_MS", I(block_ms), "1000", 1, 60000, 0, "how long a consumer waits for entries"},
     {"PGSYNC_CLAIM_IDLE_MS", I(claim_idle_ms), "30000", 100, 86400000, 0, "pending entries idle this long are taken over from a dead consumer"},
@@ -199,6 +204,18 @@ int config_load(struct config *cfg, struct pgs_error *err)
     const char *rurl = getenv("REDIS_URL");
     if (rurl && *rurl && parse_redis_url(cfg, rurl, err) < 0)
         return -1;
+    if (cfg->redis_sentinels && !*cfg->redis_sentinels)
+        cfg->redis_sentinels = NULL;
+    if (cfg->redis_sentinels &&
+        (cfg->redis_sentinel_master == NULL || !*cfg->redis_sentinel_master)) {
+        pgs_error_set(err, PGS_ERR_USAGE,
+                      "REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not: name the primary "
+                      "the sentinels monitor (sentinel monitor NAME ...)");
+        return -1;
+    }
+    /* replicated Redis: a record counts once a replica holds it too */
+    if (cfg->redis_min_replicas < 0)
+        cfg->redis_min_replicas = cfg->redis_sentinels ? 1 : 0;
     return 0;
 }
 
@@ -216,12 +233,19 @@ void config_print_help(FILE *out)
 
 void config_log(const struct config *cfg)
 {
-    char url[512];
+    char url[512], redis[600];
+    if (cfg->redis_sentinels)
+        snprintf(redis, sizeof(redis), "sentinels:%s/%s/%d", cfg->redis_sentinels,
+                 cfg->redis_sentinel_master, cfg->redis_db);
+    else
+        snprintf(redis, sizeof(redis), "%s:%d/%d", cfg->redis_host, cfg->redis_port,
+                 cfg->redis_db);
     pgs_log(LOG_INFO, "settings",
-            "pg_host=%s pg_port=%s pg_user=%s pg_url=%s search=%s redis=%s:%d/%d batch_size=%d",
+            "pg_host=%s pg_port=%s pg_user=%s pg_url=%s search=%s redis=%s "
+            "redis_min_replicas=%d batch_size=%d",
             cfg->pg_host, cfg->pg_port, cfg->pg_user, cfg->pg_url ? "***" : "-",
-            pgs_redact_url(cfg->es_url, url, sizeof(url)), cfg->redis_host, cfg->redis_port,
-            cfg->redis_db, cfg->batch_size);
+            pgs_redact_url(cfg->es_url, url, sizeof(url)), redis, cfg->redis_min_replicas,
+            cfg->batch_size);
 }
 
 PGconn *config_pg_connect(const struct config *cfg, const char *dbname, int replication,

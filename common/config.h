@@ -34,6 +34,11 @@ struct config {
     const char *redis_host, *redis_auth, *redis_user;
     int redis_port, redis_db;
     int redis_timeout_ms;
+    const char *redis_sentinels;         /* "host:port,...": ask them for the primary */
+    const char *redis_sentinel_master;   /* the name the sentinels monitor */
+    const char *redis_sentinel_password;
+    int redis_min_replicas; /* replicas that must hold a write before it counts (WAIT) */
+    int redis_wait_ms;      /* how long WAIT waits for them */
     /* tuning */
     int batch_size;      /* stream entries per consumer batch */
     int block_ms;        /* XREADGROUP BLOCK */

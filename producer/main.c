@@ -71,6 +71,11 @@ static void producer_health(void *arg, struct metrics_health *h)
         else if (!h->down[0] && !st->connected)
             snprintf(h->down, sizeof(h->down), "not connected to PostgreSQL (slot %s)",
                      w->app->entries[i].slot);
+        else if (!h->down[0] && st->replicas_short)
+            snprintf(h->down, sizeof(h->down),
+                     "Redis has fewer replicas holding the records than "
+                     "PGSYNC_REDIS_MIN_REPLICAS (slot %s): nothing new is confirmed",
+                     w->app->entries[i].slot);
         if (st->server_lsn > st->confirmed_lsn)
             h->waiting += (double)(st->server_lsn - st->confirmed_lsn);
         h->progress += (double)st->records_written + (double)st->confirmed_lsn;

@@ -210,6 +210,15 @@ static int drain_batch(struct outbox *n, struct pgs_error *err)
         rv = -1;
     else
         rv = rstream_add(*n->rcp, n->ae->stream, n->recs, rows, err);
+    /*
+     * The rows are deleted below: before that, the records must be on the
+     * replicas asked for, or a failover could lose them for good. Short:
+     * not deleted, sent again by the next drain (the copies are harmless).
+     */
+    int held = rv == 0 ? redis_wait_replicas(*n->rcp, n->cfg, err) : 0;
+    n->stats.replicas_short = held == 1;
+    if (held != 0)
+        rv = -1;
     if (rv < 0 && *n->rcp && (*n->rcp)->err) {
         redisFree(*n->rcp);
         *n->rcp = NULL;

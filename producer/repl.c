@@ -75,6 +75,14 @@ struct repl {
     int npending;
     struct strbuf arena;
     uint64_t written_upto;    /* every transaction ending at or before this is in Redis */
+    /*
+     * Records written and not yet known to be on PGSYNC_REDIS_MIN_REPLICAS
+     * replicas (WAIT), and the connection they were written on: nothing
+     * past written_upto is confirmed until WAIT says so on that connection.
+     */
+    int unreplicated;
+    unsigned long unreplicated_conn;
+    int replicas_short_logged;
     struct source_stats stats;
 };
 
@@ -151,6 +159,7 @@ static void close_stream(struct repl *r)
      * decodes them again.
      */
     r->last_commit_end = r->written_upto;
+    r->unreplicated = 0; /* read again from the confirmed position, written again */
     r->stats.connected = 0;
 }
 
@@ -241,8 +250,53 @@ static int flush_pending(struct repl *r, struct pgs_error *err)
         return -1;
     }
     r->stats.records_written += (unsigned long long)r->npending;
+    r->unreplicated = 1;
+    r->unreplicated_conn = redis_connect_count();
     pending_clear(r);
     return 0;
+}
+
+/*
+ * May what was written be confirmed? 1 when the replicas asked for hold it
+ * (or none are asked for), 0 when not yet (WAIT came back short: confirm
+ * nothing more for now and ask again later), -1 when the connection failed
+ * or was replaced since the write: then the records may be gone with the
+ * old primary, so the stream must be read again from the confirmed position.
+ */
+static int replicated(struct repl *r, struct pgs_error *err)
+{
+    if (!r->unreplicated)
+        return 1;
+    if (*r->rcp == NULL || redis_connect_count() != r->unreplicated_conn) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT,
+                      "the Redis connection was replaced before the records of slot \"%s\" "
+                      "reached its replicas: reading again from the confirmed position",
+                      r->ae->slot);
+        return -1;
+    }
+    int rv = redis_wait_replicas(*r->rcp, r->cfg, err);
+    if (rv < 0) {
+        if ((*r->rcp)->err) {
+            redisFree(*r->rcp);
+            *r->rcp = NULL;
+        }
+        return -1;
+    }
+    if (rv == 1) {
+        char buf[1600];
+        r->stats.replicas_short = 1;
+        if (!r->replicas_short_logged)
+            pgs_log(LOG_WARN, "records not yet on enough Redis replicas: not confirming",
+                    "slot=%s error=\"%s\"", r->ae->slot, pgs_error_str(err, buf, sizeof(buf)));
+        r->replicas_short_logged = 1;
+        return 0;
+    }
+    if (r->replicas_short_logged)
+        pgs_log(LOG_INFO, "the Redis replicas hold the records again", "slot=%s", r->ae->slot);
+    r->replicas_short_logged = 0;
+    r->stats.replicas_short = 0;
+    r->unreplicated = 0;
+    return 1;
 }
 
 static struct relmap *relmap_find(struct repl *r, uint32_t oid)
@@ -464,18 +518,19 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
     }
-    if (flush_pending(r, &err) < 0) {
+    int held = flush_pending(r, &err) < 0 ? -1 : replicated(r, &err);
+    if (held < 0) {
         fail(r, &err);
         return;
     }
-    /* everything decoded is in Redis: complete transactions may be confirmed */
-    if (r->last_commit_end > r->written_upto)
+    /* everything decoded is in Redis (and on its replicas): complete transactions may be confirmed */
+    if (held && r->last_commit_end > r->written_upto)
         r->written_upto = r->last_commit_end;
     /*
      * Idle, between transactions: the keepalive's position is safe to
      * confirm too, or a slot on an idle database would hold WAL forever.
      */
-    if (!r->in_txn && keepalive_end > r->written_upto)
+    if (held && !r->in_txn && keepalive_end > r->written_upto)
         r->written_upto = keepalive_end;
     if ((reply || r->written_upto != r->stats.confirmed_lsn) && send_status(r, 0, &err) < 0) {
         fail(r, &err);
@@ -494,7 +549,19 @@ static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
     struct pgs_error err;
     (void)loop;
     (void)revents;
-    if (r->conn && send_status(r, 0, &err) < 0)
+    if (r->conn == NULL)
+        return;
+    /* records a short WAIT held back: ask again, even when no WAL arrives */
+    if (r->unreplicated) {
+        int held = replicated(r, &err);
+        if (held < 0) {
+            fail(r, &err);
+            return;
+        }
+        if (held && r->last_commit_end > r->written_upto)
+            r->written_upto = r->last_commit_end;
+    }
+    if (send_status(r, 0, &err) < 0)
         fail(r, &err);
 }
 
@@ -572,8 +639,8 @@ static int repl_stop(struct change_source *src)
 
     ev_timer_stop(r->loop, &r->retry_timer);
     if (r->conn) {
-        /* finish the batch in hand and confirm what Redis has */
-        if (flush_pending(r, &err) < 0)
+        /* finish the batch in hand and confirm what Redis (and its replicas) has */
+        if (flush_pending(r, &err) < 0 || replicated(r, &err) < 1)
             rv = -1;
         else if (r->last_commit_end > r->written_upto)
             r->written_upto = r->last_commit_end;

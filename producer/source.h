@@ -23,6 +23,7 @@ struct source_stats {
     uint64_t confirmed_lsn;          /* last position confirmed (outbox: last drain's version) */
     uint64_t server_lsn;             /* the server's end of WAL, from keepalives */
     int connected;
+    int replicas_short; /* the last WAIT found fewer Redis replicas than PGSYNC_REDIS_MIN_REPLICAS */
 };
 
 struct change_source;

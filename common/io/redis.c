@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "log.h"
+
 int redis_reply_check(redisContext *rc, const redisReply *r, const char *what,
                       struct pgs_error *err)
 {
@@ -21,20 +23,37 @@ int redis_reply_check(redisContext *rc, const redisReply *r, const char *what,
         /* an out-of-memory Redis recovers when consumers catch up: retry */
         if (strncmp(r->str, "NOAUTH", 6) == 0 || strncmp(r->str, "WRONGPASS", 9) == 0)
             err->kind = PGS_ERR_FATAL;
+        /*
+         * A replica (a demoted primary), one still loading, or one that lost
+         * its primary: this connection must not be used again. Marking it
+         * broken makes every caller reconnect, which asks the sentinels anew.
+         */
+        if (strncmp(r->str, "READONLY", 8) == 0 || strncmp(r->str, "LOADING", 7) == 0 ||
+            strncmp(r->str, "MASTERDOWN", 10) == 0) {
+            rc->err = REDIS_ERR_OTHER;
+            snprintf(rc->errstr, sizeof(rc->errstr), "%s", r->str);
+        }
         return -1;
     }
     return 0;
 }
 
-redisContext *redis_connect(const struct config *cfg, struct pgs_error *err)
+static struct timeval ms_timeval(int ms)
 {
-    struct timeval tv = {cfg->redis_timeout_ms / 1000, (cfg->redis_timeout_ms % 1000) * 1000};
-    redisContext *rc = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+/* A node at host:port, authenticated and on the configured database, or NULL with "err". */
+static redisContext *connect_node(const struct config *cfg, const char *host, int port,
+                                  struct pgs_error *err)
+{
+    struct timeval tv = ms_timeval(cfg->redis_timeout_ms);
+    redisContext *rc = redisConnectWithTimeout(host, port, tv);
     redisReply *r;
 
     if (rc == NULL || rc->err) {
-        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot connect to Redis at %s:%d",
-                      cfg->redis_host, cfg->redis_port);
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot connect to Redis at %s:%d", host, port);
         pgs_error_detail(err, "%s", rc ? rc->errstr : "out of memory");
         redisFree(rc);
         return NULL;
@@ -66,6 +85,222 @@ redisContext *redis_connect(const struct config *cfg, struct pgs_error *err)
         freeReplyObject(r);
     }
     return rc;
+}
+
+/* ---- Sentinel ---- */
+
+/* The "i"th "host:port" of the comma-separated "list" ("[v6]:port" too); -1 past the end. */
+static int addr_nth(const char *list, int i, char *host, size_t hlen, int *port)
+{
+    const char *p = list;
+    for (; i > 0 && p; i--) {
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    if (p == NULL || !*p)
+        return -1;
+    while (*p == ' ')
+        p++;
+    size_t n = strcspn(p, ",");
+    char item[300];
+    snprintf(item, sizeof(item), "%.*s", (int)(n < sizeof(item) ? n : sizeof(item) - 1), p);
+    char *colon = strrchr(item, ':');
+    if (colon == NULL)
+        return -2;
+    *colon = '\0';
+    char *end;
+    long v = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || v < 1 || v > 65535)
+        return -2;
+    const char *h = item;
+    size_t hl = strlen(h);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    snprintf(host, hlen, "%.*s", (int)hl, h);
+    *port = (int)v;
+    return 0;
+}
+
+/* Ask one sentinel for the primary of cfg->redis_sentinel_master: 0, 1 (it does not know it), -1. */
+static int sentinel_ask_one(const struct config *cfg, const char *shost, int sport, char *host,
+                            size_t hlen, int *port, struct pgs_error *err)
+{
+    /* a sentinel that does not answer quickly is skipped for the next one */
+    int ms = cfg->redis_timeout_ms < 2000 ? cfg->redis_timeout_ms : 2000;
+    redisContext *sc = redisConnectWithTimeout(shost, sport, ms_timeval(ms));
+    redisReply *r = NULL;
+    int rv = -1;
+
+    if (sc == NULL || sc->err) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot connect to the Redis Sentinel at %s:%d",
+                      shost, sport);
+        pgs_error_detail(err, "%s", sc ? sc->errstr : "out of memory");
+        goto out;
+    }
+    redisSetTimeout(sc, ms_timeval(ms));
+    if (cfg->redis_sentinel_password && *cfg->redis_sentinel_password) {
+        r = redisCommand(sc, "AUTH %s", cfg->redis_sentinel_password);
+        if (redis_reply_check(sc, r, "AUTH", err) < 0) {
+            snprintf(err->msg, sizeof(err->msg),
+                     "the Redis Sentinel at %s:%d refuses REDIS_SENTINEL_PASSWORD", shost, sport);
+            goto out;
+        }
+        freeReplyObject(r);
+    }
+    r = redisCommand(sc, "SENTINEL get-master-addr-by-name %s", cfg->redis_sentinel_master);
+    if (redis_reply_check(sc, r, "SENTINEL get-master-addr-by-name", err) < 0) {
+        snprintf(err->msg, sizeof(err->msg), "the Redis Sentinel at %s:%d did not answer", shost,
+                 sport);
+        goto out;
+    }
+    if (r->type == REDIS_REPLY_NIL) {
+        pgs_error_set(err, PGS_ERR_FATAL,
+                      "REDIS_SENTINEL_MASTER \"%s\": the Redis Sentinel at %s:%d monitors no "
+                      "primary of that name",
+                      cfg->redis_sentinel_master, shost, sport);
+        rv = 1;
+        goto out;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT,
+                      "the Redis Sentinel at %s:%d gave no address for \"%s\"", shost, sport,
+                      cfg->redis_sentinel_master);
+        goto out;
+    }
+    snprintf(host, hlen, "%s", r->element[0]->str);
+    *port = atoi(r->element[1]->str);
+    rv = 0;
+out:
+    freeReplyObject(r);
+    redisFree(sc);
+    return rv;
+}
+
+/*
+ * The primary's address from the first sentinel of REDIS_SENTINELS that
+ * knows it. Fatal only when every sentinel that answered knows no such name.
+ */
+static int sentinel_primary(const struct config *cfg, char *host, size_t hlen, int *port,
+                            struct pgs_error *err)
+{
+    char shost[256], first_unknown[sizeof(err->msg)] = "";
+    int sport, failed = 0, rc;
+
+    for (int i = 0; (rc = addr_nth(cfg->redis_sentinels, i, shost, sizeof(shost), &sport)) != -1;
+         i++) {
+        if (rc == -2) {
+            pgs_error_set(err, PGS_ERR_USAGE,
+                          "REDIS_SENTINELS: item %d is not host:port (\"%s\")", i + 1,
+                          cfg->redis_sentinels);
+            return -1;
+        }
+        rc = sentinel_ask_one(cfg, shost, sport, host, hlen, port, err);
+        if (rc == 0)
+            return 0;
+        if (rc == 1 && !first_unknown[0])
+            snprintf(first_unknown, sizeof(first_unknown), "%s", err->msg);
+        failed += rc < 0;
+    }
+    if (failed == 0 && first_unknown[0]) {
+        /* every sentinel answered, and none knows the name: a setting to fix */
+        pgs_error_set(err, PGS_ERR_FATAL, "%s", first_unknown);
+        return -1;
+    }
+    char last[sizeof(err->msg) + sizeof(err->detail) + 4];
+    pgs_error_str(err, last, sizeof(last));
+    pgs_error_set(err, PGS_ERR_TRANSIENT, "no Redis Sentinel of REDIS_SENTINELS gave the primary of \"%s\"",
+                  cfg->redis_sentinel_master);
+    pgs_error_detail(err, "the last one: %s", last);
+    return -1;
+}
+
+/*
+ * The node the sentinels named must say it is the primary itself: during a
+ * failover the sentinels' answer can be a step behind, and a demoted primary
+ * must never be written to.
+ */
+static int check_primary(redisContext *rc, const char *host, int port, struct pgs_error *err)
+{
+    redisReply *r = redisCommand(rc, "ROLE");
+    int rv = redis_reply_check(rc, r, "ROLE", err);
+
+    if (rv == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+                    r->element[0]->type != REDIS_REPLY_STRING ||
+                    strcmp(r->element[0]->str, "master") != 0)) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT,
+                      "the Redis node at %s:%d that the sentinels named is not the primary (a "
+                      "failover is under way)",
+                      host, port);
+        pgs_error_detail(err, "ROLE: %s", r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                                                  r->element[0]->type == REDIS_REPLY_STRING
+                                              ? r->element[0]->str
+                                              : "?");
+        rv = -1;
+    }
+    freeReplyObject(r);
+    return rv;
+}
+
+static unsigned long connects; /* successful redis_connect calls in this process */
+
+unsigned long redis_connect_count(void)
+{
+    return connects;
+}
+
+redisContext *redis_connect(const struct config *cfg, struct pgs_error *err)
+{
+    static char last[300]; /* the primary last connected to: log a change once */
+    char host[256], addr[300];
+    int port;
+    redisContext *rc;
+
+    if (cfg->redis_sentinels == NULL) {
+        rc = connect_node(cfg, cfg->redis_host, cfg->redis_port, err);
+        connects += rc != NULL;
+        return rc;
+    }
+    if (sentinel_primary(cfg, host, sizeof(host), &port, err) < 0)
+        return NULL;
+    rc = connect_node(cfg, host, port, err);
+    if (rc == NULL)
+        return NULL;
+    if (check_primary(rc, host, port, err) < 0) {
+        redisFree(rc);
+        return NULL;
+    }
+    snprintf(addr, sizeof(addr), "%s:%d", host, port);
+    if (strcmp(addr, last) != 0) {
+        pgs_log(LOG_INFO, "Redis primary", "addr=%s master=%s%s", addr,
+                cfg->redis_sentinel_master, last[0] ? " changed=1" : "");
+        snprintf(last, sizeof(last), "%s", addr);
+    }
+    connects++;
+    return rc;
+}
+
+int redis_wait_replicas(redisContext *rc, const struct config *cfg, struct pgs_error *err)
+{
+    if (cfg->redis_min_replicas <= 0)
+        return 0;
+    redisReply *r = redisCommand(rc, "WAIT %d %d", cfg->redis_min_replicas, cfg->redis_wait_ms);
+    if (redis_reply_check(rc, r, "WAIT", err) < 0) {
+        freeReplyObject(r);
+        return -1;
+    }
+    long long acked = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    freeReplyObject(r);
+    if (acked >= cfg->redis_min_replicas)
+        return 0;
+    pgs_error_set(err, PGS_ERR_TRANSIENT,
+                  "%lld of the %d Redis replicas (PGSYNC_REDIS_MIN_REPLICAS) hold the records "
+                  "after %d ms",
+                  acked, cfg->redis_min_replicas, cfg->redis_wait_ms);
+    return 1;
 }
 
 redisReply *redis_command(redisContext *rc, struct pgs_error *err, const char *fmt, ...)

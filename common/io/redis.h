@@ -19,8 +19,31 @@
 #include "config.h"
 #include "error.h"
 
-/* A connected, authenticated context on the configured database, or NULL with "err". */
+/*
+ * A connected, authenticated context on the configured database, or NULL
+ * with "err". With REDIS_SENTINELS the sentinels are asked for the primary
+ * (the first that answers), and the node must say ROLE master itself.
+ * A reply of READONLY, LOADING or MASTERDOWN marks the context broken
+ * (rc->err): the caller frees it and connects again, to the new primary.
+ */
 redisContext *redis_connect(const struct config *cfg, struct pgs_error *err);
+
+/*
+ * How many connections redis_connect made in this process: a writer that
+ * must WAIT on the connection it wrote with sees that it was replaced.
+ */
+unsigned long redis_connect_count(void);
+
+/*
+ * Redis replication is asynchronous: after a failover the writes the old
+ * primary had not yet sent to its replica are gone. WAIT for
+ * cfg->redis_min_replicas replicas to hold every write made so far on "rc"
+ * (at most cfg->redis_wait_ms): 0 when they do (or none are asked for), 1
+ * when fewer did in time ("err" says how many), -1 when the command failed.
+ * It narrows the window and does not close it: a replica can fail too.
+ */
+int redis_wait_replicas(redisContext *rc, const struct config *cfg,
+                        struct pgs_error *err) PGS_MUSTCHECK;
 
 /*
  * Run one command (printf-style, "%s" arguments binary-unsafe); returns a

@@ -101,7 +101,10 @@ int rstate_fence_raise(redisContext *rc, const struct config *cfg, const char *b
 
     rstate_key(cfg, base, "meta", meta, sizeof(meta));
     rstate_lsn_encode(version, hex);
-    return reply_ok(redis_command(rc, err, "EVAL %s 1 %s %s %s", script, meta, FENCE_FIELD, hex));
+    if (reply_ok(redis_command(rc, err, "EVAL %s 1 %s %s %s", script, meta, FENCE_FIELD, hex)) < 0)
+        return -1;
+    /* a fence lost in a failover would let older writes back: on the replicas first */
+    return redis_wait_replicas(rc, cfg, err) == 0 ? 0 : -1;
 }
 
 /* ---- the initial load ---- */

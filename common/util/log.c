@@ -91,7 +91,8 @@ void pgs_log_init(const char *proc, enum pgs_loglevel level, int json)
 {
     /* the settings that hold secrets (config.c flags them CFG_SECRET), and libpq's own */
     static const char *const secret_env[] = {"PG_PASSWORD", "PGPASSWORD", "ELASTICSEARCH_PASSWORD",
-                                             "ELASTICSEARCH_API_KEY", "REDIS_AUTH", NULL};
+                                             "ELASTICSEARCH_API_KEY", "REDIS_AUTH",
+                                             "REDIS_SENTINEL_PASSWORD", NULL};
     static const char *const url_env[] = {"PG_URL", "ELASTICSEARCH_URL", "REDIS_URL", NULL};
 
     log_proc = proc;

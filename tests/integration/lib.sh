@@ -104,6 +104,23 @@ psql_q() {
 
 # --- Redis -------------------------------------------------------------------------
 
+# free_port: a loopback TCP port below the ephemeral range that nobody listens on,
+# not handed out before by this shell (for servers a test starts itself).
+declare -A _pgs_ports=()
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
+        [ -z "${_pgs_ports[$p]:-}" ] || continue
+        ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && continue
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+        _pgs_ports[$p]=1
+        echo "$p"
+        return 0
+    done
+    return 1
+}
+
 redis_q() {
     redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"
 }

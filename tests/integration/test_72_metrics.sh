@@ -15,21 +15,6 @@ jq --arg db "$PGDATABASE" --arg ix "$index" '.[0].database = $db | .[0].index = 
     "$PGS_ROOT/schemas/book.json" >"$schema"
 logs=$PGS_STACK_DIR/logs
 
-# free_port: a loopback port nothing listens on (checked with ss and a connect).
-declare -A _taken=()
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-        [ -z "${_taken[$p]:-}" ] || continue
-        ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && continue
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
-        _taken[$p]=1
-        echo "$p"
-        return 0
-    done
-    return 1
-}
 
 # scrape PORT PATH: the body; http_code PORT PATH: the status
 scrape() { curl -s --max-time 5 "http://127.0.0.1:$1$2"; }

@@ -52,18 +52,6 @@ fi
 chmod 644 "$tls"/*.crt
 chmod 600 "$tls"/*.key
 
-# free_port: a free loopback port below the ephemeral range
-free_port() {
-    local p
-    for _ in $(seq 1 100); do
-        p=$((20000 + RANDOM % 10000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || {
-            echo "$p"
-            return 0
-        }
-    done
-    return 1
-}
 
 # run_tool BIN ARGS...: 90 s at most; output in $out, status in $rc
 run_tool() {
