@@ -68,7 +68,7 @@ static void producer_health(void *arg, struct metrics_health *h)
         const struct source_stats *st = source_get_stats(w->p->srcs[i]);
         if (!h->down[0] && *w->rcp == NULL)
             snprintf(h->down, sizeof(h->down), "not connected to Redis");
-        else if (!h->down[0] && !st->connected)
+        else if (!h->down[0] && !st->connected && !st->standby)
             snprintf(h->down, sizeof(h->down), "not connected to PostgreSQL (slot %s)",
                      w->app->entries[i].slot);
         else if (!h->down[0] && st->replicas_short)

@@ -26,6 +26,12 @@
 #include "strbuf.h"
 
 #define STATUS_INTERVAL 10.0 /* seconds between unsolicited status updates */
+/*
+ * A standby producer (another one reads the slot) asks again this often:
+ * PostgreSQL releases the slot as soon as the active producer's connection
+ * closes, and the standby takes it over within this time.
+ */
+#define STANDBY_POLL 1.0
 
 /*
  * A record waiting for Redis, encoded by change_encode: its JSON texts are
@@ -267,6 +273,10 @@ static int replicated(struct repl *r, struct pgs_error *err)
 {
     if (!r->unreplicated)
         return 1;
+    if (r->cfg->redis_min_replicas <= 0) {
+        r->unreplicated = 0; /* one node: what it accepted counts */
+        return 1;
+    }
     if (*r->rcp == NULL || redis_connect_count() != r->unreplicated_conn) {
         pgs_error_set(err, PGS_ERR_TRANSIENT,
                       "the Redis connection was replaced before the records of slot \"%s\" "
@@ -573,6 +583,29 @@ static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents)
     repl_start(&r->base);
 }
 
+/* START_REPLICATION refused because another process reads the slot (SQLSTATE 55006)? */
+static int is_slot_in_use(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state != NULL && strcmp(state, "55006") == 0;
+}
+
+/*
+ * Another producer reads the slot: this one is its standby. It is no
+ * failure (PostgreSQL lets one reader at a time), so no backoff: ask again
+ * every STANDBY_POLL seconds and take over when the slot is free.
+ */
+static void wait_as_standby(struct repl *r)
+{
+    if (!r->stats.standby)
+        pgs_log(LOG_INFO, "standby: another producer reads the slot; taking over when it stops",
+                "slot=%s", r->ae->slot);
+    r->stats.standby = 1;
+    close_stream(r);
+    ev_timer_set(&r->retry_timer, STANDBY_POLL, 0);
+    ev_timer_start(r->loop, &r->retry_timer);
+}
+
 static void repl_start(struct change_source *src)
 {
     struct repl *r = (struct repl *)src;
@@ -605,6 +638,11 @@ static void repl_start(struct change_source *src)
     sb_add(&sql, ")");
     res = PQexec(r->conn, sql.buf);
     sb_free(&sql);
+    if (PQresultStatus(res) != PGRES_COPY_BOTH && is_slot_in_use(res)) {
+        PQclear(res);
+        wait_as_standby(r);
+        return;
+    }
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         pgs_error_set(&err, PGS_ERR_TRANSIENT, "cannot start replication on slot \"%s\"",
                       r->ae->slot);
@@ -625,6 +663,9 @@ static void repl_start(struct change_source *src)
     ev_io_start(r->loop, &r->io);
     ev_timer_again(r->loop, &r->status_timer);
     r->stats.connected = 1;
+    if (r->stats.standby)
+        pgs_log(LOG_INFO, "standby producer taking over the slot", "slot=%s", r->ae->slot);
+    r->stats.standby = 0;
     pgs_log(LOG_INFO, "streaming", "slot=%s publication=%s stream=%s", r->ae->slot,
             r->ae->publication, r->ae->stream);
     /* data may already be buffered inside libpq */

@@ -24,6 +24,7 @@ struct source_stats {
     uint64_t server_lsn;             /* the server's end of WAL, from keepalives */
     int connected;
     int replicas_short; /* the last WAIT found fewer Redis replicas than PGSYNC_REDIS_MIN_REPLICAS */
+    int standby;        /* another producer reads the slot: this one waits to take over */
 };
 
 struct change_source;

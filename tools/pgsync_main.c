@@ -38,6 +38,8 @@ static const char usage[] =
     "Options:\n"
     "  -d, --daemon           keep following changes after the load\n"
     "  -n, --consumers N      consumer processes to run with --daemon [1]\n"
+    "      --standby-producer with --daemon, a second producer that waits and takes\n"
+    "                         the slot over within a second if the first one dies\n"
     "  -w, --workers N        load worker processes [the number of cores]; with 0 the\n"
     "                         running pgsync-consumers take the load's work items\n"
     "  -m, --mode MODE        logical (the replication slot, default) or notify\n"
@@ -167,7 +169,7 @@ static int was_loaded(const struct config *cfg, redisContext *rc, const struct a
 
 /* The command line. */
 struct pgsync_args {
-    int daemon, consumers, resync, noload, quiet, workers, analyze, abort_mig;
+    int daemon, consumers, resync, noload, quiet, workers, analyze, abort_mig, standby;
     struct migrate_opts mo;
 };
 
@@ -188,6 +190,9 @@ static int pgsync_option(void *ctx, const char *prog, int opt, const char *arg)
         return 0;
     case 'r':
         a->resync = 1;
+        return 0;
+    case 'S':
+        a->standby = 1;
         return 0;
     case 'N':
         a->noload = 1;
@@ -385,21 +390,26 @@ static int pgsync_daemon(const struct cli_common *cli, const struct config *cfg,
     snprintf(dir, sizeof(dir), "%s", dirname(self));
     snprintf(prod, sizeof(prod), "%s/pgsync-producer", dir);
     snprintf(cons, sizeof(cons), "%s/pgsync-consumer", dir);
-    struct child *kids = calloc((size_t)consumers + 2, sizeof(struct child));
+    struct child *kids = calloc((size_t)consumers + 3, sizeof(struct child));
     kids[0] = (struct child){.what = "producer", .argv = {prod, "--config", cli->config, NULL}};
     for (int i = 1; i <= consumers; i++)
         kids[i] = (struct child){.what = "consumer", .argv = {cons, "--config", cli->config, NULL}};
+    int nkids = consumers + 1;
+    /* a second producer waits on the slot PostgreSQL lets one reader hold, and takes it over */
+    if (a->standby)
+        kids[nkids++] =
+            (struct child){.what = "standby producer", .argv = {prod, "--config", cli->config, NULL}};
     if (cli->log_level)
-        for (int i = 0; i <= consumers; i++) {
+        for (int i = 0; i < nkids; i++) {
             kids[i].argv[3] = "--log-level";
             kids[i].argv[4] = cli->log_level;
         }
     struct migrator mig = {cfg, app, a->mo};
-    int nkids = consumers + 1;
     if (targets > 0)
         kids[nkids++] =
             (struct child){.what = "migration", .run = run_migrations, .arg = &mig, .once = 1};
-    pgs_log(LOG_INFO, "daemon running", "consumers=%d migrations=%d", consumers, targets);
+    pgs_log(LOG_INFO, "daemon running", "consumers=%d standby_producer=%d migrations=%d", consumers,
+            a->standby, targets);
     int rv = supervise(kids, nkids);
     free(kids);
     return rv;
@@ -437,6 +447,7 @@ int main(int argc, char **argv)
                                              {"grace", required_argument, NULL, 'G'},
                                              {"keep-old", no_argument, NULL, 'K'},
                                              {"abort", no_argument, NULL, 'X'},
+                                             {"standby-producer", no_argument, NULL, 'S'},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync"};
     struct pgsync_args a = {
