@@ -268,10 +268,21 @@ static json_t *collect_all(redisContext *rc, const struct config *cfg,
                            const struct queue_target *targets, int n, struct pgs_error *err)
 {
     uint64_t now_ms;
-    if (rstream_clock_ms(rc, &now_ms, err) < 0)
+    struct redis_node node;
+    if (rstream_clock_ms(rc, &now_ms, err) < 0 || redis_node_info(rc, &node, err) < 0)
         return NULL;
-    json_t *root = json_object(), *list = json_array();
+    json_t *root = json_object(), *list = json_array(), *replicas = json_array();
     json_object_set_new(root, "time", json_integer((json_int_t)(now_ms / 1000)));
+    /* every index's keys are on this node (the primary, with Sentinel) */
+    for (int i = 0; i < node.nreplicas; i++)
+        json_array_append_new(replicas,
+                              json_pack("{s:s, s:s, s:I, s:I}", "addr", node.replicas[i].addr,
+                                        "state", node.replicas[i].state, "lag_bytes",
+                                        (json_int_t)node.replicas[i].lag_bytes, "lag_seconds",
+                                        (json_int_t)node.replicas[i].lag_s));
+    json_object_set_new(root, "redis",
+                        json_pack("{s:s, s:s, s:i, s:o}", "addr", node.addr, "role", node.role,
+                                  "min_replicas", cfg->redis_min_replicas, "replicas", replicas));
     json_object_set_new(root, "entries", list);
     for (int i = 0; i < n; i++) {
         json_t *e = collect_target(rc, cfg, &targets[i], now_ms, err);
@@ -332,10 +343,22 @@ static void print_table(const json_t *root)
     json_t *e, *g, *c;
     char b1[32], b2[32], b3[32];
 
+    json_t *redis = json_object_get(root, "redis");
+    printf("redis %s (%s), %zu replica%s", jstr(redis, "addr"), jstr(redis, "role"),
+           json_array_size(json_object_get(redis, "replicas")),
+           json_array_size(json_object_get(redis, "replicas")) == 1 ? "" : "s");
+    if (jint(redis, "min_replicas") > 0)
+        printf(" (records count once %lld hold them)", jint(redis, "min_replicas"));
+    putchar('\n');
+    json_array_foreach(json_object_get(redis, "replicas"), i, c)
+    {
+        printf("  replica  %s %s, %s behind, last ack %llds ago\n", jstr(c, "addr"),
+               jstr(c, "state"), fmt_bytes(jint(c, "lag_bytes"), b1, sizeof(b1)),
+               jint(c, "lag_seconds"));
+    }
     json_array_foreach(json_object_get(root, "entries"), i, e)
     {
-        if (i > 0)
-            putchar('\n');
+        putchar('\n');
         printf("index %s", jstr(e, "index"));
         if (json_is_string(json_object_get(e, "database")))
             printf(" (database %s)", jstr(e, "database"));

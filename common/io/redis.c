@@ -1,6 +1,7 @@
 /* redis.c - connecting to Redis and running commands over a blocking hiredis context. */
 #include "redis.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,6 +350,66 @@ redisReply *redis_pipeline_reply(redisContext *rc, const char *what, struct pgs_
         return NULL;
     }
     return r;
+}
+
+/* "slaveN:ip=...,port=...,state=...,offset=...,lag=..." into "r"; -1 when it is no such line. */
+static int parse_replica_line(const char *line, long long primary_offset,
+                              struct redis_replica *r)
+{
+    char ip[48] = "", state[16] = "";
+    long long port = 0, offset = 0, lag = -1;
+    const char *p = strchr(line, ':');
+
+    /* "slave0:", not "slave_read_only:" */
+    if (strncmp(line, "slave", 5) != 0 || !isdigit((unsigned char)line[5]) || p == NULL)
+        return -1;
+    for (p++; *p && *p != '\r' && *p != '\n';) {
+        size_t n = strcspn(p, ",\r\n");
+        if (!strncmp(p, "ip=", 3))
+            snprintf(ip, sizeof(ip), "%.*s", (int)(n - 3), p + 3);
+        else if (!strncmp(p, "port=", 5))
+            port = atoll(p + 5);
+        else if (!strncmp(p, "state=", 6))
+            snprintf(state, sizeof(state), "%.*s", (int)(n - 6), p + 6);
+        else if (!strncmp(p, "offset=", 7))
+            offset = atoll(p + 7);
+        else if (!strncmp(p, "lag=", 4))
+            lag = atoll(p + 4);
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    snprintf(r->addr, sizeof(r->addr), "%s:%lld", ip, port);
+    snprintf(r->state, sizeof(r->state), "%s", state);
+    r->lag_bytes = primary_offset > offset ? primary_offset - offset : 0;
+    r->lag_s = lag;
+    return 0;
+}
+
+int redis_node_info(redisContext *rc, struct redis_node *out, struct pgs_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->addr, sizeof(out->addr), "%s:%d", rc->tcp.host ? rc->tcp.host : "?",
+             rc->tcp.port);
+    redisReply *r = redis_command(rc, err, "INFO replication");
+    if (r == NULL)
+        return -1;
+    const char *text = r->type == REDIS_REPLY_STRING ? r->str : "";
+    const char *off = strstr(text, "master_repl_offset:");
+    long long primary_offset = off ? atoll(off + 19) : 0;
+    for (const char *line = text; line && *line;) {
+        if (!strncmp(line, "role:", 5))
+            snprintf(out->role, sizeof(out->role), "%.*s", (int)strcspn(line + 5, "\r\n"),
+                     line + 5);
+        else if (out->nreplicas < (int)(sizeof(out->replicas) / sizeof(out->replicas[0])) &&
+                 parse_replica_line(line, primary_offset, &out->replicas[out->nreplicas]) == 0)
+            out->nreplicas++;
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    freeReplyObject(r);
+    return 0;
 }
 
 const redisReply *redis_map_get(const redisReply *map, const char *key)

@@ -70,6 +70,21 @@ redisReply *redis_pipeline_reply(redisContext *rc, const char *what, struct pgs_
 int redis_reply_check(redisContext *rc, const redisReply *r, const char *what,
                       struct pgs_error *err);
 
+/* The node a context is connected to, and its replicas (INFO replication). */
+struct redis_replica {
+    char addr[64];
+    char state[16];      /* "online", "wait_bgsave", ... */
+    long long lag_bytes; /* replication offset behind the primary */
+    long long lag_s;     /* seconds since its last acknowledgement */
+};
+struct redis_node {
+    char addr[300];
+    char role[16]; /* "master", "slave" */
+    int nreplicas;
+    struct redis_replica replicas[8];
+};
+int redis_node_info(redisContext *rc, struct redis_node *out, struct pgs_error *err) PGS_MUSTCHECK;
+
 /* In a flat [key, value, ...] reply (XINFO, HGETALL): the value of "key", or NULL. */
 const redisReply *redis_map_get(const redisReply *map, const char *key);
 /* Its integer (or a numeric string) value, or "def" when absent or nil. */

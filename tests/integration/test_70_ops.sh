@@ -117,7 +117,8 @@ else
     fail "queue: the slot is active, with retained WAL and confirmed position" "$(jq -c .entries[0].slot <<<"$j")"
 fi
 # every key the man page documents
-if jq -e '(keys == ["entries", "time"])
+if jq -e '(keys == ["entries", "redis", "time"])
+        and (.redis | keys == ["addr", "min_replicas", "replicas", "role"])
         and (.entries[0] | keys == (["database", "dlq", "exists", "first_id", "groups", "index",
              "last_id", "length", "slot", "stream"]))
         and (.entries[0].groups[0] | keys == (["consumers", "lag", "lag_ms", "lag_seconds",

@@ -197,6 +197,11 @@ if [ "$changes" -ge $((ROUNDS + 1)) ]; then
 else
     fail "sentinel: the producer logged each new primary" "$changes of $ROUNDS"
 fi
+# pgsync-queue names the node that holds the index and its replica
+q=$(pgsync-queue --config "$schema" --json 2>>"$log")
+check_eq "sentinel: pgsync-queue shows the primary and its replica" \
+    "127.0.0.1:${node_port[$primary]} master 1 online" \
+    "$(jq -r '.redis | "\(.addr) \(.role) \(.replicas | length) \(.replicas[0].state)"' <<<"$q")"
 for n in sp_$$ sc1_$$ sc2_$$; do stop_bg "$n" >/dev/null 2>&1; done
 pgsync-bootstrap --config "$schema" --teardown >/dev/null 2>&1 ||
     fail "teardown" "pgsync-bootstrap --teardown failed"
