@@ -13,8 +13,7 @@ int change_encode(const struct change_ref *r, struct change_numbers *nums, const
 {
     int n = 0;
 
-    /* an op the decoder would refuse is written as a load item, as it always was */
-    nums->op[0] = r->op != 0 && strchr("IUDT", r->op) != NULL ? r->op : CHANGE_LOAD;
+    nums->op[0] = r->op;
     nums->op[1] = '\0';
 #define FIELD(k, v, vlen)                                                                          \
     do {                                                                                           \
@@ -35,14 +34,6 @@ int change_encode(const struct change_ref *r, struct change_numbers *nums, const
         FIELD("old", r->oldv, r->old_len);
     if (r->newv)
         FIELD("new", r->newv, r->new_len);
-    if (nums->op[0] == CHANGE_LOAD) {
-        FIELD_STR("lo", r->lo ? r->lo : "");
-        FIELD_STR("hi", r->hi ? r->hi : "");
-        FIELD_STR("load", r->load_id ? r->load_id : "");
-        FIELD_STR("snap", r->snapshot ? r->snapshot : "");
-        FIELD("part", nums->part,
-              (size_t)snprintf(nums->part, sizeof(nums->part), "%d", r->part));
-    }
 #undef FIELD_STR
 #undef FIELD
     return n;
@@ -55,12 +46,7 @@ int change_to_fields(const struct change *c, struct change_scratch *scratch, con
                            .schema = c->schema,
                            .table = c->table,
                            .lsn = c->lsn,
-                           .xid = c->xid,
-                           .lo = c->lo,
-                           .hi = c->hi,
-                           .load_id = c->load_id,
-                           .snapshot = c->snapshot,
-                           .part = c->part};
+                           .xid = c->xid};
 
     scratch->oldtxt = scratch->newtxt = NULL;
     if (c->oldv && (scratch->oldtxt = json_dumps(c->oldv, JSON_COMPACT | JSON_ENCODE_ANY))) {
@@ -122,7 +108,8 @@ int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
         }
 
         if (kl == 2 && !memcmp(k, "op", 2)) {
-            if (vl != 1 || !strchr("IUDTL", v[0])) {
+            /* a load item ("L") is no change record: load_item.h reads those */
+            if (vl != 1 || !strchr("IUDT", v[0])) {
                 pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: unknown op \"%.*s\"",
                               (int)(vl > 8 ? 8 : vl), v);
                 goto fail;
@@ -149,20 +136,6 @@ int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
         } else if (kl == 3 && !memcmp(k, "new", 3)) {
             if ((out->newv = parse_obj(v, vl, "new", err)) == NULL)
                 goto fail;
-        } else if (kl == 2 && !memcmp(k, "lo", 2)) {
-            out->lo = vl ? xstrndup(v, vl) : NULL;
-        } else if (kl == 2 && !memcmp(k, "hi", 2)) {
-            out->hi = vl ? xstrndup(v, vl) : NULL;
-        } else if (kl == 4 && !memcmp(k, "load", 4)) {
-            out->load_id = xstrndup(v, vl);
-        } else if (kl == 4 && !memcmp(k, "snap", 4)) {
-            out->snapshot = vl ? xstrndup(v, vl) : NULL;
-        } else if (kl == 4 && !memcmp(k, "part", 4)) {
-            if (pgs_parse_u64(v, vl, &u) < 0 || u > 1000000000) {
-                pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: bad part");
-                goto fail;
-            }
-            out->part = (int)u;
         }
         /* unknown fields are skipped: newer producers may add some */
     }
@@ -170,7 +143,7 @@ int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
         pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: no op field");
         goto fail;
     }
-    if (out->op != CHANGE_LOAD && (out->schema == NULL || out->table == NULL)) {
+    if (out->schema == NULL || out->table == NULL) {
         pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: no table (fields s and t)");
         goto fail;
     }
@@ -186,10 +159,6 @@ void change_free(struct change *c)
     free(c->table);
     json_decref(c->oldv);
     json_decref(c->newv);
-    free(c->lo);
-    free(c->hi);
-    free(c->load_id);
-    free(c->snapshot);
     free(c->entry_id);
     memset(c, 0, sizeof(*c));
 }

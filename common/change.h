@@ -7,10 +7,8 @@
  * current rows themselves, so unchanged TOAST values cannot leak in.
  *
  * Stream entry fields: op, s, t, lsn, xid, old, new (old/new are JSON
- * objects of column -> text value or null). Load work items (on the entry's
- * load stream) use op "L" with lo, hi (ctid range bounds, "" = open), load
- * (the load's id), part (the range's number), snap (the exported snapshot
- * to read from) and lsn (the version to write with).
+ * objects of column -> text value or null). The initial load's work items
+ * have a type and codec of their own (load_item.h) on the load stream.
  */
 #ifndef PGS_CHANGE_H
 #define PGS_CHANGE_H
@@ -26,8 +24,7 @@ enum change_op {
     CHANGE_INSERT = 'I',
     CHANGE_UPDATE = 'U',
     CHANGE_DELETE = 'D',
-    CHANGE_TRUNCATE = 'T',
-    CHANGE_LOAD = 'L'
+    CHANGE_TRUNCATE = 'T'
 };
 
 struct change {
@@ -38,25 +35,17 @@ struct change {
     uint32_t xid;
     json_t *oldv;   /* owned reference or NULL */
     json_t *newv;   /* owned reference or NULL */
-    char *lo, *hi;  /* load items: range bounds, NULL = open */
-    char *load_id;
-    char *snapshot;
-    int part;
     char *entry_id; /* the stream entry id, when read from the stream */
 };
 
-/*
- * The most strings the encoder writes: twelve fields (op, s, t, lsn, xid,
- * old, new, lo, hi, load, snap, part), each a name and a value.
- */
-#define CHANGE_MAX_FIELDS 24
+/* The most strings the encoder writes: seven fields, each a name and a value. */
+#define CHANGE_MAX_FIELDS 14
 
 /*
  * A record as borrowed text: what the encoder reads. The producer's fast
  * path fills one straight from a decoded tuple and its batch arena, so a
  * record costs no allocation; change_to_fields fills one from a struct
- * change. NULL "schema"/"table"/"oldv"/"newv" leave the field out; the load
- * fields are written for op CHANGE_LOAD only (NULL there: "").
+ * change. NULL "schema"/"table"/"oldv"/"newv" leave the field out.
  */
 struct change_ref {
     char op;
@@ -65,18 +54,16 @@ struct change_ref {
     uint32_t xid;
     const char *oldv, *newv;    /* JSON object texts of "old_len"/"new_len" bytes */
     size_t old_len, new_len;
-    const char *lo, *hi, *load_id, *snapshot;
-    int part;
 };
 
 /* The texts of a record's numbers, kept by the caller until the strings are sent. */
 struct change_numbers {
-    char op[2], lsn[24], xid[16], part[16];
+    char op[2], lsn[24], xid[16];
 };
 
 /*
  * Field/value pairs of "r" for XADD, in the stream's order (op, s, t, lsn,
- * xid, old, new, then lo, hi, load, snap, part for load items). Pointers
+ * xid, old, new). "r->op" must be one of enum change_op. Pointers
  * borrow from "r" and "nums"; both must outlive the XADD. Writes at most
  * CHANGE_MAX_FIELDS strings to "argv"/"lens" and returns how many (even).
  */

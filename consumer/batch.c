@@ -67,18 +67,18 @@ int batch_read(struct batch_reader *r, redisContext *rc, const struct config *cf
     *redelivered = 0;
     if (!busy && rstream_read_own_pending(rc, r->key, RSTREAM_GROUP, name, count, b, err) < 0)
         return -1;
-    if (!busy && b->n == 0 && b->nbad == 0 && clock_now_s() >= r->next_claim) {
+    if (!busy && rstream_batch_size(b) == 0 && clock_now_s() >= r->next_claim) {
         if (rstream_autoclaim(rc, r->key, RSTREAM_GROUP, name, cfg->claim_idle_ms,
                               r->claim_cursor, sizeof(r->claim_cursor), count, b, err) < 0)
             return -1;
-        if (b->n > 0 || b->nbad > 0)
+        if (rstream_batch_size(b) > 0)
             pgs_log(LOG_INFO, "claimed pending entries of another consumer", "stream=%s entries=%d",
-                    r->key, b->n + b->nbad);
+                    r->key, rstream_batch_size(b));
         if (!strcmp(r->claim_cursor, "0-0"))
             r->next_claim = clock_now_s() + cfg->claim_idle_ms / 2000.0;
     }
-    *redelivered = b->n > 0 || b->nbad > 0;
-    if (b->n == 0 && b->nbad == 0 &&
+    *redelivered = rstream_batch_size(b) > 0;
+    if (rstream_batch_size(b) == 0 &&
         rstream_read(rc, r->key, RSTREAM_GROUP, name, count, busy ? -1 : block, b, err) < 0)
         return -1;
     return 0;
@@ -119,9 +119,11 @@ void batch_acks_push(struct batch_acks *a, const char *key, const struct rstream
     p->t0 = t0;
     p->acked = acked;
     p->latency = latency;
-    p->ids = xcalloc((size_t)(b->n + b->nbad), sizeof(char *));
+    p->ids = xcalloc((size_t)rstream_batch_size(b) + 1, sizeof(char *));
     for (int i = 0; i < b->n; i++)
         p->ids[p->n++] = xstrdup(b->recs[i].entry_id);
+    for (int i = 0; i < b->nitems; i++)
+        p->ids[p->n++] = xstrdup(b->items[i].entry_id);
     for (int i = 0; i < b->nbad; i++)
         p->ids[p->n++] = xstrdup(b->bad_ids[i]);
     if (a->tail)

@@ -156,15 +156,21 @@ static int apply_batch(struct consumer *c, struct entry_state *st, struct stream
     struct bulk_writer *w = syncer_writer(st->sync);
     int *parts = NULL, nparts = 0;
 
-    if (b->n == 0 && b->nbad == 0)
+    if (rstream_batch_size(b) == 0)
         return 0;
-    snprintf(origin, sizeof(origin), "%s..%s", b->n ? b->recs[0].entry_id : b->bad_ids[0],
-             b->n ? b->recs[b->n - 1].entry_id : b->bad_ids[b->nbad - 1]);
+    if (b->n)
+        snprintf(origin, sizeof(origin), "%s..%s", b->recs[0].entry_id,
+                 b->recs[b->n - 1].entry_id);
+    else if (b->nitems)
+        snprintf(origin, sizeof(origin), "%s..%s", b->items[0].entry_id,
+                 b->items[b->nitems - 1].entry_id);
+    else
+        snprintf(origin, sizeof(origin), "%s..%s", b->bad_ids[0], b->bad_ids[b->nbad - 1]);
     syncer_set_origin(st->sync, origin);
     syncer_set_redis(st->sync, c->rc);
     c->stage = STAGE_APPLY;
     c->cur_sync = st->sync;
-    c->in_hand = b->n + b->nbad;
+    c->in_hand = rstream_batch_size(b);
     for (int i = 0; i < b->nbad; i++)
         if (bulk_dead_letter(w, NULL, b->bad_why[i], "bad_record", NULL, 0, err) < 0)
             return -1;
@@ -172,15 +178,14 @@ static int apply_batch(struct consumer *c, struct entry_state *st, struct stream
         /* a load range never shares the wire with a change batch's writes */
         if (!c->opts->load_only && finish_all(c, st, err) < 0)
             goto fail;
-        parts = xcalloc((size_t)(b->n ? b->n : 1), sizeof(int));
-        for (int i = 0; i < b->n; i++) {
+        /* (change records on a load stream are not ours to apply: acknowledged) */
+        parts = xcalloc((size_t)(b->nitems ? b->nitems : 1), sizeof(int));
+        for (int i = 0; i < b->nitems; i++) {
             int dropped = 0;
-            if (b->recs[i].op != CHANGE_LOAD)
-                continue;
-            if (load_range(st->sync, c->rc, &b->recs[i], &dropped, err) < 0)
+            if (load_range(st->sync, c->rc, &b->items[i], &dropped, err) < 0)
                 goto fail;
             if (!dropped)
-                parts[nparts++] = b->recs[i].part;
+                parts[nparts++] = b->items[i].part;
             st->load_ranges++;
         }
     } else {
@@ -228,12 +233,12 @@ static int poll_stream(struct consumer *c, struct entry_state *st, struct stream
         goto out;
     /* read before by someone: the syncer may have a stale write to undo (truncate.h) */
     syncer_set_redelivered(st->sync, redelivered);
-    if (b.n == 0 && b.nbad == 0 && busy && (!ss->load || c->opts->load_only)) {
+    if (rstream_batch_size(&b) == 0 && busy && (!ss->load || c->opts->load_only)) {
         /* (the load stream of a change consumer is mostly empty: not a reason to wait) */
         rv = finish_all(c, st, err);
         goto out;
     }
-    *got += b.n + b.nbad;
+    *got += rstream_batch_size(&b);
     rv = apply_batch(c, st, ss, &b, err);
 out:
     rstream_batch_free(&b);

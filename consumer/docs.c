@@ -89,7 +89,7 @@ int docs_wait_visible(struct docs *d, PGconn **pg, const struct change *recs, in
     sb_init(&xids);
     sb_addc(&xids, '{');
     for (int i = 0; i < n; i++) {
-        if (recs[i].op == CHANGE_LOAD || recs[i].xid == 0 || recs[i].xid == last)
+        if (recs[i].xid == 0 || recs[i].xid == last)
             continue;
         last = recs[i].xid;
         sb_printf(&xids, "%s%" PRIu32, xids.len > 1 ? "," : "", recs[i].xid);

@@ -211,7 +211,7 @@ static void range_progress(void *arg, long long done)
  * the snapshot is gone (its coordinator died: the next run issues the range
  * again); -1 when the connection is.
  */
-static int load_range_begin(struct syncer *s, const struct change *item, int *dropped,
+static int load_range_begin(struct syncer *s, const struct load_item *item, int *dropped,
                             struct pgs_error *err)
 {
     struct strbuf sql;
@@ -244,7 +244,7 @@ static int load_range_begin(struct syncer *s, const struct change *item, int *dr
 }
 
 /* The document query of the range's ctids into "sql", its parameters into "params". */
-static int load_range_query(const struct app_entry *ae, const struct change *item,
+static int load_range_query(const struct app_entry *ae, const struct load_item *item,
                             struct strbuf *sql, const char *params[2])
 {
     int nparams = 0;
@@ -263,7 +263,7 @@ static int load_range_query(const struct app_entry *ae, const struct change *ite
     return nparams;
 }
 
-int load_range(struct syncer *s, redisContext *rc, const struct change *item, int *dropped,
+int load_range(struct syncer *s, redisContext *rc, const struct load_item *item, int *dropped,
                struct pgs_error *err)
 {
     const struct app_entry *ae = syncer_entry(s);
@@ -284,7 +284,7 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
     uint64_t fence = 0;
     if (syncer_fence(s, &fence, err) < 0)
         return -1;
-    if (fence > item->lsn) {
+    if (fence > item->version) {
         pgs_log(LOG_INFO, "load range skipped: the root table was truncated after its snapshot",
                 "load=%s part=%d", item->load_id, item->part);
         /* an earlier reader of the range may have died before its fence check (truncate.h) */
@@ -304,7 +304,7 @@ int load_range(struct syncer *s, redisContext *rc, const struct change *item, in
     long long n = 0;
     /* the rows of a load are distinct roots: several bulks may fly at once */
     syncer_set_depth(s, BULK_LOAD_DEPTH);
-    int rv = syncer_index_query(s, syncer_pg(s), sql.buf, nparams, params, item->lsn,
+    int rv = syncer_index_query(s, syncer_pg(s), sql.buf, nparams, params, item->version,
                                 range_progress, &rp, &n, err);
     syncer_set_depth(s, BULK_CHANGE_DEPTH);
     sb_free(&sql);
@@ -487,33 +487,31 @@ static int load_queue(const struct config *cfg, redisContext *rc, const struct a
         free(is_done);
         return -1;
     }
-    struct change *items = xcalloc((size_t)parts, sizeof(struct change));
+    /* pipelined: hiredis copies each item's strings as it is queued */
     char lo[64], hi[64];
-    int nitems = 0;
-    for (int i = 0; i < parts; i++) {
+    const char *fv[LOAD_ITEM_MAX_FIELDS];
+    size_t lens[LOAD_ITEM_MAX_FIELDS];
+    struct load_item_numbers nums;
+    int nitems = 0, rv = 0;
+    for (int i = 0; i < parts && rv == 0; i++) {
         if (is_done[i])
             continue;
-        struct change *c = &items[nitems++];
-        c->op = CHANGE_LOAD;
-        c->lsn = version;
-        c->load_id = load_id;
-        c->snapshot = snap->name;
-        c->part = i;
+        struct load_item_ref item = {
+            .load_id = load_id, .snapshot = snap->name, .part = i, .version = version};
         if (bounds[i] >= 0) {
             snprintf(lo, sizeof(lo), "(%lld,0)", bounds[i]);
-            c->lo = xstrdup(lo);
+            item.lo = lo;
             if (i + 1 < parts) {
                 snprintf(hi, sizeof(hi), "(%lld,0)", bounds[i + 1]);
-                c->hi = xstrdup(hi);
+                item.hi = hi;
             }
         }
+        int n = load_item_encode(&item, &nums, fv, lens);
+        rv = rstream_add_queue(rc, ae->load_stream, fv, lens, n, err);
+        nitems += rv == 0;
     }
-    int rv = nitems ? rstream_add(rc, ae->load_stream, items, nitems, err) : 0;
-    for (int i = 0; i < nitems; i++) {
-        free(items[i].lo);
-        free(items[i].hi);
-    }
-    free(items);
+    if (rv == 0 && nitems)
+        rv = rstream_add_replies(rc, nitems, err);
     free(is_done);
     return rv;
 }

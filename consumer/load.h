@@ -22,6 +22,7 @@
 #include <hiredis/hiredis.h>
 
 #include "app.h"
+#include "load_item.h"
 #include "change.h"
 #include "config.h"
 #include "es.h"
@@ -55,7 +56,7 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
  * caller waits until the bulks are answered (bulk_done() of bulk_last_seq(), bulk.h),
  * then calls load_range_done (unless dropped) and acknowledges the item.
  */
-int load_range(struct syncer *s, redisContext *rc, const struct change *item, int *dropped,
+int load_range(struct syncer *s, redisContext *rc, const struct load_item *item, int *dropped,
                struct pgs_error *err) PGS_MUSTCHECK;
 
 /* Record range "part" of the current load of "ae" as indexed. */

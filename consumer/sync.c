@@ -158,8 +158,6 @@ static void scan_batch(struct syncer *s, const struct change *recs, int n, struc
     sc->oldest = UINT64_MAX;
     for (int i = 0; i < n; i++) {
         const struct change *c = &recs[i];
-        if (c->op == CHANGE_LOAD)
-            continue;
         if (c->lsn > sc->version)
             sc->version = c->lsn;
         if (c->lsn < sc->oldest)

@@ -169,6 +169,9 @@ void rstream_batch_free(struct rstream_batch *b)
     for (int i = 0; i < b->n; i++)
         change_free(&b->recs[i]);
     free(b->recs);
+    for (int i = 0; i < b->nitems; i++)
+        load_item_free(&b->items[i]);
+    free(b->items);
     for (int i = 0; i < b->nbad; i++) {
         free(b->bad_ids[i]);
         free(b->bad_why[i]);
@@ -176,6 +179,53 @@ void rstream_batch_free(struct rstream_batch *b)
     free(b->bad_ids);
     free(b->bad_why);
     memset(b, 0, sizeof(*b));
+}
+
+int rstream_batch_size(const struct rstream_batch *b)
+{
+    return b->n + b->nitems + b->nbad;
+}
+
+/* "id" did not decode ("why"): acknowledged and dead-lettered by the caller. */
+static void add_bad(struct rstream_batch *out, const char *id, const char *why)
+{
+    out->bad_ids = xrealloc(out->bad_ids, sizeof(char *) * (size_t)(out->nbad + 1));
+    out->bad_why = xrealloc(out->bad_why, sizeof(char *) * (size_t)(out->nbad + 1));
+    out->bad_ids[out->nbad] = xstrdup(id);
+    out->bad_why[out->nbad++] = xstrdup(why);
+}
+
+/* One entry's fields, decoded as a load item or a change record, into "out". */
+static void add_decoded(struct rstream_batch *out, const char *id, char **fields, size_t *lens,
+                        int n)
+{
+    struct pgs_error perr;
+
+    if (load_item_is(fields, lens, n)) {
+        struct load_item it;
+        if (load_item_from_fields(fields, lens, n, &it, &perr) < 0) {
+            add_bad(out, id, perr.msg);
+            return;
+        }
+        it.entry_id = xstrdup(id);
+        if (out->nitems == out->items_cap) {
+            out->items_cap = out->items_cap ? out->items_cap * 2 : 16;
+            out->items = xrealloc(out->items, sizeof(struct load_item) * (size_t)out->items_cap);
+        }
+        out->items[out->nitems++] = it;
+        return;
+    }
+    struct change c;
+    if (change_from_fields(fields, lens, n, &c, &perr) < 0) {
+        add_bad(out, id, perr.msg);
+        return;
+    }
+    c.entry_id = xstrdup(id);
+    if (out->n == out->cap) {
+        out->cap = out->cap ? out->cap * 2 : 64;
+        out->recs = xrealloc(out->recs, sizeof(struct change) * (size_t)out->cap);
+    }
+    out->recs[out->n++] = c;
 }
 
 /* Append the entries of a reply's [id, [field, value, ...]] list to "out". */
@@ -187,17 +237,12 @@ static void add_entries(redisReply *list, struct rstream_batch *out)
             continue;
         const char *id = e->element[0]->str;
         redisReply *fv = e->element[1];
-        struct pgs_error perr;
-        struct change c;
         char **fields;
         size_t *lens;
 
         if (fv->type != REDIS_REPLY_ARRAY) {
             /* an entry deleted while pending comes back with nil fields */
-            out->bad_ids = xrealloc(out->bad_ids, sizeof(char *) * (size_t)(out->nbad + 1));
-            out->bad_why = xrealloc(out->bad_why, sizeof(char *) * (size_t)(out->nbad + 1));
-            out->bad_ids[out->nbad] = xstrdup(id);
-            out->bad_why[out->nbad++] = xstrdup("entry deleted from the stream");
+            add_bad(out, id, "entry deleted from the stream");
             continue;
         }
         fields = xcalloc(fv->elements + 1, sizeof(char *));
@@ -206,19 +251,7 @@ static void add_entries(redisReply *list, struct rstream_batch *out)
             fields[k] = fv->element[k]->str ? fv->element[k]->str : (char *)"";
             lens[k] = fv->element[k]->str ? fv->element[k]->len : 0;
         }
-        if (change_from_fields(fields, lens, (int)fv->elements, &c, &perr) < 0) {
-            out->bad_ids = xrealloc(out->bad_ids, sizeof(char *) * (size_t)(out->nbad + 1));
-            out->bad_why = xrealloc(out->bad_why, sizeof(char *) * (size_t)(out->nbad + 1));
-            out->bad_ids[out->nbad] = xstrdup(id);
-            out->bad_why[out->nbad++] = xstrdup(perr.msg);
-        } else {
-            c.entry_id = xstrdup(id);
-            if (out->n == out->cap) {
-                out->cap = out->cap ? out->cap * 2 : 64;
-                out->recs = xrealloc(out->recs, sizeof(struct change) * (size_t)out->cap);
-            }
-            out->recs[out->n++] = c;
-        }
+        add_decoded(out, id, fields, lens, (int)fv->elements);
         free(fields);
         free(lens);
     }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "change.h"
+#include "load_item.h"
 #include "error.h"
 #include "redis.h"
 
@@ -61,13 +62,17 @@ int rstream_group_setid(redisContext *rc, const char *stream, const char *group,
 
 /* A batch of entries read from the stream, decoded. */
 struct rstream_batch {
-    struct change *recs;
+    struct change *recs;      /* change records (a change stream) */
     int n, cap;
+    struct load_item *items;  /* the initial load's work items (a load stream) */
+    int nitems, items_cap;
     char **bad_ids;    /* entries that did not decode (poison): acked and dead-lettered */
     char **bad_why;
     int nbad;
 };
 void rstream_batch_free(struct rstream_batch *b);
+/* Every entry of the batch: records, load items and poison. */
+int rstream_batch_size(const struct rstream_batch *b);
 
 /* XREADGROUP ... COUNT count BLOCK block_ms STREAMS stream ">" ; appends to "out". */
 int rstream_read(redisContext *rc, const char *stream, const char *group, const char *consumer,
