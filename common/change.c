@@ -82,6 +82,29 @@ static json_t *parse_obj(const char *s, size_t len, const char *name, struct pgs
     return v;
 }
 
+int change_field_check(char **fields, const size_t *lens, int i, const char *kind,
+                       struct pgs_error *err)
+{
+    const char *k = fields[i], *v = fields[i + 1];
+    size_t kl = lens[i], vl = lens[i + 1];
+
+    /* no field carries a NUL: one would cut the value short, silently */
+    if (memchr(v, '\0', vl) != NULL || memchr(k, '\0', kl) != NULL) {
+        pgs_error_set(err, PGS_ERR_DOCUMENT, "%s: a NUL byte in field \"%.*s\"", kind,
+                      (int)(kl > 16 ? 16 : kl), k);
+        return -1;
+    }
+    /* a field given twice is a malformed record, not a value to overwrite */
+    for (int j = 0; j < i; j += 2) {
+        if (lens[j] == kl && memcmp(fields[j], k, kl) == 0) {
+            pgs_error_set(err, PGS_ERR_DOCUMENT, "%s: field \"%.*s\" given twice", kind,
+                          (int)(kl > 16 ? 16 : kl), k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* One flat branch per field, in the record's order: longer than most, read as the layout. */
 int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
                        struct pgs_error *err)
@@ -92,21 +115,8 @@ int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
         size_t kl = lens[i], vl = lens[i + 1];
         uint64_t u;
 
-        /* no field carries a NUL: one would cut the value short, silently */
-        if (memchr(v, '\0', vl) != NULL || memchr(k, '\0', kl) != NULL) {
-            pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: a NUL byte in field \"%.*s\"",
-                          (int)(kl > 16 ? 16 : kl), k);
+        if (change_field_check(fields, lens, i, "change record", err) < 0)
             goto fail;
-        }
-        /* a field given twice is a malformed record, not a value to overwrite */
-        for (int j = 0; j < i; j += 2) {
-            if (lens[j] == kl && memcmp(fields[j], k, kl) == 0) {
-                pgs_error_set(err, PGS_ERR_DOCUMENT, "change record: field \"%.*s\" given twice",
-                              (int)(kl > 16 ? 16 : kl), k);
-                goto fail;
-            }
-        }
-
         if (kl == 2 && !memcmp(k, "op", 2)) {
             /* a load item ("L") is no change record: load_item.h reads those */
             if (vl != 1 || !strchr("IUDT", v[0])) {

@@ -82,6 +82,14 @@ int change_to_fields(const struct change *c, struct change_scratch *scratch, con
                      size_t *lens);
 void change_scratch_free(struct change_scratch *s);
 
+/*
+ * The checks every stream entry's field "i" (a name) and "i + 1" (its
+ * value) must pass, for any record kind ("kind" starts the message): no NUL
+ * byte, no name given twice. 0, or -1 with "err".
+ */
+int change_field_check(char **fields, const size_t *lens, int i, const char *kind,
+                       struct pgs_error *err) PGS_MUSTCHECK;
+
 /* From the field/value strings of a stream entry; -1 naming the bad field. */
 int change_from_fields(char **fields, size_t *lens, int n, struct change *out,
                        struct pgs_error *err) PGS_MUSTCHECK;

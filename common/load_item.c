@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "change.h"
 #include "strbuf.h"
 
 int load_item_encode(const struct load_item_ref *r, struct load_item_numbers *nums,
@@ -57,18 +58,8 @@ int load_item_from_fields(char **fields, size_t *lens, int n, struct load_item *
         size_t kl = lens[i], vl = lens[i + 1];
         uint64_t u;
 
-        if (memchr(v, '\0', vl) != NULL || memchr(k, '\0', kl) != NULL) {
-            pgs_error_set(err, PGS_ERR_DOCUMENT, "load item: a NUL byte in field \"%.*s\"",
-                          (int)(kl > 16 ? 16 : kl), k);
+        if (change_field_check(fields, lens, i, "load item", err) < 0)
             goto fail;
-        }
-        for (int j = 0; j < i; j += 2) {
-            if (lens[j] == kl && memcmp(fields[j], k, kl) == 0) {
-                pgs_error_set(err, PGS_ERR_DOCUMENT, "load item: field \"%.*s\" given twice",
-                              (int)(kl > 16 ? 16 : kl), k);
-                goto fail;
-            }
-        }
         if (kl == 2 && !memcmp(k, "op", 2)) {
             if (vl != 1 || v[0] != LOAD_ITEM_OP) {
                 pgs_error_set(err, PGS_ERR_DOCUMENT, "load item: op \"%.*s\" is not \"L\"",
