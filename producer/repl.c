@@ -533,7 +533,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         fail(r, &err);
         return;
     }
-    /* everything decoded is in Redis (and on its replicas): complete transactions may be confirmed */
+    /* all decoded is in Redis (and on its replicas): complete transactions may be confirmed */
     if (held && r->last_commit_end > r->written_upto)
         r->written_upto = r->last_commit_end;
     /*

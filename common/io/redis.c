@@ -125,7 +125,7 @@ static int addr_nth(const char *list, int i, char *host, size_t hlen, int *port)
     return 0;
 }
 
-/* Ask one sentinel for the primary of cfg->redis_sentinel_master: 0, 1 (it does not know it), -1. */
+/* Ask one sentinel for the primary of REDIS_SENTINEL_MASTER: 0, 1 (it knows no such name), -1. */
 static int sentinel_ask_one(const struct config *cfg, const char *shost, int sport, char *host,
                             size_t hlen, int *port, struct pgs_error *err)
 {
@@ -213,7 +213,8 @@ static int sentinel_primary(const struct config *cfg, char *host, size_t hlen, i
     }
     char last[sizeof(err->msg) + sizeof(err->detail) + 4];
     pgs_error_str(err, last, sizeof(last));
-    pgs_error_set(err, PGS_ERR_TRANSIENT, "no Redis Sentinel of REDIS_SENTINELS gave the primary of \"%s\"",
+    pgs_error_set(err, PGS_ERR_TRANSIENT,
+                  "no Redis Sentinel of REDIS_SENTINELS gave the primary of \"%s\"",
                   cfg->redis_sentinel_master);
     pgs_error_detail(err, "the last one: %s", last);
     return -1;

@@ -83,7 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *argv[LOAD_ITEM_MAX_FIELDS];
         size_t alens[LOAD_ITEM_MAX_FIELDS];
         int m = load_item_encode(&ref, &nums, argv, alens);
-        if (m > LOAD_ITEM_MAX_FIELDS || load_item_from_fields((char **)argv, alens, m, &it2, &err) != 0)
+        if (m > LOAD_ITEM_MAX_FIELDS ||
+            load_item_from_fields((char **)argv, alens, m, &it2, &err) != 0)
             abort(); /* an item we accepted must survive its own encoding */
         if (!same_str(it.load_id, it2.load_id) || !same_str(it.snapshot, it2.snapshot) ||
             !same_str(it.lo, it2.lo) || !same_str(it.hi, it2.hi) || it.part != it2.part ||
