@@ -63,7 +63,8 @@ static const struct cfg_key cfg_keys[] = {
     {"REDIS_SENTINELS", S(redis_sentinels), NULL, 0, 0, 0, "host:port[,host:port...] of Redis Sentinels: the primary is asked of them (REDIS_HOST/PORT are then unused)"},
     {"REDIS_SENTINEL_MASTER", S(redis_sentinel_master), NULL, 0, 0, 0, "the name the sentinels monitor the primary under (required with REDIS_SENTINELS)"},
     {"REDIS_SENTINEL_PASSWORD", S(redis_sentinel_password), NULL, 0, 0, CFG_SECRET, "the sentinels' own password"},
-    {"PGSYNC_REDIS_MIN_REPLICAS", I(redis_min_replicas), "-1", -1, 64, 0, "Redis replicas that must hold the records before their WAL position is confirmed (WAIT); -1: 1 with REDIS_SENTINELS, else 0"},
+    {"REDIS_CLUSTER_NODES", S(redis_cluster_nodes), NULL, 0, 0, 0, "host:port[,host:port...] of Redis Cluster nodes to learn the slots from (REDIS_HOST/PORT are then unused)"},
+    {"PGSYNC_REDIS_MIN_REPLICAS", I(redis_min_replicas), "-1", -1, 64, 0, "Redis replicas that must hold the records before their WAL position is confirmed (WAIT); -1: 1 with REDIS_SENTINELS or REDIS_CLUSTER_NODES, else 0"},
     {"PGSYNC_REDIS_WAIT_MS", I(redis_wait_ms), "1000", 1, 600000, 0, "how long to wait for those replicas before retrying"},
     {"PGSYNC_BATCH_SIZE", I(batch_size), "1000", 1, 100000, 0, "stream entries per consumer batch"},
     {"PGSYNC_BLOCK_MS", I(block_ms), "1000", 1, 60000, 0, "how long a consumer waits for entries"},
@@ -213,9 +214,24 @@ int config_load(struct config *cfg, struct pgs_error *err)
                       "the sentinels monitor (sentinel monitor NAME ...)");
         return -1;
     }
+    if (cfg->redis_cluster_nodes && !*cfg->redis_cluster_nodes)
+        cfg->redis_cluster_nodes = NULL;
+    if (cfg->redis_cluster_nodes && cfg->redis_sentinels) {
+        pgs_error_set(err, PGS_ERR_USAGE,
+                      "REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: a Redis Cluster "
+                      "fails over by itself, set only one");
+        return -1;
+    }
+    if (cfg->redis_cluster_nodes && cfg->redis_db != 0) {
+        pgs_error_set(err, PGS_ERR_USAGE,
+                      "REDIS_DB is %d, but a Redis Cluster (REDIS_CLUSTER_NODES) has only "
+                      "database 0",
+                      cfg->redis_db);
+        return -1;
+    }
     /* replicated Redis: a record counts once a replica holds it too */
     if (cfg->redis_min_replicas < 0)
-        cfg->redis_min_replicas = cfg->redis_sentinels ? 1 : 0;
+        cfg->redis_min_replicas = cfg->redis_sentinels || cfg->redis_cluster_nodes ? 1 : 0;
     return 0;
 }
 
@@ -234,7 +250,9 @@ void config_print_help(FILE *out)
 void config_log(const struct config *cfg)
 {
     char url[512], redis[600];
-    if (cfg->redis_sentinels)
+    if (cfg->redis_cluster_nodes)
+        snprintf(redis, sizeof(redis), "cluster:%s", cfg->redis_cluster_nodes);
+    else if (cfg->redis_sentinels)
         snprintf(redis, sizeof(redis), "sentinels:%s/%s/%d", cfg->redis_sentinels,
                  cfg->redis_sentinel_master, cfg->redis_db);
     else

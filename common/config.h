@@ -37,6 +37,7 @@ struct config {
     const char *redis_sentinels;         /* "host:port,...": ask them for the primary */
     const char *redis_sentinel_master;   /* the name the sentinels monitor */
     const char *redis_sentinel_password;
+    const char *redis_cluster_nodes;     /* "host:port,...": seeds of a Redis Cluster */
     int redis_min_replicas; /* replicas that must hold a write before it counts (WAIT) */
     int redis_wait_ms;      /* how long WAIT waits for them */
     /* tuning */
