@@ -125,7 +125,7 @@ fail:
 }
 
 /* Append an entry for version "v" of "alias" from the schema Redis stores with it. */
-static int bind_stored(struct app *app, redisContext *rc, const char *alias, int v,
+static int bind_stored(struct app *app, struct redis_conn *rc, const char *alias, int v,
                        const char *index, int live, struct pgs_error *err)
 {
     char name[300];
@@ -173,7 +173,7 @@ static int bind_stored(struct app *app, redisContext *rc, const char *alias, int
     return rv;
 }
 
-int app_bind_versions(struct app *app, redisContext *rc, struct es_client *es, int flags,
+int app_bind_versions(struct app *app, struct redis_conn *rc, struct es_client *es, int flags,
                       struct pgs_error *err)
 {
     free(app->generations);
@@ -240,7 +240,7 @@ static void *watch_main(void *arg)
 {
     struct watch *w = arg;
     struct pgs_error err;
-    redisContext *rc = NULL;
+    struct redis_conn *rc = NULL;
     sigset_t all;
     /* signals go to the main thread, whose blocking calls they must interrupt */
     sigfillset(&all);
@@ -251,7 +251,7 @@ static void *watch_main(void *arg)
             continue; /* Redis down: the process has its own ways of noticing */
         int changed = app_versions_changed(w->app, rc, &err);
         if (changed < 0) {
-            redisFree(rc);
+            redis_close(rc);
             rc = NULL;
         } else if (changed > 0) {
             pgs_log(LOG_INFO, "index versions changed: restarting to follow them", NULL);
@@ -261,7 +261,7 @@ static void *watch_main(void *arg)
         }
     }
     if (rc)
-        redisFree(rc);
+        redis_close(rc);
     free(w);
     return NULL;
 }
@@ -302,7 +302,7 @@ void app_restart_self(void)
 
 int app_bind_once(struct app *app, int flags, struct pgs_error *err)
 {
-    redisContext *rc = redis_connect(app->cfg, err);
+    struct redis_conn *rc = redis_connect(app->cfg, err);
     struct es_client *es = NULL;
     int rv = -1;
     if (rc) {
@@ -312,7 +312,7 @@ int app_bind_once(struct app *app, int flags, struct pgs_error *err)
             rv = app_bind_versions(app, rc, es, flags, err);
     }
     if (rc)
-        redisFree(rc);
+        redis_close(rc);
     es_client_free(es);
     return rv;
 }
@@ -337,7 +337,7 @@ int app_bind_at_start(struct app *app, int flags, volatile sig_atomic_t *stop,
     return -1;
 }
 
-int app_versions_changed(const struct app *app, redisContext *rc, struct pgs_error *err)
+int app_versions_changed(const struct app *app, struct redis_conn *rc, struct pgs_error *err)
 {
     if (app->generations == NULL)
         return 0;

@@ -7,7 +7,7 @@
 #ifndef PGS_APP_H
 #define PGS_APP_H
 
-#include <hiredis/hiredis.h>
+#include "redis.h"
 #include <signal.h>
 
 #include "catalog.h"
@@ -66,7 +66,7 @@ void app_free(struct app *app);
 struct es_client;
 /* with APP_BIND_UNBOUND_OK, a file entry that matches no active version gets version 0 */
 #define APP_BIND_UNBOUND_OK 1
-int app_bind_versions(struct app *app, redisContext *rc, struct es_client *es, int flags,
+int app_bind_versions(struct app *app, struct redis_conn *rc, struct es_client *es, int flags,
                       struct pgs_error *err) PGS_MUSTCHECK;
 /* Connect to Redis and the engine and bind, once. */
 int app_bind_once(struct app *app, int flags, struct pgs_error *err) PGS_MUSTCHECK;
@@ -87,7 +87,7 @@ int app_watch_versions(struct app *app, volatile sig_atomic_t *restart, struct p
     PGS_MUSTCHECK;
 void app_restart_self(void);
 /* 1 when the set of active versions changed since binding (restart to follow it), 0, or -1. */
-int app_versions_changed(const struct app *app, redisContext *rc, struct pgs_error *err);
+int app_versions_changed(const struct app *app, struct redis_conn *rc, struct pgs_error *err);
 
 /*
  * The name to show users, in logs, metrics and dead letters: the alias for

@@ -42,7 +42,7 @@ void version_state_key(const struct config *cfg, const char *alias, char *out, s
     rstate_versions_key(cfg, alias, out, len);
 }
 
-int version_read(redisContext *rc, const struct config *cfg, const char *alias,
+int version_read(struct redis_conn *rc, const struct config *cfg, const char *alias,
                  struct version_state *st, struct pgs_error *err)
 {
     if (rstate_versions_read(rc, cfg, alias, st, err) < 0)
@@ -56,7 +56,7 @@ int version_read(redisContext *rc, const struct config *cfg, const char *alias,
     return 0;
 }
 
-char *version_schema(redisContext *rc, const struct config *cfg, const char *alias, int v,
+char *version_schema(struct redis_conn *rc, const struct config *cfg, const char *alias, int v,
                      struct pgs_error *err)
 {
     char key[300], *out;
@@ -142,7 +142,8 @@ int version_alias_swap(struct es_client *es, const char *alias, const char *old,
     else if (old && strcmp(old, index) != 0)
         json_array_append_new(actions,
                               json_pack("{s:{s:s,s:s}}", "remove", "index", old, "alias", alias));
-    json_array_append_new(actions, json_pack("{s:{s:s,s:s}}", "add", "index", index, "alias", alias));
+    json_array_append_new(actions, json_pack("{s:{s:s,s:s}}", "add", "index", index, "alias",
+                          alias));
     json_t *body = json_pack("{s:o}", "actions", actions);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
@@ -163,7 +164,7 @@ int version_alias_swap(struct es_client *es, const char *alias, const char *old,
 
 /* ---- changing the state ---- */
 
-int version_init(redisContext *rc, const struct config *cfg, struct es_client *es,
+int version_init(struct redis_conn *rc, const struct config *cfg, struct es_client *es,
                  const struct schema_entry *e, struct version_state *st, struct pgs_error *err)
 {
     char fp[VERSION_FP_LEN], index[256];
@@ -215,8 +216,9 @@ int version_init(redisContext *rc, const struct config *cfg, struct es_client *e
     return version_read(rc, cfg, alias, st, err);
 }
 
-int version_begin_target(redisContext *rc, const struct config *cfg, const struct schema_entry *e,
-                         struct version_state *st, struct pgs_error *err)
+int version_begin_target(struct redis_conn *rc, const struct config *cfg,
+                         const struct schema_entry *e, struct version_state *st,
+                         struct pgs_error *err)
 {
     char fp[VERSION_FP_LEN], index[256];
     int v = (st->target > st->live ? st->target : st->live) + 1;
@@ -228,7 +230,7 @@ int version_begin_target(redisContext *rc, const struct config *cfg, const struc
     return version_read(rc, cfg, e->index, st, err);
 }
 
-int version_clear_target(redisContext *rc, const struct config *cfg, const char *alias,
+int version_clear_target(struct redis_conn *rc, const struct config *cfg, const char *alias,
                          struct pgs_error *err)
 {
     struct version_state st;
@@ -237,13 +239,13 @@ int version_clear_target(redisContext *rc, const struct config *cfg, const char 
     return rstate_versions_clear_target(rc, cfg, alias, st.target, err);
 }
 
-int version_promote(redisContext *rc, const struct config *cfg, const char *alias,
+int version_promote(struct redis_conn *rc, const struct config *cfg, const char *alias,
                     const struct version_state *st, struct pgs_error *err)
 {
     return rstate_versions_promote(rc, cfg, alias, st, (long long)time(NULL), err);
 }
 
-int version_forget_retired(redisContext *rc, const struct config *cfg, const char *alias,
+int version_forget_retired(struct redis_conn *rc, const struct config *cfg, const char *alias,
                            struct pgs_error *err)
 {
     return rstate_versions_forget_retired(rc, cfg, alias, err);

@@ -23,7 +23,7 @@
 #ifndef PGS_VERSION_H
 #define PGS_VERSION_H
 
-#include <hiredis/hiredis.h>
+#include "redis.h"
 
 #include "config.h"
 #include "error.h"
@@ -55,10 +55,10 @@ void version_key_base(const char *alias, int version, char *out, size_t len);
 void version_state_key(const struct config *cfg, const char *alias, char *out, size_t len);
 
 /* Read the state; a missing hash leaves st->live == 0. */
-int version_read(redisContext *rc, const struct config *cfg, const char *alias,
+int version_read(struct redis_conn *rc, const struct config *cfg, const char *alias,
                  struct version_state *st, struct pgs_error *err) PGS_MUSTCHECK;
 /* The stored schema entry of version "v", a new string (caller frees), or NULL with "err". */
-char *version_schema(redisContext *rc, const struct config *cfg, const char *alias, int v,
+char *version_schema(struct redis_conn *rc, const struct config *cfg, const char *alias, int v,
                      struct pgs_error *err);
 
 /*
@@ -66,26 +66,28 @@ char *version_schema(redisContext *rc, const struct config *cfg, const char *ali
  * legacy index), or start version 1 with "e" when nothing exists. Atomic:
  * when two processes race, one state wins and both read it into "st".
  */
-int version_init(redisContext *rc, const struct config *cfg, struct es_client *es,
+int version_init(struct redis_conn *rc, const struct config *cfg, struct es_client *es,
                  const struct schema_entry *e, struct version_state *st, struct pgs_error *err)
     PGS_MUSTCHECK;
 
 /* Record a migration to version st->live+1 (or past an abandoned target) for entry "e". */
-int version_begin_target(redisContext *rc, const struct config *cfg, const struct schema_entry *e,
-                         struct version_state *st, struct pgs_error *err) PGS_MUSTCHECK;
+int version_begin_target(struct redis_conn *rc, const struct config *cfg,
+                         const struct schema_entry *e, struct version_state *st,
+                         struct pgs_error *err) PGS_MUSTCHECK;
 /* Forget the target (after its objects were removed). */
-int version_clear_target(redisContext *rc, const struct config *cfg, const char *alias,
+int version_clear_target(struct redis_conn *rc, const struct config *cfg, const char *alias,
                          struct pgs_error *err) PGS_MUSTCHECK;
 /* The target became live: the old live index is retired (now). */
-int version_promote(redisContext *rc, const struct config *cfg, const char *alias,
+int version_promote(struct redis_conn *rc, const struct config *cfg, const char *alias,
                     const struct version_state *st, struct pgs_error *err) PGS_MUSTCHECK;
 /* The retired index was deleted (or kept for good). */
-int version_forget_retired(redisContext *rc, const struct config *cfg, const char *alias,
+int version_forget_retired(struct redis_conn *rc, const struct config *cfg, const char *alias,
                            struct pgs_error *err) PGS_MUSTCHECK;
 
 /* ---- the engine side ---- */
 
-/* The concrete indices behind "alias" (a new NULL-terminated array), or NULL when it is no alias. */
+/* The concrete indices behind "alias" (a new NULL-terminated array),
+                                        or NULL when it is no alias. */
 char **version_alias_indices(struct es_client *es, const char *alias, struct pgs_error *err);
 void version_strv_free(char **v);
 /*

@@ -58,7 +58,7 @@ void batch_reader_free(struct batch_reader *r)
     free(r);
 }
 
-int batch_read(struct batch_reader *r, redisContext *rc, const struct config *cfg,
+int batch_read(struct batch_reader *r, struct redis_conn *rc, const struct config *cfg,
                const char *name, int block, int busy, struct rstream_batch *b, int *redelivered,
                struct pgs_error *err)
 {
@@ -152,7 +152,7 @@ int batch_acks_ready(const struct batch_acks *a, const struct bulk_writer *w)
 }
 
 int batch_acks_finish_ready(struct batch_acks *a, const struct bulk_writer *w,
-                            const struct config *cfg, redisContext *rc,
+                            const struct config *cfg, struct redis_conn *rc,
                             const struct app_entry *ae, struct pgs_error *err)
 {
     while (batch_acks_ready(a, w)) {

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include <hiredis/hiredis.h>
+#include "redis.h"
 
 #include "app.h"
 #include "config.h"
@@ -36,7 +36,7 @@ void batch_reader_free(struct batch_reader *r);
  * waiting, since what this consumer holds pending is partly on the wire.
  * *redelivered: the batch was delivered before (own pending, or claimed).
  */
-int batch_read(struct batch_reader *r, redisContext *rc, const struct config *cfg,
+int batch_read(struct batch_reader *r, struct redis_conn *rc, const struct config *cfg,
                const char *name, int block, int busy, struct rstream_batch *b, int *redelivered,
                struct pgs_error *err) PGS_MUSTCHECK;
 
@@ -70,7 +70,7 @@ int batch_acks_ready(const struct batch_acks *a, const struct bulk_writer *w);
  * recording their load ranges done; stops at the first one still in flight.
  */
 int batch_acks_finish_ready(struct batch_acks *a, const struct bulk_writer *w,
-                            const struct config *cfg, redisContext *rc,
+                            const struct config *cfg, struct redis_conn *rc,
                             const struct app_entry *ae, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* Forget every listed batch (after a failure: they are read again). */

@@ -29,7 +29,7 @@ struct bulk_writer {
     const struct config *cfg;
     const struct app_entry *ae;  /* borrowed */
     struct es_client *es;        /* borrowed */
-    redisContext *rc;            /* borrowed: the dead-letter stream */
+    struct redis_conn *rc;            /* borrowed: the dead-letter stream */
     struct truncate_fence *fence; /* borrowed: checked after each answered bulk */
     volatile sig_atomic_t *stop; /* set by a signal: stop retrying */
     struct es_bulk bulk;         /* the bulk being filled */
@@ -67,7 +67,7 @@ void bulk_writer_free(struct bulk_writer *w)
     free(w);
 }
 
-void bulk_set_redis(struct bulk_writer *w, redisContext *rc)
+void bulk_set_redis(struct bulk_writer *w, struct redis_conn *rc)
 {
     w->rc = rc;
 }

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <hiredis/hiredis.h>
+#include "redis.h"
 
 #include "app.h"
 #include "config.h"
@@ -57,7 +57,7 @@ struct bulk_writer *bulk_writer_new(const struct config *cfg, const struct app_e
 void bulk_writer_free(struct bulk_writer *w);
 
 /* The dead-letter stream's connection (borrowed; NULL: none yet). */
-void bulk_set_redis(struct bulk_writer *w, redisContext *rc);
+void bulk_set_redis(struct bulk_writer *w, struct redis_conn *rc);
 /* The fence each answered bulk is checked against (borrowed; truncate.h). */
 void bulk_set_fence(struct bulk_writer *w, struct truncate_fence *t);
 /* The stream ids of the batch being written, named by its dead letters (borrowed; NULL: none). */

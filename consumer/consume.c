@@ -70,7 +70,7 @@ struct consumer {
     ev_timer lag_timer;
     int lag_rounds;
     struct es_client *es;
-    redisContext *rc;
+    struct redis_conn *rc;
     struct entry_state *states;
     struct backoff backoff;
     int failing, ensured, rv;
@@ -126,7 +126,7 @@ static int finish_all(struct consumer *c, struct entry_state *st, struct pgs_err
     if (bulk_drain(syncer_writer(st->sync), err) < 0)
         rv = -1;
     /* a batch before the failure is still acknowledged; Redis may be the thing that failed */
-    if (c->rc != NULL && !c->rc->err && finish_ready(c, st, &e) < 0 && rv == 0) {
+    if (c->rc != NULL && !redis_broken(c->rc) && finish_ready(c, st, &e) < 0 && rv == 0) {
         *err = e;
         rv = -1;
     }
@@ -323,7 +323,7 @@ static void round_failed(struct consumer *c, const struct pgs_error *err)
         return;
     }
     /* what is down, for /healthz: the broken connection first, then the step that failed */
-    if (c->rc == NULL || c->rc->err) {
+    if (c->rc == NULL || redis_broken(c->rc)) {
         c->down = DOWN_REDIS;
         snprintf(c->down_why, sizeof(c->down_why), "not connected to Redis: %.340s", buf);
     } else if (c->stage == STAGE_APPLY && c->cur_sync && syncer_pg(c->cur_sync) == NULL) {
@@ -341,8 +341,8 @@ static void round_failed(struct consumer *c, const struct pgs_error *err)
     if (!c->failing)
         pgs_log(LOG_WARN, "retrying", "error=\"%s\"", q);
     c->failing = 1;
-    if (c->rc && c->rc->err) {
-        redisFree(c->rc);
+    if (c->rc && redis_broken(c->rc)) {
+        redis_close(c->rc);
         c->rc = NULL;
     }
     schedule_step(c, backoff_next(&c->backoff));
@@ -455,7 +455,7 @@ static void on_lag_timer(struct ev_loop *loop, ev_timer *w, int revents)
      * after it. Failing elsewhere (the engine, PostgreSQL) is when the lag
      * matters most: measure then too.
      */
-    if (c->rc == NULL || c->rc->err)
+    if (c->rc == NULL || redis_broken(c->rc))
         return;
     for (int i = 0; i < c->app->nentries; i++)
         for (int k = c->opts->load_only ? 1 : 0; k < 2; k++) {
@@ -783,7 +783,7 @@ int consume_run(const struct config *cfg, struct app *app, const struct consume_
     es_client_set_hooks(c->es, NULL);
     states_free(c);
     if (c->rc)
-        redisFree(c->rc);
+        redis_close(c->rc);
     es_client_free(c->es);
     ev_loop_destroy(c->loop);
     return c->rv;

@@ -124,7 +124,7 @@ out:
  * Such a batch may hold documents read before the truncate, not yet in the
  * index, that no tombstone could stop.
  */
-void docs_wait_earlier_batches(struct docs *d, redisContext *rc, const char *first_id)
+void docs_wait_earlier_batches(struct docs *d, struct redis_conn *rc, const char *first_id)
 {
     struct pgs_error err;
     int waited_ms = 0;

@@ -13,7 +13,7 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include <hiredis/hiredis.h>
+#include "redis.h"
 #include <libpq-fe.h>
 
 #include "app.h"
@@ -53,7 +53,7 @@ int docs_wait_visible(struct docs *d, PGconn **pg, const struct change *recs, in
  * Wait (bounded: 10 s) until no stream entry older than "first_id" is still
  * being applied by another consumer. No-op without "rc".
  */
-void docs_wait_earlier_batches(struct docs *d, redisContext *rc, const char *first_id);
+void docs_wait_earlier_batches(struct docs *d, struct redis_conn *rc, const char *first_id);
 
 /*
  * Read the documents of root keys "keys" at "version" in chunks, and queue

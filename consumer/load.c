@@ -191,7 +191,7 @@ static long long root_pages(PGconn *conn, const struct app_entry *ae)
 /* ---- one work item ---- */
 
 struct range_progress {
-    redisContext *rc;
+    struct redis_conn *rc;
     const struct config *cfg;
     const char *keybase;
     long long reported;
@@ -263,7 +263,7 @@ static int load_range_query(const struct app_entry *ae, const struct load_item *
     return nparams;
 }
 
-int load_range(struct syncer *s, redisContext *rc, const struct load_item *item, int *dropped,
+int load_range(struct syncer *s, struct redis_conn *rc, const struct load_item *item, int *dropped,
                struct pgs_error *err)
 {
     const struct app_entry *ae = syncer_entry(s);
@@ -273,7 +273,8 @@ int load_range(struct syncer *s, redisContext *rc, const struct load_item *item,
 
     *dropped = 0;
     /* obsolete: another load is current, or this range is done already */
-    if (rstate_load_range_wanted(rc, syncer_config(s), ae->keybase, item->load_id, item->part, &wanted,
+    if (rstate_load_range_wanted(rc, syncer_config(s), ae->keybase, item->load_id, item->part,
+        &wanted,
                                  err) < 0)
         return -1;
     if (!wanted) {
@@ -319,7 +320,7 @@ int load_range(struct syncer *s, redisContext *rc, const struct load_item *item,
     return 0;
 }
 
-int load_range_done(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+int load_range_done(const struct config *cfg, struct redis_conn *rc, const struct app_entry *ae,
                     int part, struct pgs_error *err)
 {
     if (rstate_load_mark_done(rc, cfg, ae->keybase, part, err) < 0)
@@ -328,13 +329,13 @@ int load_range_done(const struct config *cfg, redisContext *rc, const struct app
     return 0;
 }
 
-int load_was_completed(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+int load_was_completed(const struct config *cfg, struct redis_conn *rc, const struct app_entry *ae,
                        int *completed, struct pgs_error *err)
 {
     return rstate_load_completed(rc, cfg, ae->keybase, completed, err);
 }
 
-int load_is_finished(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+int load_is_finished(const struct config *cfg, struct redis_conn *rc, const struct app_entry *ae,
                      const char *load_id, int *finished, struct pgs_error *err)
 {
     return rstate_load_is_finished(rc, cfg, ae->keybase, load_id, finished, err);
@@ -456,7 +457,7 @@ static void load_split(PGconn *conn, const struct app_entry *ae, int workers, lo
 }
 
 /* The split of an interrupted load (resumed), or a new one recorded under a new "load_id". */
-static int load_plan(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+static int load_plan(const struct config *cfg, struct redis_conn *rc, const struct app_entry *ae,
                      PGconn *conn, const struct load_opts *opts, uint64_t cp, char *load_id,
                      size_t idlen, long long **bounds, int *nbounds, struct pgs_error *err)
 {
@@ -477,7 +478,7 @@ static int load_plan(const struct config *cfg, redisContext *rc, const struct ap
 }
 
 /* One work item per range not done yet ("*already_done" of them are), on the load stream. */
-static int load_queue(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+static int load_queue(const struct config *cfg, struct redis_conn *rc, const struct app_entry *ae,
                       char *load_id, struct load_snapshot *snap, uint64_t version,
                       const long long *bounds, int parts, int *already_done,
                       struct pgs_error *err)
@@ -520,7 +521,7 @@ static int load_queue(const struct config *cfg, redisContext *rc, const struct a
  * Wait for every range, showing progress, until all "parts" are done; a
  * worker that died is replaced, one that finished early stays gone.
  */
-static int load_wait(const struct config *cfg, redisContext *rc, struct app_entry *ae,
+static int load_wait(const struct config *cfg, struct redis_conn *rc, struct app_entry *ae,
                      const char *load_id, int parts, pid_t *kids, int workers,
                      volatile sig_atomic_t *stop, struct progress *p, struct load_result *result,
                      struct pgs_error *err)
@@ -568,7 +569,7 @@ static void load_stop_workers(pid_t *kids, int workers)
     free(kids);
 }
 
-int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
+int load_entry(const struct config *cfg, struct app_entry *ae, struct redis_conn *rc,
                const struct load_opts *opts, volatile sig_atomic_t *stop,
                struct load_result *result, struct pgs_error *err)
 {

@@ -19,7 +19,7 @@
 
 #include <signal.h>
 
-#include <hiredis/hiredis.h>
+#include "redis.h"
 
 #include "app.h"
 #include "load_item.h"
@@ -44,7 +44,7 @@ struct load_result {
 };
 
 /* Coordinate a whole load of "ae" and wait for it; -1 on error (the load can be resumed). */
-int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
+int load_entry(const struct config *cfg, struct app_entry *ae, struct redis_conn *rc,
                const struct load_opts *opts, volatile sig_atomic_t *stop,
                struct load_result *result, struct pgs_error *err) PGS_MUSTCHECK;
 
@@ -56,19 +56,19 @@ int load_entry(const struct config *cfg, struct app_entry *ae, redisContext *rc,
  * caller waits until the bulks are answered (bulk_done() of bulk_last_seq(), bulk.h),
  * then calls load_range_done (unless dropped) and acknowledges the item.
  */
-int load_range(struct syncer *s, redisContext *rc, const struct load_item *item, int *dropped,
+int load_range(struct syncer *s, struct redis_conn *rc, const struct load_item *item, int *dropped,
                struct pgs_error *err) PGS_MUSTCHECK;
 
 /* Record range "part" of the current load of "ae" as indexed. */
-int load_range_done(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+int load_range_done(const struct config *cfg, struct redis_conn *rc, const struct app_entry *ae,
                     int part, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* Was a load of "ae" ever completed (its meta holds loaded_version)? */
-int load_was_completed(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+int load_was_completed(const struct config *cfg, struct redis_conn *rc, const struct app_entry *ae,
                        int *completed, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* Is the load "load_id" of "ae" complete (every range done, or no longer current)? */
-int load_is_finished(const struct config *cfg, redisContext *rc, const struct app_entry *ae,
+int load_is_finished(const struct config *cfg, struct redis_conn *rc, const struct app_entry *ae,
                      const char *load_id, int *finished, struct pgs_error *err) PGS_MUSTCHECK;
 
 #endif

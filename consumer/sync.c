@@ -17,7 +17,7 @@ struct syncer {
     const struct config *cfg;
     struct app_entry *ae;        /* borrowed */
     PGconn *pg;                  /* owned; NULL while disconnected */
-    redisContext *rc;            /* borrowed: the stream, for the truncate's wait */
+    struct redis_conn *rc;            /* borrowed: the stream, for the truncate's wait */
     struct roots *roots;         /* owned: the batch's root keys */
     struct docs *docs;           /* owned: the document reader */
     struct bulk_writer *writer;  /* owned: the bulks in flight */
@@ -53,7 +53,7 @@ void syncer_free(struct syncer *s)
     free(s);
 }
 
-void syncer_set_redis(struct syncer *s, redisContext *rc)
+void syncer_set_redis(struct syncer *s, struct redis_conn *rc)
 {
     s->rc = rc;
     bulk_set_redis(s->writer, rc);

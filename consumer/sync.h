@@ -22,7 +22,7 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include <hiredis/hiredis.h>
+#include "redis.h"
 #include <libpq-fe.h>
 
 #include "app.h"
@@ -45,7 +45,7 @@ struct syncer *syncer_new(const struct config *cfg, struct app_entry *ae, struct
 void syncer_free(struct syncer *s);
 
 /* The connection for dead letters, the fence and the stream (borrowed; NULL: none yet). */
-void syncer_set_redis(struct syncer *s, redisContext *rc);
+void syncer_set_redis(struct syncer *s, struct redis_conn *rc);
 /* The stream ids of the batch being applied, for dead letters (borrowed; NULL: none). */
 void syncer_set_origin(struct syncer *s, const char *origin);
 /* The batch was delivered before (own pending, or claimed): it may have a stale write to undo. */

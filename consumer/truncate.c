@@ -21,7 +21,7 @@ struct truncate_fence {
     const struct config *cfg;    /* borrowed */
     const struct app_entry *ae;  /* borrowed */
     struct es_client *es;        /* borrowed */
-    redisContext *rc;            /* borrowed: the entry's meta hash */
+    struct redis_conn *rc;            /* borrowed: the entry's meta hash */
     volatile sig_atomic_t *stop; /* set by a signal: stop retrying */
     uint64_t swept_fence;        /* the fence this process last swept the index at */
 };
@@ -42,7 +42,7 @@ void truncate_fence_free(struct truncate_fence *t)
     free(t);
 }
 
-void truncate_set_redis(struct truncate_fence *t, redisContext *rc)
+void truncate_set_redis(struct truncate_fence *t, struct redis_conn *rc)
 {
     t->rc = rc;
 }

@@ -16,7 +16,7 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include <hiredis/hiredis.h>
+#include "redis.h"
 
 #include "app.h"
 #include "error.h"
@@ -32,7 +32,7 @@ struct truncate_fence *truncate_fence_new(const struct config *cfg, const struct
 void truncate_fence_free(struct truncate_fence *t);
 
 /* The connection the fence is read from and raised in (borrowed; NULL: none yet). */
-void truncate_set_redis(struct truncate_fence *t, redisContext *rc);
+void truncate_set_redis(struct truncate_fence *t, struct redis_conn *rc);
 
 /* Read the fence into *fence (0 when no root TRUNCATE was seen). */
 int truncate_read_fence(struct truncate_fence *t, uint64_t *fence, struct pgs_error *err)

@@ -57,7 +57,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 struct producer_watch {
     struct producer *p;
     struct app *app;
-    redisContext **rcp;
+    struct redis_conn **rcp;
 };
 
 static void producer_health(void *arg, struct metrics_health *h)
@@ -84,7 +84,7 @@ static void producer_health(void *arg, struct metrics_health *h)
 
 /* NULL when --metrics-port cannot be served (logged). */
 static struct metrics *producer_metrics_start(struct ev_loop *loop, struct app *app,
-                                              struct producer *p, redisContext **rcp,
+                                              struct producer *p, struct redis_conn **rcp,
                                               const struct metrics_opts *mo)
 {
     static struct producer_watch w;
@@ -171,7 +171,8 @@ int main(int argc, char **argv)
     int rv = 0;
 
     struct metrics_opts mopts; /* metrics: --metrics-port/--metrics-bind, before getopt */
-    if (metrics_opts_init(&mopts, &err) < 0 || metrics_opts_take_args(&mopts, &argc, argv, &err) < 0)
+    if (metrics_opts_init(&mopts, &err) < 0 || metrics_opts_take_args(&mopts, &argc, argv,
+        &err) < 0)
         cli_die_usage(cli.prog, "%s", err.msg);
 
     cli_parse(&cli, &spec, argc, argv);
@@ -192,7 +193,7 @@ int main(int argc, char **argv)
     }
 
     struct ev_loop *loop = EV_DEFAULT;
-    redisContext *rc = NULL;
+    struct redis_conn *rc = NULL;
     struct producer p = {calloc((size_t)app.nentries, sizeof(struct change_source *)),
                          app.nentries};
     ev_signal sigterm, sigint;
@@ -215,7 +216,7 @@ int main(int argc, char **argv)
     if (producer_stop(&p, &app) != 0)
         rv = 1;
     if (rc)
-        redisFree(rc);
+        redis_close(rc);
     app_free(&app);
     ev_loop_destroy(loop);
     if (restart && rv == 0)

@@ -39,7 +39,7 @@ struct outbox {
     struct ev_loop *loop;
     const struct config *cfg;
     struct app_entry *ae;
-    redisContext **rcp;
+    struct redis_conn **rcp;
     struct source_stats stats;
     PGconn *conn;
     ev_io io;
@@ -63,7 +63,7 @@ static const struct change_source_ops outbox_ops = {
     .start = outbox_start, .stop = outbox_stop, .stats = outbox_get_stats, .free = outbox_free};
 
 struct change_source *outbox_new(struct ev_loop *loop, const struct config *cfg,
-                                 struct app_entry *ae, redisContext **rcp)
+                                 struct app_entry *ae, struct redis_conn **rcp)
 {
     struct outbox *n = xcalloc(1, sizeof(*n));
     n->base.ops = &outbox_ops;
@@ -219,8 +219,8 @@ static int drain_batch(struct outbox *n, struct pgs_error *err)
     n->stats.replicas_short = held == 1;
     if (held != 0)
         rv = -1;
-    if (rv < 0 && *n->rcp && (*n->rcp)->err) {
-        redisFree(*n->rcp);
+    if (rv < 0 && *n->rcp && redis_broken(*n->rcp)) {
+        redis_close(*n->rcp);
         *n->rcp = NULL;
     }
     for (int i = 0; i < rows; i++)

@@ -15,6 +15,6 @@
 
 /* A new source draining the entry's outbox; arguments as source_new. */
 struct change_source *outbox_new(struct ev_loop *loop, const struct config *cfg,
-                                 struct app_entry *ae, redisContext **rcp);
+                                 struct app_entry *ae, struct redis_conn **rcp);
 
 #endif

@@ -60,7 +60,7 @@ struct repl {
     struct ev_loop *loop;
     const struct config *cfg;
     struct app_entry *ae;
-    redisContext **rcp;
+    struct redis_conn **rcp;
     PGconn *conn;
     struct pgo_decoder *dec;
     ev_io io;
@@ -104,7 +104,7 @@ static const struct change_source_ops repl_ops = {
     .start = repl_start, .stop = repl_stop, .stats = repl_get_stats, .free = repl_free};
 
 struct change_source *repl_new(struct ev_loop *loop, const struct config *cfg,
-                               struct app_entry *ae, redisContext **rcp)
+                               struct app_entry *ae, struct redis_conn **rcp)
 {
     struct repl *r = xcalloc(1, sizeof(*r));
     r->base.ops = &repl_ops;
@@ -209,7 +209,7 @@ static int send_status(struct repl *r, int reply, struct pgs_error *err)
 /* XADD every pending record in one pipeline; 0 when Redis accepted all. */
 static int write_records(struct repl *r, struct pgs_error *err)
 {
-    redisContext *rc = *r->rcp;
+    struct redis_conn *rc = *r->rcp;
     const char *fv[CHANGE_MAX_FIELDS];
     size_t lens[CHANGE_MAX_FIELDS];
     struct change_numbers nums;
@@ -249,8 +249,8 @@ static int flush_pending(struct repl *r, struct pgs_error *err)
             return -1;
     }
     if (write_records(r, err) < 0) {
-        if ((*r->rcp)->err) {
-            redisFree(*r->rcp);
+        if (redis_broken(*r->rcp)) {
+            redis_close(*r->rcp);
             *r->rcp = NULL;
         }
         return -1;
@@ -286,8 +286,8 @@ static int replicated(struct repl *r, struct pgs_error *err)
     }
     int rv = redis_wait_replicas(*r->rcp, r->cfg, err);
     if (rv < 0) {
-        if ((*r->rcp)->err) {
-            redisFree(*r->rcp);
+        if (redis_broken(*r->rcp)) {
+            redis_close(*r->rcp);
             *r->rcp = NULL;
         }
         return -1;

@@ -12,6 +12,6 @@
 
 /* A new source reading the entry's slot; arguments as source_new. */
 struct change_source *repl_new(struct ev_loop *loop, const struct config *cfg,
-                               struct app_entry *ae, redisContext **rcp);
+                               struct app_entry *ae, struct redis_conn **rcp);
 
 #endif

@@ -7,7 +7,7 @@
 #include "repl.h"
 
 struct change_source *source_new(struct ev_loop *loop, const struct config *cfg,
-                                 struct app_entry *ae, redisContext **rcp)
+                                 struct app_entry *ae, struct redis_conn **rcp)
 {
     switch (cfg->mode) {
     case CAPTURE_NOTIFY:

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include <ev.h>
-#include <hiredis/hiredis.h>
+#include "redis.h"
 
 #include "app.h"
 #include "config.h"
@@ -51,7 +51,7 @@ struct change_source {
  * and "rcp" are borrowed and must outlive the source.
  */
 struct change_source *source_new(struct ev_loop *loop, const struct config *cfg,
-                                 struct app_entry *ae, redisContext **rcp);
+                                 struct app_entry *ae, struct redis_conn **rcp);
 void source_start(struct change_source *src);
 int source_stop(struct change_source *src);
 /* Borrowed, updated in place while the source runs: the metrics read it. */

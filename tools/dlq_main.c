@@ -78,7 +78,7 @@ static int walk_one(const struct rstate_dead_letter *d, void *arg)
 }
 
 /* Call "fn" on every dead letter of "ae", oldest first; stops at its first -1. */
-static int dlq_foreach(redisContext *rc, const struct app_entry *ae, dlq_fn fn, void *arg,
+static int dlq_foreach(struct redis_conn *rc, const struct app_entry *ae, dlq_fn fn, void *arg,
                        struct pgs_error *err)
 {
     struct dlq_walk w = {ae, fn, arg};
@@ -156,7 +156,7 @@ static int show_one(const struct app_entry *ae, const struct rstate_dead_letter 
 /* --- retry ---------------------------------------------------------------------- */
 
 struct retry_state {
-    redisContext *rc;
+    struct redis_conn *rc;
     PGconn *pg;
     uint64_t lsn;
     char **ids; /* NULL: all */
@@ -258,7 +258,7 @@ static int fail(const char *prog, struct pgs_error *err)
     return 1;
 }
 
-static int cmd_list(redisContext *rc, struct app *app, const struct dlq_opts *o,
+static int cmd_list(struct redis_conn *rc, struct app *app, const struct dlq_opts *o,
                     struct pgs_error *err)
 {
     struct list_state st = {o, json_array(), 0};
@@ -279,8 +279,8 @@ static int cmd_list(redisContext *rc, struct app *app, const struct dlq_opts *o,
     return 0;
 }
 
-static int cmd_show(redisContext *rc, struct app *app, const struct dlq_opts *o, const char *id,
-                    struct pgs_error *err)
+static int cmd_show(struct redis_conn *rc, struct app *app, const struct dlq_opts *o,
+                    const char *id, struct pgs_error *err)
 {
     struct show_state st = {id, NULL};
     for (int i = 0; i < app->nentries && st.found == NULL; i++) {
@@ -302,7 +302,7 @@ static int cmd_show(redisContext *rc, struct app *app, const struct dlq_opts *o,
     return 0;
 }
 
-static int cmd_retry(redisContext *rc, struct app *app, const struct dlq_opts *o, char **ids,
+static int cmd_retry(struct redis_conn *rc, struct app *app, const struct dlq_opts *o, char **ids,
                      int nids, struct pgs_error *err)
 {
     struct retry_state st = {.rc = rc, .ids = nids ? ids : NULL, .nids = nids, .err = err};
@@ -343,7 +343,7 @@ static int cmd_retry(redisContext *rc, struct app *app, const struct dlq_opts *o
     return rv ? rv : (st.failed ? 1 : 0);
 }
 
-static int cmd_purge(redisContext *rc, struct app *app, const struct dlq_opts *o,
+static int cmd_purge(struct redis_conn *rc, struct app *app, const struct dlq_opts *o,
                      struct pgs_error *err)
 {
     long long total = 0;
@@ -417,7 +417,7 @@ static int dlq_run(const char *cmd, char **args, int nargs, const struct config 
     struct pgs_error err;
     int rv;
 
-    redisContext *rc = redis_connect(cfg, &err);
+    struct redis_conn *rc = redis_connect(cfg, &err);
     if (rc == NULL)
         rv = fail("pgsync-dlq", &err);
     else if (!strcmp(cmd, "list"))
@@ -428,7 +428,7 @@ static int dlq_run(const char *cmd, char **args, int nargs, const struct config 
         rv = cmd_retry(rc, app, o, args, nargs, &err);
     else
         rv = cmd_purge(rc, app, o, &err);
-    redisFree(rc);
+    redis_close(rc);
     return rv;
 }
 

@@ -33,7 +33,7 @@ static void wait_slot_released(PGconn *conn, const struct app_entry *ae, int sec
 }
 
 /* Wait until every consumer of the version's group has been idle 3 s (they restarted without it). */
-static void wait_consumers_gone(redisContext *rc, const struct app_entry *ae, int secs,
+static void wait_consumers_gone(struct redis_conn *rc, const struct app_entry *ae, int secs,
                                 volatile sig_atomic_t *stop)
 {
     struct pgs_error err;
@@ -56,7 +56,7 @@ static void wait_consumers_gone(redisContext *rc, const struct app_entry *ae, in
 
 /* Remove everything of one version but its index: slot, publication, triggers, Redis keys. */
 static int remove_version_objects(const struct config *cfg, struct app_entry *ae,
-                                  redisContext *rc, volatile sig_atomic_t *stop,
+                                  struct redis_conn *rc, volatile sig_atomic_t *stop,
                                   struct pgs_error *err)
 {
     PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-migrate", err);
@@ -73,7 +73,7 @@ static int remove_version_objects(const struct config *cfg, struct app_entry *ae
 
 /* Log, clear the target, remove the version's objects and its index. */
 static int discard_version(const struct config *cfg, struct app_entry *ae,
-                           redisContext *rc, struct es_client *es, const char *why,
+                           struct redis_conn *rc, struct es_client *es, const char *why,
                            struct pgs_error *err)
 {
     volatile sig_atomic_t never = 0;
@@ -89,7 +89,7 @@ static int discard_version(const struct config *cfg, struct app_entry *ae,
 }
 
 /* Discard the version of the appended entries[idx] and drop the entry. */
-static int abandon(const struct config *cfg, struct app *app, int idx, redisContext *rc,
+static int abandon(const struct config *cfg, struct app *app, int idx, struct redis_conn *rc,
                    struct es_client *es, const char *why, struct pgs_error *err)
 {
     if (discard_version(cfg, &app->entries[idx], rc, es, why, err) < 0)
@@ -107,7 +107,7 @@ static int find_entry(const struct app *app, const char *alias, int live)
     return -1;
 }
 
-int migrate_plan(const struct config *cfg, struct app *app, redisContext *rc,
+int migrate_plan(const struct config *cfg, struct app *app, struct redis_conn *rc,
                  struct es_client *es, int abort_all, int *targets, struct pgs_error *err)
 {
     *targets = 0;
@@ -153,7 +153,7 @@ int migrate_plan(const struct config *cfg, struct app *app, redisContext *rc,
  * last delivered id is at least "upto" and no entry at or before it is
  * still pending. Sets *behind to a rough count of what is left.
  */
-static int group_done_upto(redisContext *rc, const char *stream, const char *upto, int *done,
+static int group_done_upto(struct redis_conn *rc, const char *stream, const char *upto, int *done,
                            long long *behind, struct pgs_error *err)
 {
     struct rstream_id want, delivered = {0}, minp;
@@ -186,7 +186,7 @@ static int group_done_upto(redisContext *rc, const char *stream, const char *upt
  * sampled now (every earlier commit is in its stream) and its group has
  * read and acknowledged every entry.
  */
-static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisContext *rc,
+static int wait_caught_up(const struct config *cfg, struct app_entry *ae, struct redis_conn *rc,
                           const struct migrate_opts *opts, struct pgs_error *err)
 {
     enum capture_mode mode = cfg->mode;
@@ -268,7 +268,7 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, redisC
 }
 
 static int delete_retired(const struct config *cfg, const char *alias, const char *index,
-                          redisContext *rc, struct es_client *es, struct pgs_error *err)
+                          struct redis_conn *rc, struct es_client *es, struct pgs_error *err)
 {
     /* a legacy index named like the alias was removed by the swap itself */
     if (strcmp(index, alias) != 0 && es_delete_index(es, index, err) < 0)
@@ -282,7 +282,7 @@ int migrate_finish(const struct config *cfg, struct app *app, int idx,
 {
     struct app_entry *ae = &app->entries[idx];
     const char *alias = ae->e->index;
-    redisContext *rc = redis_connect(cfg, err);
+    struct redis_conn *rc = redis_connect(cfg, err);
     struct es_client *es = rc ? app_es_client(cfg, err) : NULL;
     struct version_state st;
     int rv = -1;
@@ -345,12 +345,12 @@ int migrate_finish(const struct config *cfg, struct app *app, int idx,
     rv = delete_retired(cfg, alias, st.live_index, rc, es, err);
 out:
     if (rc)
-        redisFree(rc);
+        redis_close(rc);
     es_client_free(es);
     return rv;
 }
 
-int migrate_reap(const struct config *cfg, struct app *app, redisContext *rc,
+int migrate_reap(const struct config *cfg, struct app *app, struct redis_conn *rc,
                  struct es_client *es, const struct migrate_opts *opts, struct pgs_error *err)
 {
     for (int i = 0; i < app->nfile; i++) {

@@ -14,7 +14,7 @@
 #ifndef PGS_MIGRATE_H
 #define PGS_MIGRATE_H
 
-#include <hiredis/hiredis.h>
+#include "redis.h"
 #include <signal.h>
 
 #include "app.h"
@@ -40,7 +40,7 @@ struct migrate_opts {
  * *targets counts the migrations to finish. With "abort_all", abandon every
  * migration and begin none: "app" is then only fit to be freed.
  */
-int migrate_plan(const struct config *cfg, struct app *app, redisContext *rc,
+int migrate_plan(const struct config *cfg, struct app *app, struct redis_conn *rc,
                  struct es_client *es, int abort_all, int *targets, struct pgs_error *err)
     PGS_MUSTCHECK;
 
@@ -55,7 +55,7 @@ int migrate_finish(const struct config *cfg, struct app *app, int idx,
                    const struct migrate_opts *opts, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* Delete retired indices whose grace period has passed (after an interrupted run). */
-int migrate_reap(const struct config *cfg, struct app *app, redisContext *rc,
+int migrate_reap(const struct config *cfg, struct app *app, struct redis_conn *rc,
                  struct es_client *es, const struct migrate_opts *opts, struct pgs_error *err)
     PGS_MUSTCHECK;
 

@@ -160,7 +160,7 @@ static int migrating(const struct app *app, const char *alias)
 }
 
 /* A load of "ae" was completed before (a Redis error counts as no: load again). */
-static int was_loaded(const struct config *cfg, redisContext *rc, const struct app_entry *ae)
+static int was_loaded(const struct config *cfg, struct redis_conn *rc, const struct app_entry *ae)
 {
     struct pgs_error err;
     int loaded = 0;
@@ -266,7 +266,7 @@ static int pgsync_resync_sweep(const struct config *cfg, struct app_entry *ae,
 
 /* Whether this run loads "ae": not when a load is not wanted or not needed (said in the log). */
 static int pgsync_wants_load(const struct config *cfg, const struct app *app,
-                             const struct app_entry *ae, redisContext *rc,
+                             const struct app_entry *ae, struct redis_conn *rc,
                              const struct pgsync_args *a)
 {
     if (!a->resync && migrating(app, ae->e->index) && was_loaded(cfg, rc, ae)) {
@@ -284,7 +284,7 @@ static int pgsync_wants_load(const struct config *cfg, const struct app *app,
 
 /* Set up what "ae" is missing (slot, group, index), then load it if this run should. */
 static int pgsync_entry(const struct config *cfg, const struct app *app, struct app_entry *ae,
-                        struct es_client *es, redisContext *rc, const struct pgsync_args *a,
+                        struct es_client *es, struct redis_conn *rc, const struct pgsync_args *a,
                         struct pgs_error *err)
 {
     struct load_opts lo = {.quiet = a->quiet, .workers = a->workers, .resync = a->resync};
@@ -325,7 +325,7 @@ static int pgsync_load_all(const struct config *cfg, struct app *app, struct pgs
                            int *targets, struct pgs_error *err)
 {
     struct es_client *es = NULL;
-    redisContext *rc = NULL;
+    struct redis_conn *rc = NULL;
     int rv = -1;
 
     es = app_es_client(cfg, err);
@@ -351,7 +351,7 @@ static int pgsync_load_all(const struct config *cfg, struct app *app, struct pgs
     rv = 0;
 out:
     if (rc)
-        redisFree(rc);
+        redis_close(rc);
     es_client_free(es);
     return rv;
 }
@@ -398,7 +398,8 @@ static int pgsync_daemon(const struct cli_common *cli, const struct config *cfg,
     /* a second producer waits on the slot PostgreSQL lets one reader hold, and takes it over */
     if (a->standby)
         kids[nkids++] =
-            (struct child){.what = "standby producer", .argv = {prod, "--config", cli->config, NULL}};
+            (struct child){.what = "standby producer", .argv = {prod, "--config", cli->config,
+             NULL}};
     if (cli->log_level)
         for (int i = 0; i < nkids; i++) {
             kids[i].argv[3] = "--log-level";

@@ -67,7 +67,7 @@ static json_t *str_or_null(const char *s)
  * that is nil after XDEL or XGROUP SETID, so count: from whichever end the
  * ids' timestamps say is nearer, so a small backlog costs little.
  */
-static int count_undelivered(redisContext *rc, const char *stream, long long length,
+static int count_undelivered(struct redis_conn *rc, const char *stream, long long length,
                              const char *first, const char *last, const char *delivered,
                              long long *out, struct pgs_error *err)
 {
@@ -114,7 +114,7 @@ static long long age_ms(const char *id, uint64_t now_ms)
     return (long long)(now_ms - s.ms);
 }
 
-static json_t *collect_consumers(redisContext *rc, const char *stream, const char *group,
+static json_t *collect_consumers(struct redis_conn *rc, const char *stream, const char *group,
                                  struct pgs_error *err)
 {
     struct rstream_consumer *cs;
@@ -133,9 +133,9 @@ static json_t *collect_consumers(redisContext *rc, const char *stream, const cha
     return list;
 }
 
-static json_t *collect_group(redisContext *rc, const char *stream, const struct rstream_group *g,
-                             const struct rstream_info *info, uint64_t now_ms,
-                             struct pgs_error *err)
+static json_t *collect_group(struct redis_conn *rc, const char *stream,
+                             const struct rstream_group *g, const struct rstream_info *info,
+                             uint64_t now_ms, struct pgs_error *err)
 {
     const char *name = g->name;
     const char *delivered = g->last_delivered_id[0] ? g->last_delivered_id : NULL;
@@ -206,7 +206,7 @@ static json_t *collect_slot(const struct config *cfg, const struct queue_target 
 }
 
 /* Everything about one target, as the JSON object the man page documents. */
-static json_t *collect_target(redisContext *rc, const struct config *cfg,
+static json_t *collect_target(struct redis_conn *rc, const struct config *cfg,
                               const struct queue_target *t, uint64_t now_ms, struct pgs_error *err)
 {
     json_t *o = json_object(), *groups = json_array();
@@ -264,32 +264,42 @@ fail:
     return NULL;
 }
 
-static json_t *collect_all(redisContext *rc, const struct config *cfg,
+/* A Redis node and its replicas, as pgsync-queue --json shows them. */
+static json_t *node_json(const struct redis_node *node, const struct config *cfg)
+{
+    json_t *replicas = json_array();
+    for (int i = 0; i < node->nreplicas; i++)
+        json_array_append_new(replicas,
+                              json_pack("{s:s, s:s, s:I, s:I}", "addr", node->replicas[i].addr,
+                                        "state", node->replicas[i].state, "lag_bytes",
+                                        (json_int_t)node->replicas[i].lag_bytes, "lag_seconds",
+                                        (json_int_t)node->replicas[i].lag_s));
+    return json_pack("{s:s, s:s, s:i, s:o}", "addr", node->addr, "role", node->role,
+                     "min_replicas", cfg->redis_min_replicas, "replicas", replicas);
+}
+
+static json_t *collect_all(struct redis_conn *rc, const struct config *cfg,
                            const struct queue_target *targets, int n, struct pgs_error *err)
 {
     uint64_t now_ms;
     struct redis_node node;
-    if (rstream_clock_ms(rc, &now_ms, err) < 0 || redis_node_info(rc, &node, err) < 0)
+    if (rstream_clock_ms(rc, &now_ms, err) < 0 ||
+        redis_node_info(rc, targets[0].stream, &node, err) < 0)
         return NULL;
-    json_t *root = json_object(), *list = json_array(), *replicas = json_array();
+    json_t *root = json_object(), *list = json_array();
     json_object_set_new(root, "time", json_integer((json_int_t)(now_ms / 1000)));
-    /* every index's keys are on this node (the primary, with Sentinel) */
-    for (int i = 0; i < node.nreplicas; i++)
-        json_array_append_new(replicas,
-                              json_pack("{s:s, s:s, s:I, s:I}", "addr", node.replicas[i].addr,
-                                        "state", node.replicas[i].state, "lag_bytes",
-                                        (json_int_t)node.replicas[i].lag_bytes, "lag_seconds",
-                                        (json_int_t)node.replicas[i].lag_s));
-    json_object_set_new(root, "redis",
-                        json_pack("{s:s, s:s, s:i, s:o}", "addr", node.addr, "role", node.role,
-                                  "min_replicas", cfg->redis_min_replicas, "replicas", replicas));
+    /* the node of the first index: with one node or Sentinel, every index's */
+    json_object_set_new(root, "redis", node_json(&node, cfg));
     json_object_set_new(root, "entries", list);
     for (int i = 0; i < n; i++) {
         json_t *e = collect_target(rc, cfg, &targets[i], now_ms, err);
-        if (e == NULL) {
+        /* in a Redis Cluster each index lives on the master serving its slot */
+        if (e == NULL || redis_node_info(rc, targets[i].stream, &node, err) < 0) {
+            json_decref(e);
             json_decref(root);
             return NULL;
         }
+        json_object_set_new(e, "redis", node_json(&node, cfg));
         json_array_append_new(list, e);
     }
     return root;
@@ -362,6 +372,11 @@ static void print_table(const json_t *root)
         printf("index %s", jstr(e, "index"));
         if (json_is_string(json_object_get(e, "database")))
             printf(" (database %s)", jstr(e, "database"));
+        json_t *enode = json_object_get(e, "redis");
+        if (strcmp(jstr(enode, "addr"), jstr(redis, "addr")) != 0)
+            printf("\n  redis    %s (%s), %zu replica%s", jstr(enode, "addr"), jstr(enode, "role"),
+                   json_array_size(json_object_get(enode, "replicas")),
+                   json_array_size(json_object_get(enode, "replicas")) == 1 ? "" : "s");
         printf("\n  stream   %s: ", jstr(e, "stream"));
         if (json_is_true(json_object_get(e, "exists")))
             printf("%lld entries, first %s, last %s\n", jint(e, "length"), jstr(e, "first_id"),
@@ -423,7 +438,7 @@ static void nap(int seconds)
 static int run(const struct config *cfg, const struct queue_target *targets, int n,
                const struct queue_opts *o)
 {
-    redisContext *rc = NULL;
+    struct redis_conn *rc = NULL;
     struct pgs_error err;
     char buf[1600];
     int rv = 0, tty = isatty(STDOUT_FILENO);
@@ -436,8 +451,8 @@ static int run(const struct config *cfg, const struct queue_target *targets, int
         if (root == NULL) {
             fprintf(stderr, "pgsync-queue: %s\n", pgs_error_str(&err, buf, sizeof(buf)));
             rv = 1;
-            if (rc && rc->err) {
-                redisFree(rc);
+            if (rc && redis_broken(rc)) {
+                redis_close(rc);
                 rc = NULL;
             }
         } else {
@@ -464,7 +479,7 @@ static int run(const struct config *cfg, const struct queue_target *targets, int
         if (o->watch)
             nap(o->watch);
     } while (o->watch && !stop);
-    redisFree(rc);
+    redis_close(rc);
     return o->watch ? 0 : rv;
 }
 

@@ -47,8 +47,8 @@ struct replay_opts {
 };
 
 /* Move the group back to just before --from. */
-static int replay_setid(redisContext *rc, const struct app_entry *ae, const struct replay_opts *o,
-                        struct pgs_error *err)
+static int replay_setid(struct redis_conn *rc, const struct app_entry *ae,
+                        const struct replay_opts *o, struct pgs_error *err)
 {
     char target[RSTREAM_ID_LEN];
     struct rstream_id cur, prev;
@@ -99,7 +99,7 @@ static int replay_setid(redisContext *rc, const struct app_entry *ae, const stru
 
 /* What the pages of a copy share. */
 struct copy_state {
-    redisContext *rc;
+    struct redis_conn *rc;
     const char *stream;
     char first_new[RSTREAM_ID_LEN], last_new[RSTREAM_ID_LEN];
     long long copied;
@@ -118,8 +118,8 @@ static int copy_page(const struct rstream_entry *entries, int n, void *arg)
 }
 
 /* Copy [--from, --to] to the end of the stream as new entries. */
-static int replay_copy(redisContext *rc, const struct app_entry *ae, const struct replay_opts *o,
-                       struct pgs_error *err)
+static int replay_copy(struct redis_conn *rc, const struct app_entry *ae,
+                       const struct replay_opts *o, struct pgs_error *err)
 {
     char end[64];
     struct copy_state st = {.rc = rc, .stream = ae->stream, .err = err};
@@ -196,7 +196,7 @@ static int replay_option(void *ctx, const char *prog, int opt, const char *arg)
 }
 
 /* Replay the stream of every entry --index selects; 0, 1 on a failure, 2 when none matched. */
-static int replay_entries(redisContext *rc, struct app *app, const struct replay_opts *o,
+static int replay_entries(struct redis_conn *rc, struct app *app, const struct replay_opts *o,
                           const char *config_path)
 {
     struct pgs_error err;
@@ -247,14 +247,14 @@ int main(int argc, char **argv)
 
     if ((rv = ops_load(cli.prog, cli.config, &cfg, &app)) != 0)
         return rv;
-    redisContext *rc = redis_connect(&cfg, &err);
+    struct redis_conn *rc = redis_connect(&cfg, &err);
     if (rc == NULL) {
         cli_print_error(cli.prog, &err);
         app_free(&app);
         return 1;
     }
     rv = replay_entries(rc, &app, &o, cli.config);
-    redisFree(rc);
+    redis_close(rc);
     app_free(&app);
     return rv;
 }

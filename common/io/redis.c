@@ -7,33 +7,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "log.h"
+#include "rcluster.h"
 
-int redis_reply_check(redisContext *rc, const redisReply *r, const char *what,
-                      struct pgs_error *err)
+/* Did Redis answer "text" (a code as "MOVED", matched at the start)? */
+static int reply_starts(const redisReply *r, const char *text)
+{
+    return r != NULL && r->type == REDIS_REPLY_ERROR && r->str != NULL &&
+           strncmp(r->str, text, strlen(text)) == 0;
+}
+
+/* The error of a failed call ("errstr": why the connection failed) or of an error reply. */
+static int reply_error(const char *errstr, const redisReply *r, const char *what,
+                       struct pgs_error *err)
 {
     if (r == NULL) {
         pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s failed", what);
-        pgs_error_detail(err, "%s", rc->errstr[0] ? rc->errstr : "no reply");
+        pgs_error_detail(err, "%s", errstr && errstr[0] ? errstr : "no reply");
         return -1;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s failed", what);
         pgs_error_detail(err, "%s", r->str);
         /* an out-of-memory Redis recovers when consumers catch up: retry */
-        if (strncmp(r->str, "NOAUTH", 6) == 0 || strncmp(r->str, "WRONGPASS", 9) == 0)
+        if (reply_starts(r, "NOAUTH") || reply_starts(r, "WRONGPASS"))
             err->kind = PGS_ERR_FATAL;
-        /*
-         * A replica (a demoted primary), one still loading, or one that lost
-         * its primary: this connection must not be used again. Marking it
-         * broken makes every caller reconnect, which asks the sentinels anew.
-         */
-        if (strncmp(r->str, "READONLY", 8) == 0 || strncmp(r->str, "LOADING", 7) == 0 ||
-            strncmp(r->str, "MASTERDOWN", 10) == 0) {
-            rc->err = REDIS_ERR_OTHER;
-            snprintf(rc->errstr, sizeof(rc->errstr), "%s", r->str);
-        }
         return -1;
     }
     return 0;
@@ -66,7 +66,7 @@ static redisContext *connect_node(const struct config *cfg, const char *host, in
             r = redisCommand(rc, "AUTH %s %s", cfg->redis_user, cfg->redis_auth);
         else
             r = redisCommand(rc, "AUTH %s", cfg->redis_auth);
-        if (redis_reply_check(rc, r, "AUTH", err) < 0) {
+        if (reply_error(rc->errstr, r, "AUTH", err) < 0) {
             err->kind = PGS_ERR_FATAL;
             snprintf(err->detail, sizeof(err->detail), "%s",
                      r ? "authentication refused: check REDIS_AUTH / REDIS_URL" : rc->errstr);
@@ -78,7 +78,7 @@ static redisContext *connect_node(const struct config *cfg, const char *host, in
     }
     if (cfg->redis_db != 0) {
         r = redisCommand(rc, "SELECT %d", cfg->redis_db);
-        if (redis_reply_check(rc, r, "SELECT", err) < 0) {
+        if (reply_error(rc->errstr, r, "SELECT", err) < 0) {
             freeReplyObject(r);
             redisFree(rc);
             return NULL;
@@ -144,7 +144,7 @@ static int sentinel_ask_one(const struct config *cfg, const char *shost, int spo
     redisSetTimeout(sc, ms_timeval(ms));
     if (cfg->redis_sentinel_password && *cfg->redis_sentinel_password) {
         r = redisCommand(sc, "AUTH %s", cfg->redis_sentinel_password);
-        if (redis_reply_check(sc, r, "AUTH", err) < 0) {
+        if (reply_error(sc->errstr, r, "AUTH", err) < 0) {
             snprintf(err->msg, sizeof(err->msg),
                      "the Redis Sentinel at %s:%d refuses REDIS_SENTINEL_PASSWORD", shost, sport);
             goto out;
@@ -152,7 +152,7 @@ static int sentinel_ask_one(const struct config *cfg, const char *shost, int spo
         freeReplyObject(r);
     }
     r = redisCommand(sc, "SENTINEL get-master-addr-by-name %s", cfg->redis_sentinel_master);
-    if (redis_reply_check(sc, r, "SENTINEL get-master-addr-by-name", err) < 0) {
+    if (reply_error(sc->errstr, r, "SENTINEL get-master-addr-by-name", err) < 0) {
         snprintf(err->msg, sizeof(err->msg), "the Redis Sentinel at %s:%d did not answer", shost,
                  sport);
         goto out;
@@ -228,7 +228,7 @@ static int sentinel_primary(const struct config *cfg, char *host, size_t hlen, i
 static int check_primary(redisContext *rc, const char *host, int port, struct pgs_error *err)
 {
     redisReply *r = redisCommand(rc, "ROLE");
-    int rv = redis_reply_check(rc, r, "ROLE", err);
+    int rv = reply_error(rc->errstr, r, "ROLE", err);
 
     if (rv == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
                     r->element[0]->type != REDIS_REPLY_STRING ||
@@ -247,6 +247,279 @@ static int check_primary(redisContext *rc, const char *host, int port, struct pg
     return rv;
 }
 
+/* ---- the connection: one node, or the masters of a cluster ---- */
+
+struct rnode {
+    char host[256];
+    int port;
+    redisContext *ctx; /* NULL until first used */
+    int dirty;         /* commands sent since its last WAIT */
+};
+
+struct redis_conn {
+    const struct config *cfg;
+    int cluster;
+    int broken; /* must not be used again: close it and connect anew */
+    char errstr[400];
+    struct rnode *nodes;
+    int nnodes, cap;
+    short *slot_node; /* cluster: the node serving each slot, -1 unknown */
+    int last;         /* the node of the last keyed command: keyless ones follow it */
+    int *fifo;        /* a pipeline: the node each pending reply comes from */
+    size_t fifo_head, fifo_len, fifo_cap;
+};
+
+/* A cluster answers MOVED or ASK a few times in a row while a slot moves. */
+#define REDIRECTS_MAX 5
+
+static void conn_mark_broken(struct redis_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void conn_mark_broken(struct redis_conn *c, const char *fmt, ...)
+{
+    if (c->broken)
+        return; /* the first reason is the one worth telling */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errstr, sizeof(c->errstr), fmt, ap);
+    va_end(ap);
+    c->broken = 1;
+}
+
+/* The index of the node at host:port, added when new; -1 out of memory. */
+static int conn_node(struct redis_conn *c, const char *host, int port)
+{
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].port == port && strcmp(c->nodes[i].host, host) == 0)
+            return i;
+    if (c->nnodes == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 4;
+        struct rnode *n = realloc(c->nodes, (size_t)cap * sizeof(*n));
+        if (n == NULL)
+            return -1;
+        c->nodes = n;
+        c->cap = cap;
+    }
+    struct rnode *n = &c->nodes[c->nnodes];
+    memset(n, 0, sizeof(*n));
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    n->port = port;
+    return c->nnodes++;
+}
+
+/* The node's context, connected on first use; NULL (and the handle broken) when it fails. */
+static redisContext *conn_ctx(struct redis_conn *c, int i, struct pgs_error *err)
+{
+    struct rnode *n = &c->nodes[i];
+    if (n->ctx == NULL) {
+        n->ctx = connect_node(c->cfg, n->host, n->port, err);
+        if (n->ctx == NULL) {
+            conn_mark_broken(c, "%s%s%s", err->msg, err->detail[0] ? ": " : "", err->detail);
+            return NULL;
+        }
+    }
+    if (n->ctx->err) {
+        conn_mark_broken(c, "%s:%d: %s", n->host, n->port, n->ctx->errstr);
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "the connection to Redis at %s:%d failed",
+                      n->host, n->port);
+        pgs_error_detail(err, "%s", n->ctx->errstr);
+        return NULL;
+    }
+    return n->ctx;
+}
+
+/* A read or write on node "i" failed: its socket is out of step for good. */
+static void conn_node_failed(struct redis_conn *c, int i)
+{
+    struct rnode *n = &c->nodes[i];
+    conn_mark_broken(c, "%s:%d: %s", n->host, n->port,
+                     n->ctx && n->ctx->errstr[0] ? n->ctx->errstr : "no reply");
+}
+
+static struct redis_conn *conn_new(const struct config *cfg)
+{
+    struct redis_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->cfg = cfg;
+    return c;
+}
+
+void redis_close(struct redis_conn *c)
+{
+    if (c == NULL)
+        return;
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].ctx)
+            redisFree(c->nodes[i].ctx);
+    free(c->nodes);
+    free(c->slot_node);
+    free(c->fifo);
+    free(c);
+}
+
+int redis_broken(const struct redis_conn *c)
+{
+    if (c->broken)
+        return 1;
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].ctx && c->nodes[i].ctx->err)
+            return 1;
+    return 0;
+}
+
+const char *redis_errstr(const struct redis_conn *c)
+{
+    if (c->broken)
+        return c->errstr;
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].ctx && c->nodes[i].ctx->err)
+            return c->nodes[i].ctx->errstr;
+    return "";
+}
+
+int redis_reply_check(struct redis_conn *c, const redisReply *r, const char *what,
+                      struct pgs_error *err)
+{
+    if (reply_error(redis_errstr(c), r, what, err) == 0)
+        return 0;
+    /*
+     * A replica (a demoted primary), one still loading, or one that lost
+     * its primary; in a cluster, a slot that moved or has no master yet:
+     * this connection must not be used again. Marking it broken makes every
+     * caller reconnect, which asks the sentinels or the cluster anew.
+     */
+    if (reply_starts(r, "READONLY") || reply_starts(r, "LOADING") ||
+        reply_starts(r, "MASTERDOWN") || reply_starts(r, "MOVED") || reply_starts(r, "ASK") ||
+        reply_starts(r, "TRYAGAIN") || reply_starts(r, "CLUSTERDOWN"))
+        conn_mark_broken(c, "%s", r->str);
+    return -1;
+}
+
+/* ---- Cluster ---- */
+
+/* The slot map from one node's CLUSTER SLOTS; -1 with "err" when it has none. */
+static int cluster_slots_from(struct redis_conn *c, redisContext *ctx, const char *seed_host,
+                              int seed_port, struct pgs_error *err)
+{
+    redisReply *r = redisCommand(ctx, "CLUSTER SLOTS");
+    if (reply_error(ctx->errstr, r, "CLUSTER SLOTS", err) < 0) {
+        if (r && strstr(r->str, "cluster support disabled")) {
+            pgs_error_set(err, PGS_ERR_FATAL,
+                          "REDIS_CLUSTER_NODES: the Redis at %s:%d is no cluster node (cluster "
+                          "support disabled): name it in REDIS_URL or REDIS_HOST instead",
+                          seed_host, seed_port);
+        }
+        freeReplyObject(r);
+        return -1;
+    }
+    int covered = 0;
+    for (int s = 0; s < RCLUSTER_SLOTS; s++)
+        c->slot_node[s] = -1;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *range = r->element[i];
+        if (range->type != REDIS_REPLY_ARRAY || range->elements < 3 ||
+            range->element[0]->type != REDIS_REPLY_INTEGER ||
+            range->element[1]->type != REDIS_REPLY_INTEGER ||
+            range->element[2]->type != REDIS_REPLY_ARRAY || range->element[2]->elements < 2)
+            continue;
+        const redisReply *master = range->element[2];
+        long long from = range->element[0]->integer, to = range->element[1]->integer;
+        /* a node that does not know its own address reports "" */
+        const char *host = master->element[0]->type == REDIS_REPLY_STRING &&
+                                   master->element[0]->str[0]
+                               ? master->element[0]->str
+                               : seed_host;
+        int port = master->element[1]->type == REDIS_REPLY_INTEGER
+                       ? (int)master->element[1]->integer
+                       : 0;
+        if (from < 0 || to >= RCLUSTER_SLOTS || from > to || port <= 0)
+            continue;
+        int n = conn_node(c, host, port);
+        if (n < 0) {
+            freeReplyObject(r);
+            pgs_error_set(err, PGS_ERR_TRANSIENT, "out of memory");
+            return -1;
+        }
+        for (long long s = from; s <= to; s++)
+            c->slot_node[s] = (short)n;
+        covered += (int)(to - from + 1);
+        c->last = n;
+    }
+    freeReplyObject(r);
+    if (covered == 0) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT,
+                      "the Redis Cluster node at %s:%d serves no slots (CLUSTER SLOTS is empty): "
+                      "is the cluster created?",
+                      seed_host, seed_port);
+        return -1;
+    }
+    if (covered < RCLUSTER_SLOTS)
+        pgs_log(LOG_WARN, "Redis Cluster", "slots_covered=%d of=%d node=%s:%d", covered,
+                RCLUSTER_SLOTS, seed_host, seed_port);
+    return 0;
+}
+
+/* The slot map from the first seed of REDIS_CLUSTER_NODES that gives one. */
+static int cluster_discover(struct redis_conn *c, struct pgs_error *err)
+{
+    char host[256], last[sizeof(err->msg) + sizeof(err->detail) + 4] = "";
+    int port, rc;
+
+    for (int i = 0;
+         (rc = addr_nth(c->cfg->redis_cluster_nodes, i, host, sizeof(host), &port)) != -1; i++) {
+        if (rc == -2) {
+            pgs_error_set(err, PGS_ERR_USAGE,
+                          "REDIS_CLUSTER_NODES: item %d is not host:port (\"%s\")", i + 1,
+                          c->cfg->redis_cluster_nodes);
+            return -1;
+        }
+        redisContext *ctx = connect_node(c->cfg, host, port, err);
+        if (ctx == NULL) {
+            if (err->kind == PGS_ERR_FATAL)
+                return -1;
+            pgs_error_str(err, last, sizeof(last));
+            continue;
+        }
+        rc = cluster_slots_from(c, ctx, host, port, err);
+        redisFree(ctx);
+        if (rc == 0)
+            return 0;
+        if (err->kind == PGS_ERR_FATAL)
+            return -1;
+        pgs_error_str(err, last, sizeof(last));
+    }
+    pgs_error_set(err, PGS_ERR_TRANSIENT,
+                  "no node of REDIS_CLUSTER_NODES gave the cluster's slots");
+    pgs_error_detail(err, "the last one: %s", last[0] ? last : "none listed");
+    return -1;
+}
+
+/* The node for argv's key: the slot's owner, else the node of the last keyed command. */
+static int route_argv(struct redis_conn *c, int argc, const char **argv, const size_t *lens)
+{
+    if (!c->cluster)
+        return 0;
+    int k = rcluster_key_index(argc, argv, lens);
+    if (k < 0)
+        return c->last;
+    int n = c->slot_node[rcluster_slot(argv[k], lens[k])];
+    /* a slot no one serves: any node answers MOVED or CLUSTERDOWN */
+    if (n >= 0)
+        c->last = n;
+    return c->last;
+}
+
+void redis_route(struct redis_conn *c, const char *key)
+{
+    if (c->cluster && key != NULL) {
+        int n = c->slot_node[rcluster_slot(key, strlen(key))];
+        if (n >= 0)
+            c->last = n;
+    }
+}
+
+/* ---- connecting ---- */
+
 static unsigned long connects; /* successful redis_connect calls in this process */
 
 unsigned long redis_connect_count(void)
@@ -254,81 +527,176 @@ unsigned long redis_connect_count(void)
     return connects;
 }
 
-redisContext *redis_connect(const struct config *cfg, struct pgs_error *err)
+struct redis_conn *redis_connect(const struct config *cfg, struct pgs_error *err)
 {
     static char last[300]; /* the primary last connected to: log a change once */
     char host[256], addr[300];
     int port;
-    redisContext *rc;
+    struct redis_conn *c = conn_new(cfg);
 
+    if (c == NULL) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "out of memory");
+        return NULL;
+    }
+    if (cfg->redis_cluster_nodes) {
+        c->cluster = 1;
+        c->slot_node = malloc(RCLUSTER_SLOTS * sizeof(*c->slot_node));
+        if (c->slot_node == NULL) {
+            pgs_error_set(err, PGS_ERR_TRANSIENT, "out of memory");
+            goto fail;
+        }
+        if (cluster_discover(c, err) < 0)
+            goto fail;
+        connects++;
+        return c;
+    }
     if (cfg->redis_sentinels == NULL) {
-        rc = connect_node(cfg, cfg->redis_host, cfg->redis_port, err);
-        connects += rc != NULL;
-        return rc;
+        snprintf(host, sizeof(host), "%s", cfg->redis_host);
+        port = cfg->redis_port;
+    } else if (sentinel_primary(cfg, host, sizeof(host), &port, err) < 0) {
+        goto fail;
     }
-    if (sentinel_primary(cfg, host, sizeof(host), &port, err) < 0)
-        return NULL;
-    rc = connect_node(cfg, host, port, err);
-    if (rc == NULL)
-        return NULL;
-    if (check_primary(rc, host, port, err) < 0) {
-        redisFree(rc);
-        return NULL;
+    if (conn_node(c, host, port) != 0) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "out of memory");
+        goto fail;
     }
-    snprintf(addr, sizeof(addr), "%s:%d", host, port);
-    if (strcmp(addr, last) != 0) {
-        pgs_log(LOG_INFO, "Redis primary", "addr=%s master=%s%s", addr,
-                cfg->redis_sentinel_master, last[0] ? " changed=1" : "");
-        snprintf(last, sizeof(last), "%s", addr);
+    c->nodes[0].ctx = connect_node(cfg, host, port, err);
+    if (c->nodes[0].ctx == NULL)
+        goto fail;
+    if (cfg->redis_sentinels) {
+        if (check_primary(c->nodes[0].ctx, host, port, err) < 0)
+            goto fail;
+        snprintf(addr, sizeof(addr), "%s:%d", host, port);
+        if (strcmp(addr, last) != 0) {
+            pgs_log(LOG_INFO, "Redis primary", "addr=%s master=%s%s", addr,
+                    cfg->redis_sentinel_master, last[0] ? " changed=1" : "");
+            snprintf(last, sizeof(last), "%s", addr);
+        }
     }
     connects++;
-    return rc;
+    return c;
+fail:
+    redis_close(c);
+    return NULL;
 }
 
-int redis_wait_replicas(redisContext *rc, const struct config *cfg, struct pgs_error *err)
+/* ---- commands ---- */
+
+/*
+ * Send the formatted command "buf" to node "n" (after ASKING when "asking")
+ * and read its reply: NULL, with the handle broken, when the node failed.
+ */
+static redisReply *node_roundtrip(struct redis_conn *c, int n, const char *buf, size_t len,
+                                  int asking, struct pgs_error *err)
 {
-    if (cfg->redis_min_replicas <= 0)
-        return 0;
-    redisReply *r = redisCommand(rc, "WAIT %d %d", cfg->redis_min_replicas, cfg->redis_wait_ms);
-    if (redis_reply_check(rc, r, "WAIT", err) < 0) {
+    redisContext *ctx = conn_ctx(c, n, err);
+    redisReply *r = NULL;
+    if (ctx == NULL)
+        return NULL;
+    c->nodes[n].dirty = 1;
+    if ((asking && redisAppendCommand(ctx, "ASKING") != REDIS_OK) ||
+        redisAppendFormattedCommand(ctx, buf, len) != REDIS_OK)
+        goto failed;
+    if (asking) {
+        if (redisGetReply(ctx, (void **)&r) != REDIS_OK || r == NULL)
+            goto failed;
         freeReplyObject(r);
-        return -1;
+        r = NULL;
     }
-    long long acked = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    if (redisGetReply(ctx, (void **)&r) != REDIS_OK || r == NULL)
+        goto failed;
+    return r;
+failed:
     freeReplyObject(r);
-    if (acked >= cfg->redis_min_replicas)
-        return 0;
-    pgs_error_set(err, PGS_ERR_TRANSIENT,
-                  "%lld of the %d Redis replicas (PGSYNC_REDIS_MIN_REPLICAS) hold the records "
-                  "after %d ms",
-                  acked, cfg->redis_min_replicas, cfg->redis_wait_ms);
-    return 1;
+    conn_node_failed(c, n);
+    pgs_error_set(err, PGS_ERR_TRANSIENT, "the connection to Redis at %s:%d failed",
+                  c->nodes[n].host, c->nodes[n].port);
+    pgs_error_detail(err, "%s", c->errstr);
+    return NULL;
 }
 
-redisReply *redis_command(redisContext *rc, struct pgs_error *err, const char *fmt, ...)
+/*
+ * Run one formatted command on the node serving its key, following a
+ * cluster's MOVED (the slot moved: remember where), ASK (it is moving: ask
+ * there once), TRYAGAIN and CLUSTERDOWN (a failover or a move under way:
+ * wait a little) a few times before giving up.
+ */
+static redisReply *command_run(struct redis_conn *c, const char *buf, size_t len,
+                               const char *what, struct pgs_error *err)
 {
+    const char *argv[16];
+    size_t lens[16];
+    int argc = rcluster_resp_args(buf, len, argv, lens, 16);
+    int n = argc > 0 ? route_argv(c, argc, argv, lens) : c->last, asking = 0;
+
+    for (int attempt = 0;; attempt++) {
+        redisReply *r = node_roundtrip(c, n, buf, len, asking, err);
+        if (r == NULL) {
+            snprintf(err->msg, sizeof(err->msg), "Redis %s failed", what);
+            return NULL;
+        }
+        asking = 0;
+        if (c->cluster && r->type == REDIS_REPLY_ERROR && attempt < REDIRECTS_MAX) {
+            char host[256];
+            int slot, port, kind = rcluster_redirect(r->str, &slot, host, sizeof(host), &port);
+            if (kind != 0) {
+                int m = conn_node(c, host[0] ? host : c->nodes[n].host, port);
+                if (m >= 0) {
+                    if (kind == 1) {
+                        pgs_log(LOG_INFO, "Redis Cluster slot moved", "slot=%d to=%s:%d", slot,
+                                c->nodes[m].host, port);
+                        c->slot_node[slot] = (short)m;
+                        c->last = m;
+                    }
+                    asking = kind == 2;
+                    n = m;
+                    freeReplyObject(r);
+                    continue;
+                }
+            } else if (reply_starts(r, "TRYAGAIN") || reply_starts(r, "CLUSTERDOWN")) {
+                freeReplyObject(r);
+                struct timespec ts = {0, 100000000L * (attempt + 1)};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+        }
+        if (redis_reply_check(c, r, what, err) < 0) {
+            freeReplyObject(r);
+            return NULL;
+        }
+        return r;
+    }
+}
+
+redisReply *redis_command(struct redis_conn *c, struct pgs_error *err, const char *fmt, ...)
+{
+    char *buf;
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(rc, fmt, ap);
+    int len = redisvFormatCommand(&buf, fmt, ap);
     va_end(ap);
-    if (redis_reply_check(rc, r, fmt, err) < 0) {
-        freeReplyObject(r);
+    if (len < 0) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s: cannot format the command", fmt);
         return NULL;
     }
+    redisReply *r = command_run(c, buf, (size_t)len, fmt, err);
+    free(buf);
     return r;
 }
 
-redisReply *redis_command_argv(redisContext *rc, struct pgs_error *err, int argc,
+redisReply *redis_command_argv(struct redis_conn *c, struct pgs_error *err, int argc,
                                const char **argv, const size_t *lens)
 {
-    char what[96];
-    redisReply *r = redisCommandArgv(rc, argc, argv, lens);
+    char what[96], *buf;
+    long long len = redisFormatCommandArgv(&buf, argc, argv, lens);
 
     snprintf(what, sizeof(what), "%s %s", argv[0], argc > 1 ? argv[1] : "");
-    if (redis_reply_check(rc, r, what, err) < 0) {
-        freeReplyObject(r);
+    if (len < 0) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s: cannot format the command", what);
         return NULL;
     }
+    redisReply *r = command_run(c, buf, (size_t)len, what, err);
+    free(buf);
     return r;
 }
 
@@ -337,19 +705,91 @@ int redis_error_is(const struct pgs_error *err, const char *text)
     return strstr(err->detail, text) != NULL;
 }
 
-int redis_pipeline_append(redisContext *rc, int argc, const char **argv, const size_t *lens)
+int redis_wait_replicas(struct redis_conn *c, const struct config *cfg, struct pgs_error *err)
 {
-    return redisAppendCommandArgv(rc, argc, argv, lens) == REDIS_OK ? 0 : -1;
+    if (cfg->redis_min_replicas <= 0)
+        return 0;
+    /* WAIT counts per primary: ask each one this handle wrote to */
+    for (int i = 0; i < c->nnodes; i++) {
+        if (!c->nodes[i].dirty)
+            continue;
+        char *buf;
+        int len = redisFormatCommand(&buf, "WAIT %d %d", cfg->redis_min_replicas,
+                                     cfg->redis_wait_ms);
+        if (len < 0) {
+            pgs_error_set(err, PGS_ERR_TRANSIENT, "out of memory");
+            return -1;
+        }
+        redisReply *r = node_roundtrip(c, i, buf, (size_t)len, 0, err);
+        free(buf);
+        if (redis_reply_check(c, r, "WAIT", err) < 0) {
+            freeReplyObject(r);
+            return -1;
+        }
+        long long acked = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        freeReplyObject(r);
+        if (acked < cfg->redis_min_replicas) {
+            pgs_error_set(err, PGS_ERR_TRANSIENT,
+                          "%lld of the %d Redis replicas (PGSYNC_REDIS_MIN_REPLICAS) of %s:%d "
+                          "hold the records after %d ms",
+                          acked, cfg->redis_min_replicas, c->nodes[i].host, c->nodes[i].port,
+                          cfg->redis_wait_ms);
+            return 1;
+        }
+        c->nodes[i].dirty = 0;
+    }
+    return 0;
 }
 
-redisReply *redis_pipeline_reply(redisContext *rc, const char *what, struct pgs_error *err)
+int redis_pipeline_append(struct redis_conn *c, int argc, const char **argv, const size_t *lens)
+{
+    int n = route_argv(c, argc, argv, lens);
+    if (c->fifo_head + c->fifo_len == c->fifo_cap) {
+        if (c->fifo_head > 0) {
+            memmove(c->fifo, c->fifo + c->fifo_head, c->fifo_len * sizeof(*c->fifo));
+            c->fifo_head = 0;
+        } else {
+            size_t cap = c->fifo_cap ? c->fifo_cap * 2 : 64;
+            int *f = realloc(c->fifo, cap * sizeof(*f));
+            if (f == NULL)
+                return -1;
+            c->fifo = f;
+            c->fifo_cap = cap;
+        }
+    }
+    c->fifo[c->fifo_head + c->fifo_len++] = n;
+    struct pgs_error e;
+    pgs_error_clear(&e);
+    redisContext *ctx = conn_ctx(c, n, &e);
+    /* a node that cannot be reached answers NULL in redis_pipeline_reply */
+    if (ctx == NULL)
+        return 0;
+    c->nodes[n].dirty = 1;
+    return redisAppendCommandArgv(ctx, argc, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+redisReply *redis_pipeline_reply(struct redis_conn *c, const char *what, struct pgs_error *err)
 {
     redisReply *r = NULL;
-    if (redisGetReply(rc, (void **)&r) != REDIS_OK || r == NULL) {
-        redis_reply_check(rc, NULL, what, err);
+    if (c->fifo_len == 0) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s: no reply is pending", what);
+        return NULL;
+    }
+    int n = c->fifo[c->fifo_head++];
+    if (--c->fifo_len == 0)
+        c->fifo_head = 0;
+    redisContext *ctx = c->nodes[n].ctx;
+    if (ctx == NULL || ctx->err || redisGetReply(ctx, (void **)&r) != REDIS_OK || r == NULL) {
+        if (ctx != NULL)
+            conn_node_failed(c, n);
+        reply_error(redis_errstr(c), NULL, what, err);
         freeReplyObject(r);
         return NULL;
     }
+    /* a slot that moved: this handle's map is stale, so the caller reconnects */
+    if (c->cluster && (reply_starts(r, "MOVED") || reply_starts(r, "ASK") ||
+                       reply_starts(r, "TRYAGAIN") || reply_starts(r, "CLUSTERDOWN")))
+        conn_mark_broken(c, "%s:%d: %s", c->nodes[n].host, c->nodes[n].port, r->str);
     return r;
 }
 
@@ -387,14 +827,25 @@ static int parse_replica_line(const char *line, long long primary_offset,
     return 0;
 }
 
-int redis_node_info(redisContext *rc, struct redis_node *out, struct pgs_error *err)
+int redis_node_info(struct redis_conn *c, const char *key, struct redis_node *out,
+                    struct pgs_error *err)
 {
     memset(out, 0, sizeof(*out));
-    snprintf(out->addr, sizeof(out->addr), "%s:%d", rc->tcp.host ? rc->tcp.host : "?",
-             rc->tcp.port);
-    redisReply *r = redis_command(rc, err, "INFO replication");
-    if (r == NULL)
+    redis_route(c, key);
+    int n = c->cluster ? c->last : 0;
+    snprintf(out->addr, sizeof(out->addr), "%s:%d", c->nodes[n].host, c->nodes[n].port);
+    char *buf;
+    int len = redisFormatCommand(&buf, "INFO replication");
+    if (len < 0) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "out of memory");
         return -1;
+    }
+    redisReply *r = node_roundtrip(c, n, buf, (size_t)len, 0, err);
+    free(buf);
+    if (redis_reply_check(c, r, "INFO replication", err) < 0) {
+        freeReplyObject(r);
+        return -1;
+    }
     const char *text = r->type == REDIS_REPLY_STRING ? r->str : "";
     const char *off = strstr(text, "master_repl_offset:");
     long long primary_offset = off ? atoll(off + 19) : 0;

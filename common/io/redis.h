@@ -5,9 +5,13 @@
  * a failed call returns NULL (or -1) with PGS_ERR_TRANSIENT and the caller
  * reconnects.
  *
- * This is the one place where another kind of connection (Sentinel, Cluster,
- * TLS) will go: keep the surface small. Only rstream.c (the change streams)
- * and rstate.c (every other key) call it; no other file sends a command.
+ * One handle is a single node, the primary the sentinels name, or the
+ * masters of a Redis Cluster: each command goes to the node serving its key's
+ * slot (every key of an index carries its {hash tag}, so an index lives in
+ * one slot), connected on first use. Debian 12's hiredis (0.14) has no
+ * cluster support, so the routing is ours, on top of its blocking contexts.
+ * Keep the surface small: only rstream.c (the change streams) and rstate.c
+ * (every other key) call it; no other file sends a command.
  */
 #ifndef PGS_REDIS_H
 #define PGS_REDIS_H
@@ -19,14 +23,28 @@
 #include "config.h"
 #include "error.h"
 
+struct redis_conn;
+
 /*
- * A connected, authenticated context on the configured database, or NULL
+ * A connected, authenticated handle on the configured database, or NULL
  * with "err". With REDIS_SENTINELS the sentinels are asked for the primary
- * (the first that answers), and the node must say ROLE master itself.
- * A reply of READONLY, LOADING or MASTERDOWN marks the context broken
- * (rc->err): the caller frees it and connects again, to the new primary.
+ * (the first that answers), and the node must say ROLE master itself. With
+ * REDIS_CLUSTER_NODES the first node that answers gives the slot map
+ * (CLUSTER SLOTS). A failed node, or a reply of READONLY, LOADING,
+ * MASTERDOWN (or in a pipeline MOVED, ASK, TRYAGAIN, CLUSTERDOWN) marks the
+ * handle broken: the caller closes it and connects again, to the new
+ * primary or slot map. "cfg" must outlive the handle.
  */
-redisContext *redis_connect(const struct config *cfg, struct pgs_error *err);
+struct redis_conn *redis_connect(const struct config *cfg, struct pgs_error *err);
+void redis_close(struct redis_conn *c);
+/* Must the handle be closed and connected again? And why ("" while it is fine). */
+int redis_broken(const struct redis_conn *c);
+const char *redis_errstr(const struct redis_conn *c);
+/*
+ * Send the next keyless commands (MULTI, EXEC) to the node of "key": a
+ * transaction over one key's slot. Keyed commands route themselves.
+ */
+void redis_route(struct redis_conn *c, const char *key);
 
 /*
  * How many connections redis_connect made in this process: a writer that
@@ -37,12 +55,13 @@ unsigned long redis_connect_count(void);
 /*
  * Redis replication is asynchronous: after a failover the writes the old
  * primary had not yet sent to its replica are gone. WAIT for
- * cfg->redis_min_replicas replicas to hold every write made so far on "rc"
- * (at most cfg->redis_wait_ms): 0 when they do (or none are asked for), 1
- * when fewer did in time ("err" says how many), -1 when the command failed.
+ * cfg->redis_min_replicas replicas to hold every write made so far on "c"
+ * (at most cfg->redis_wait_ms; in a cluster, on each master written to):
+ * 0 when they do (or none are asked for), 1 when fewer did in time ("err"
+ * says how many), -1 when the command failed.
  * It narrows the window and does not close it: a replica can fail too.
  */
-int redis_wait_replicas(redisContext *rc, const struct config *cfg,
+int redis_wait_replicas(struct redis_conn *c, const struct config *cfg,
                         struct pgs_error *err) PGS_MUSTCHECK;
 
 /*
@@ -50,9 +69,9 @@ int redis_wait_replicas(redisContext *rc, const struct config *cfg,
  * new reply, or NULL with "err" when the connection failed or Redis
  * answered an error (its text in err->detail; NOAUTH/WRONGPASS are fatal).
  */
-redisReply *redis_command(redisContext *rc, struct pgs_error *err, const char *fmt, ...);
+redisReply *redis_command(struct redis_conn *c, struct pgs_error *err, const char *fmt, ...);
 /* The same with an argument vector ("lens" NULL: strlen of each). */
-redisReply *redis_command_argv(redisContext *rc, struct pgs_error *err, int argc,
+redisReply *redis_command_argv(struct redis_conn *c, struct pgs_error *err, int argc,
                                const char **argv, const size_t *lens);
 /* Did the command behind "err" fail with Redis's error "text" (a code as "BUSYGROUP", or words)? */
 int redis_error_is(const struct pgs_error *err, const char *text);
@@ -64,13 +83,13 @@ int redis_error_is(const struct pgs_error *err, const char *text);
  * replies included), or NULL with "err" when the connection failed: it is
  * unusable then.
  */
-int redis_pipeline_append(redisContext *rc, int argc, const char **argv, const size_t *lens);
-redisReply *redis_pipeline_reply(redisContext *rc, const char *what, struct pgs_error *err);
+int redis_pipeline_append(struct redis_conn *c, int argc, const char **argv, const size_t *lens);
+redisReply *redis_pipeline_reply(struct redis_conn *c, const char *what, struct pgs_error *err);
 /* 0 for a reply that is no error; -1 with "err" ("what" names the command) for NULL or an error. */
-int redis_reply_check(redisContext *rc, const redisReply *r, const char *what,
+int redis_reply_check(struct redis_conn *c, const redisReply *r, const char *what,
                       struct pgs_error *err);
 
-/* The node a context is connected to, and its replicas (INFO replication). */
+/* The node serving "key" (NULL: the last one used), and its replicas (INFO replication). */
 struct redis_replica {
     char addr[64];
     char state[16];      /* "online", "wait_bgsave", ... */
@@ -83,7 +102,8 @@ struct redis_node {
     int nreplicas;
     struct redis_replica replicas[8];
 };
-int redis_node_info(redisContext *rc, struct redis_node *out, struct pgs_error *err) PGS_MUSTCHECK;
+int redis_node_info(struct redis_conn *c, const char *key, struct redis_node *out,
+                    struct pgs_error *err) PGS_MUSTCHECK;
 
 /* In a flat [key, value, ...] reply (XINFO, HGETALL): the value of "key", or NULL. */
 const redisReply *redis_map_get(const redisReply *map, const char *key);

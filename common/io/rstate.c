@@ -74,7 +74,7 @@ void rstate_bounds_encode(const long long *bounds, int n, struct strbuf *out)
 
 /* ---- the root TRUNCATE fence ---- */
 
-int rstate_fence_read(redisContext *rc, const struct config *cfg, const char *base,
+int rstate_fence_read(struct redis_conn *rc, const struct config *cfg, const char *base,
                       uint64_t *fence, struct pgs_error *err)
 {
     char meta[KEY_LEN];
@@ -89,7 +89,7 @@ int rstate_fence_read(redisContext *rc, const struct config *cfg, const char *ba
     return 0;
 }
 
-int rstate_fence_raise(redisContext *rc, const struct config *cfg, const char *base,
+int rstate_fence_raise(struct redis_conn *rc, const struct config *cfg, const char *base,
                        uint64_t version, struct pgs_error *err)
 {
     /* a string comparison: the hex is of one width (rstate_lsn_encode) */
@@ -119,7 +119,7 @@ static void load_keys(const struct config *cfg, const char *base, struct load_ke
     rstate_key(cfg, base, "loaddone", k->done, sizeof(k->done));
 }
 
-int rstate_load_split_read(redisContext *rc, const struct config *cfg, const char *base,
+int rstate_load_split_read(struct redis_conn *rc, const struct config *cfg, const char *base,
                            char *load_id, size_t idlen, long long **bounds, int *nbounds,
                            int *found, struct pgs_error *err)
 {
@@ -147,7 +147,7 @@ int rstate_load_split_read(redisContext *rc, const struct config *cfg, const cha
     return 0;
 }
 
-int rstate_load_split_begin(redisContext *rc, const struct config *cfg, const char *base,
+int rstate_load_split_begin(struct redis_conn *rc, const struct config *cfg, const char *base,
                             const char *load_id, const long long *bounds, int nbounds,
                             struct pgs_error *err)
 {
@@ -165,7 +165,7 @@ int rstate_load_split_begin(redisContext *rc, const struct config *cfg, const ch
     return rv;
 }
 
-int rstate_load_range_wanted(redisContext *rc, const struct config *cfg, const char *base,
+int rstate_load_range_wanted(struct redis_conn *rc, const struct config *cfg, const char *base,
                              const char *load_id, int part, int *wanted, struct pgs_error *err)
 {
     struct load_keys k;
@@ -187,15 +187,15 @@ int rstate_load_range_wanted(redisContext *rc, const struct config *cfg, const c
     return 0;
 }
 
-int rstate_load_mark_done(redisContext *rc, const struct config *cfg, const char *base, int part,
-                          struct pgs_error *err)
+int rstate_load_mark_done(struct redis_conn *rc, const struct config *cfg, const char *base,
+                          int part, struct pgs_error *err)
 {
     struct load_keys k;
     load_keys(cfg, base, &k);
     return reply_ok(redis_command(rc, err, "SADD %s %d", k.done, part));
 }
 
-int rstate_load_parts_done(redisContext *rc, const struct config *cfg, const char *base,
+int rstate_load_parts_done(struct redis_conn *rc, const struct config *cfg, const char *base,
                            int parts, char *is_done, int *ndone, struct pgs_error *err)
 {
     struct load_keys k;
@@ -215,7 +215,7 @@ int rstate_load_parts_done(redisContext *rc, const struct config *cfg, const cha
     return 0;
 }
 
-int rstate_load_add_docs(redisContext *rc, const struct config *cfg, const char *base,
+int rstate_load_add_docs(struct redis_conn *rc, const struct config *cfg, const char *base,
                          long long n, struct pgs_error *err)
 {
     struct load_keys k;
@@ -225,7 +225,7 @@ int rstate_load_add_docs(redisContext *rc, const struct config *cfg, const char 
     return reply_ok(redis_command(rc, err, "HINCRBY %s load_docs %s", k.meta, num));
 }
 
-int rstate_load_progress(redisContext *rc, const struct config *cfg, const char *base,
+int rstate_load_progress(struct redis_conn *rc, const struct config *cfg, const char *base,
                          long long *docs, long long *parts_done, struct pgs_error *err)
 {
     struct load_keys k;
@@ -243,7 +243,7 @@ int rstate_load_progress(redisContext *rc, const struct config *cfg, const char 
     return 0;
 }
 
-int rstate_load_is_finished(redisContext *rc, const struct config *cfg, const char *base,
+int rstate_load_is_finished(struct redis_conn *rc, const struct config *cfg, const char *base,
                             const char *load_id, int *finished, struct pgs_error *err)
 {
     struct load_keys k;
@@ -267,7 +267,7 @@ int rstate_load_is_finished(redisContext *rc, const struct config *cfg, const ch
     return 0;
 }
 
-int rstate_load_finish(redisContext *rc, const struct config *cfg, const char *base,
+int rstate_load_finish(struct redis_conn *rc, const struct config *cfg, const char *base,
                        uint64_t version, long long docs, long long at_unix,
                        struct pgs_error *err)
 {
@@ -288,7 +288,7 @@ int rstate_load_finish(redisContext *rc, const struct config *cfg, const char *b
     return 0;
 }
 
-int rstate_load_completed(redisContext *rc, const struct config *cfg, const char *base,
+int rstate_load_completed(struct redis_conn *rc, const struct config *cfg, const char *base,
                           int *completed, struct pgs_error *err)
 {
     struct load_keys k;
@@ -303,7 +303,7 @@ int rstate_load_completed(redisContext *rc, const struct config *cfg, const char
 
 /* ---- dead letters ---- */
 
-int rstate_dlq_add(redisContext *rc, const char *dlq, const struct rstate_dead_letter *d,
+int rstate_dlq_add(struct redis_conn *rc, const char *dlq, const struct rstate_dead_letter *d,
                    struct pgs_error *err)
 {
     char now[32];
@@ -369,32 +369,32 @@ static int dlq_page(const struct rstream_entry *entries, int n, void *arg)
 
 #define DLQ_PAGE 500
 
-int rstate_dlq_foreach(redisContext *rc, const char *dlq, rstate_dead_letter_fn fn, void *arg,
+int rstate_dlq_foreach(struct redis_conn *rc, const char *dlq, rstate_dead_letter_fn fn, void *arg,
                        struct pgs_error *err)
 {
     struct dlq_walk w = {fn, arg};
     return rstream_range(rc, dlq, "-", "+", DLQ_PAGE, dlq_page, &w, err);
 }
 
-int rstate_dlq_find(redisContext *rc, const char *dlq, const char *entry, rstate_dead_letter_fn fn,
-                    void *arg, struct pgs_error *err)
+int rstate_dlq_find(struct redis_conn *rc, const char *dlq, const char *entry,
+                    rstate_dead_letter_fn fn, void *arg, struct pgs_error *err)
 {
     struct dlq_walk w = {fn, arg};
     return rstream_range(rc, dlq, entry, entry, DLQ_PAGE, dlq_page, &w, err);
 }
 
-int rstate_dlq_delete(redisContext *rc, const char *dlq, const char *entry,
+int rstate_dlq_delete(struct redis_conn *rc, const char *dlq, const char *entry,
                       struct pgs_error *err)
 {
     return rstream_delete_entry(rc, dlq, entry, err);
 }
 
-int rstate_dlq_purge(redisContext *rc, const char *dlq, struct pgs_error *err)
+int rstate_dlq_purge(struct redis_conn *rc, const char *dlq, struct pgs_error *err)
 {
     return reply_ok(redis_command(rc, err, "DEL %s", dlq));
 }
 
-int rstate_dlq_length(redisContext *rc, const char *dlq, long long *n, struct pgs_error *err)
+int rstate_dlq_length(struct redis_conn *rc, const char *dlq, long long *n, struct pgs_error *err)
 {
     return rstream_length(rc, dlq, n, err);
 }
@@ -413,7 +413,7 @@ static void copy_field(const redisReply *r, const char *name, char *out, size_t 
     snprintf(out, len, "%s", v ? v : "");
 }
 
-int rstate_versions_read(redisContext *rc, const struct config *cfg, const char *alias,
+int rstate_versions_read(struct redis_conn *rc, const struct config *cfg, const char *alias,
                          struct version_state *st, struct pgs_error *err)
 {
     char key[KEY_LEN];
@@ -447,8 +447,8 @@ int rstate_versions_read(redisContext *rc, const struct config *cfg, const char 
     return 0;
 }
 
-int rstate_versions_schema(redisContext *rc, const struct config *cfg, const char *alias, int v,
-                           char **schema, struct pgs_error *err)
+int rstate_versions_schema(struct redis_conn *rc, const struct config *cfg, const char *alias,
+                           int v, char **schema, struct pgs_error *err)
 {
     char key[KEY_LEN];
     rstate_versions_key(cfg, alias, key, sizeof(key));
@@ -467,8 +467,8 @@ static const char init_script[] =
     "if redis.call('HEXISTS', KEYS[1], 'live') == 1 then return 0 end "
     "redis.call('HSET', KEYS[1], unpack(ARGV)) return 1";
 
-int rstate_versions_init(redisContext *rc, const struct config *cfg, const char *alias, int live,
-                         const char *index, const char *fp, const char *schema,
+int rstate_versions_init(struct redis_conn *rc, const struct config *cfg, const char *alias,
+                         int live, const char *index, const char *fp, const char *schema,
                          struct pgs_error *err)
 {
     char key[KEY_LEN], lv[16], sf[32];
@@ -491,11 +491,12 @@ int rstate_versions_init(redisContext *rc, const struct config *cfg, const char 
 }
 
 /* MULTI, the commands, HINCRBY generation, EXEC: readers never see half a change. */
-static int state_change(redisContext *rc, const char *key, struct pgs_error *err, int ncmd,
+static int state_change(struct redis_conn *rc, const char *key, struct pgs_error *err, int ncmd,
                         const char **cmds[], const int *argcs)
 {
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     const char *bump[] = {"HINCRBY", key, "generation", "1"};
+    redis_route(rc, key); /* MULTI and EXEC go to the node of "key" */
     redis_pipeline_append(rc, 1, multi, NULL);
     for (int i = 0; i < ncmd; i++)
         redis_pipeline_append(rc, argcs[i], cmds[i], NULL);
@@ -505,7 +506,7 @@ static int state_change(redisContext *rc, const char *key, struct pgs_error *err
     for (int i = 0; i < ncmd + 3; i++) {
         redisReply *r = redis_pipeline_reply(rc, "MULTI", err);
         if (r == NULL) {
-            pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot change %s: %s", key, rc->errstr);
+            pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot change %s: %s", key, redis_errstr(rc));
             return -1;
         }
         if (r->type == REDIS_REPLY_ERROR || (i == ncmd + 2 && r->type == REDIS_REPLY_NIL)) {
@@ -519,7 +520,7 @@ static int state_change(redisContext *rc, const char *key, struct pgs_error *err
     return failed ? -1 : 0;
 }
 
-int rstate_versions_set_target(redisContext *rc, const struct config *cfg, const char *alias,
+int rstate_versions_set_target(struct redis_conn *rc, const struct config *cfg, const char *alias,
                                int target, const char *index, const char *fp, const char *schema,
                                struct pgs_error *err)
 {
@@ -534,7 +535,7 @@ int rstate_versions_set_target(redisContext *rc, const struct config *cfg, const
     return state_change(rc, key, err, 1, cmds, argcs);
 }
 
-int rstate_versions_clear_target(redisContext *rc, const struct config *cfg, const char *alias,
+int rstate_versions_clear_target(struct redis_conn *rc, const struct config *cfg, const char *alias,
                                  int target, struct pgs_error *err)
 {
     char key[KEY_LEN], sf[32];
@@ -546,7 +547,7 @@ int rstate_versions_clear_target(redisContext *rc, const struct config *cfg, con
     return state_change(rc, key, err, 1, cmds, argcs);
 }
 
-int rstate_versions_promote(redisContext *rc, const struct config *cfg, const char *alias,
+int rstate_versions_promote(struct redis_conn *rc, const struct config *cfg, const char *alias,
                             const struct version_state *st, long long now_unix,
                             struct pgs_error *err)
 {
@@ -563,8 +564,8 @@ int rstate_versions_promote(redisContext *rc, const struct config *cfg, const ch
     return state_change(rc, key, err, 2, cmds, argcs);
 }
 
-int rstate_versions_forget_retired(redisContext *rc, const struct config *cfg, const char *alias,
-                                   struct pgs_error *err)
+int rstate_versions_forget_retired(struct redis_conn *rc, const struct config *cfg,
+                                   const char *alias, struct pgs_error *err)
 {
     char key[KEY_LEN];
     rstate_versions_key(cfg, alias, key, sizeof(key));
@@ -574,7 +575,7 @@ int rstate_versions_forget_retired(redisContext *rc, const struct config *cfg, c
 
 /* ---- a whole entry ---- */
 
-int rstate_entry_delete(redisContext *rc, const struct config *cfg, const char *base,
+int rstate_entry_delete(struct redis_conn *rc, const struct config *cfg, const char *base,
                         struct pgs_error *err)
 {
     char changes[KEY_LEN], load[KEY_LEN], dlq[KEY_LEN], meta[KEY_LEN], done[KEY_LEN];

@@ -74,8 +74,8 @@ int rstream_id_next(const struct rstream_id *id, struct rstream_id *out)
 /* the most fields an XADD takes without a heap copy of its arguments */
 #define ADD_STACK_ARGS (3 + 2 * 16)
 
-int rstream_add_queue(redisContext *rc, const char *stream, const char **fv, const size_t *fvlen,
-                      int nfv, struct pgs_error *err)
+int rstream_add_queue(struct redis_conn *rc, const char *stream, const char **fv,
+                      const size_t *fvlen, int nfv, struct pgs_error *err)
 {
     const char *stack_argv[ADD_STACK_ARGS];
     size_t stack_lens[ADD_STACK_ARGS];
@@ -105,7 +105,7 @@ int rstream_add_queue(redisContext *rc, const char *stream, const char **fv, con
     return rv;
 }
 
-int rstream_add_replies(redisContext *rc, int n, struct pgs_error *err)
+int rstream_add_replies(struct redis_conn *rc, int n, struct pgs_error *err)
 {
     int failed = 0;
 
@@ -121,7 +121,7 @@ int rstream_add_replies(redisContext *rc, int n, struct pgs_error *err)
     return failed ? -1 : 0;
 }
 
-int rstream_add(redisContext *rc, const char *stream, const struct change *recs, int n,
+int rstream_add(struct redis_conn *rc, const char *stream, const struct change *recs, int n,
                 struct pgs_error *err)
 {
     /* the room the record codec was always given, one more than its most */
@@ -139,7 +139,7 @@ int rstream_add(redisContext *rc, const char *stream, const struct change *recs,
     return rstream_add_replies(rc, n, err);
 }
 
-int rstream_group_create(redisContext *rc, const char *stream, const char *group,
+int rstream_group_create(struct redis_conn *rc, const char *stream, const char *group,
                          struct pgs_error *err)
 {
     struct pgs_error gerr;
@@ -154,8 +154,8 @@ int rstream_group_create(redisContext *rc, const char *stream, const char *group
     return 0;
 }
 
-int rstream_group_setid(redisContext *rc, const char *stream, const char *group, const char *id,
-                        struct pgs_error *err)
+int rstream_group_setid(struct redis_conn *rc, const char *stream, const char *group,
+                        const char *id, struct pgs_error *err)
 {
     redisReply *r = redis_command(rc, err, "XGROUP SETID %s %s %s", stream, group, id);
     if (r == NULL)
@@ -257,7 +257,7 @@ static void add_entries(redisReply *list, struct rstream_batch *out)
     }
 }
 
-static int read_group(redisContext *rc, const char *stream, const char *group,
+static int read_group(struct redis_conn *rc, const char *stream, const char *group,
                       const char *consumer, int count, int block_ms, const char *from,
                       struct rstream_batch *out, struct pgs_error *err)
 {
@@ -287,20 +287,20 @@ static int read_group(redisContext *rc, const char *stream, const char *group,
     return 0;
 }
 
-int rstream_read(redisContext *rc, const char *stream, const char *group, const char *consumer,
+int rstream_read(struct redis_conn *rc, const char *stream, const char *group, const char *consumer,
                  int count, int block_ms, struct rstream_batch *out, struct pgs_error *err)
 {
     return read_group(rc, stream, group, consumer, count, block_ms, ">", out, err);
 }
 
-int rstream_read_own_pending(redisContext *rc, const char *stream, const char *group,
+int rstream_read_own_pending(struct redis_conn *rc, const char *stream, const char *group,
                              const char *consumer, int count, struct rstream_batch *out,
                              struct pgs_error *err)
 {
     return read_group(rc, stream, group, consumer, count, -1, "0", out, err);
 }
 
-int rstream_autoclaim(redisContext *rc, const char *stream, const char *group,
+int rstream_autoclaim(struct redis_conn *rc, const char *stream, const char *group,
                       const char *consumer, int min_idle_ms, char *cursor, size_t cursor_len,
                       int count, struct rstream_batch *out, struct pgs_error *err)
 {
@@ -319,7 +319,7 @@ int rstream_autoclaim(redisContext *rc, const char *stream, const char *group,
     return 0;
 }
 
-int rstream_ack(redisContext *rc, const char *stream, const char *group, char **ids, int n,
+int rstream_ack(struct redis_conn *rc, const char *stream, const char *group, char **ids, int n,
                 struct pgs_error *err)
 {
     if (n == 0)
@@ -354,7 +354,7 @@ static const char *entry_id(const redisReply *e)
     return NULL;
 }
 
-int rstream_info(redisContext *rc, const char *stream, struct rstream_info *out,
+int rstream_info(struct redis_conn *rc, const char *stream, struct rstream_info *out,
                  struct pgs_error *err)
 {
     memset(out, 0, sizeof(*out));
@@ -387,7 +387,7 @@ static void group_from_map(const redisReply *m, struct rstream_group *g)
 }
 
 /* XINFO GROUPS; with "missing_ok", a stream that does not exist has no groups. */
-static int read_groups(redisContext *rc, const char *stream, int missing_ok,
+static int read_groups(struct redis_conn *rc, const char *stream, int missing_ok,
                        struct rstream_group **groups, int *n, struct pgs_error *err)
 {
     *groups = NULL;
@@ -409,13 +409,13 @@ static int read_groups(redisContext *rc, const char *stream, int missing_ok,
     return 0;
 }
 
-int rstream_groups(redisContext *rc, const char *stream, struct rstream_group **groups, int *n,
+int rstream_groups(struct redis_conn *rc, const char *stream, struct rstream_group **groups, int *n,
                    struct pgs_error *err)
 {
     return read_groups(rc, stream, 0, groups, n, err);
 }
 
-int rstream_group_find(redisContext *rc, const char *stream, const char *name,
+int rstream_group_find(struct redis_conn *rc, const char *stream, const char *name,
                        struct rstream_group *out, int *found, struct pgs_error *err)
 {
     struct rstream_group *groups;
@@ -435,7 +435,7 @@ int rstream_group_find(redisContext *rc, const char *stream, const char *name,
     return 0;
 }
 
-int rstream_consumers(redisContext *rc, const char *stream, const char *group,
+int rstream_consumers(struct redis_conn *rc, const char *stream, const char *group,
                       struct rstream_consumer **consumers, int *n, struct pgs_error *err)
 {
     *consumers = NULL;
@@ -456,7 +456,7 @@ int rstream_consumers(redisContext *rc, const char *stream, const char *group,
     return 0;
 }
 
-int rstream_pending_summary(redisContext *rc, const char *stream, const char *group,
+int rstream_pending_summary(struct redis_conn *rc, const char *stream, const char *group,
                             const char *consumer, struct rstream_pending *out,
                             struct pgs_error *err)
 {
@@ -490,7 +490,7 @@ int rstream_pending_summary(redisContext *rc, const char *stream, const char *gr
     return 0;
 }
 
-int rstream_pending_oldest(redisContext *rc, const char *stream, const char *group,
+int rstream_pending_oldest(struct redis_conn *rc, const char *stream, const char *group,
                            const char *before, char *id, size_t idlen, long long *idle_ms,
                            int *found, struct pgs_error *err)
 {
@@ -523,7 +523,7 @@ int rstream_pending_oldest(redisContext *rc, const char *stream, const char *gro
 
 /* ---- trimming ---- */
 
-int rstream_clock_ms(redisContext *rc, uint64_t *now_ms, struct pgs_error *err)
+int rstream_clock_ms(struct redis_conn *rc, uint64_t *now_ms, struct pgs_error *err)
 {
     redisReply *r = redis_command(rc, err, "TIME");
     if (r == NULL)
@@ -540,7 +540,7 @@ int rstream_clock_ms(redisContext *rc, uint64_t *now_ms, struct pgs_error *err)
     return 0;
 }
 
-int rstream_trim_acked(redisContext *rc, const char *stream, long long retain_ms,
+int rstream_trim_acked(struct redis_conn *rc, const char *stream, long long retain_ms,
                        long long *trimmed, struct pgs_error *err)
 {
     struct rstream_id min = {UINT64_MAX, UINT64_MAX}, id, next;
@@ -647,7 +647,7 @@ static const char *page_last_id(const redisReply *page)
 }
 
 /* The pages of a range; "fn" NULL only counts them into *total. */
-static int range_walk(redisContext *rc, const char *stream, const char *start, const char *end,
+static int range_walk(struct redis_conn *rc, const char *stream, const char *start, const char *end,
                       int count, rstream_page_fn fn, void *arg, long long *total,
                       struct pgs_error *err)
 {
@@ -691,7 +691,7 @@ static int range_walk(redisContext *rc, const char *stream, const char *start, c
     }
 }
 
-int rstream_range(redisContext *rc, const char *stream, const char *start, const char *end,
+int rstream_range(struct redis_conn *rc, const char *stream, const char *start, const char *end,
                   int count, rstream_page_fn fn, void *arg, struct pgs_error *err)
 {
     return range_walk(rc, stream, start, end, count, fn, arg, NULL, err);
@@ -699,7 +699,7 @@ int rstream_range(redisContext *rc, const char *stream, const char *start, const
 
 #define COUNT_PAGE 1000
 
-int rstream_count(redisContext *rc, const char *stream, const char *start, const char *end,
+int rstream_count(struct redis_conn *rc, const char *stream, const char *start, const char *end,
                   long long *n, struct pgs_error *err)
 {
     long long total = 0;
@@ -709,7 +709,7 @@ int rstream_count(redisContext *rc, const char *stream, const char *start, const
     return 0;
 }
 
-int rstream_first_id(redisContext *rc, const char *stream, const char *start, char *id,
+int rstream_first_id(struct redis_conn *rc, const char *stream, const char *start, char *id,
                      size_t len, struct pgs_error *err)
 {
     redisReply *r = redis_command(rc, err, "XRANGE %s %s + COUNT 1", stream, start);
@@ -720,7 +720,7 @@ int rstream_first_id(redisContext *rc, const char *stream, const char *start, ch
     return 0;
 }
 
-int rstream_last_id(redisContext *rc, const char *stream, char *id, size_t len,
+int rstream_last_id(struct redis_conn *rc, const char *stream, char *id, size_t len,
                     struct pgs_error *err)
 {
     redisReply *r = redis_command(rc, err, "XREVRANGE %s + - COUNT 1", stream);
@@ -731,8 +731,8 @@ int rstream_last_id(redisContext *rc, const char *stream, char *id, size_t len,
     return 0;
 }
 
-int rstream_copy(redisContext *rc, const char *stream, const struct rstream_entry *entries, int n,
-                 char *first_new, char *last_new, size_t idlen, struct pgs_error *err)
+int rstream_copy(struct redis_conn *rc, const char *stream, const struct rstream_entry *entries,
+                 int n, char *first_new, char *last_new, size_t idlen, struct pgs_error *err)
 {
     int failed = 0;
 
@@ -756,7 +756,7 @@ int rstream_copy(redisContext *rc, const char *stream, const struct rstream_entr
         redisReply *r = redis_pipeline_reply(rc, "XADD", err);
         if (r == NULL) {
             pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis XADD to %s failed", stream);
-            pgs_error_detail(err, "%s", rc->errstr);
+            pgs_error_detail(err, "%s", redis_errstr(rc));
             return -1;
         }
         if (r->type == REDIS_REPLY_ERROR && !failed) {
@@ -773,7 +773,7 @@ int rstream_copy(redisContext *rc, const char *stream, const struct rstream_entr
     return failed ? -1 : 0;
 }
 
-int rstream_length(redisContext *rc, const char *stream, long long *n, struct pgs_error *err)
+int rstream_length(struct redis_conn *rc, const char *stream, long long *n, struct pgs_error *err)
 {
     redisReply *r = redis_command(rc, err, "XLEN %s", stream);
     if (r == NULL)
@@ -783,7 +783,7 @@ int rstream_length(redisContext *rc, const char *stream, long long *n, struct pg
     return 0;
 }
 
-int rstream_delete_entry(redisContext *rc, const char *stream, const char *id,
+int rstream_delete_entry(struct redis_conn *rc, const char *stream, const char *id,
                          struct pgs_error *err)
 {
     redisReply *r = redis_command(rc, err, "XDEL %s %s", stream, id);

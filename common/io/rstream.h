@@ -40,25 +40,25 @@ int rstream_id_next(const struct rstream_id *id, struct rstream_id *out);
 /* ---- writing and reading changes ---- */
 
 /* XADD every record of "recs" to "stream" in one pipeline; 0 when Redis accepted all. */
-int rstream_add(redisContext *rc, const char *stream, const struct change *recs, int n,
+int rstream_add(struct redis_conn *rc, const char *stream, const struct change *recs, int n,
                 struct pgs_error *err) PGS_MUSTCHECK;
 
 /*
  * rstream_add in two halves, for a caller that encodes its own records (the
  * producer's hot path): queue one XADD of "nfv" names and values (hiredis
  * copies them), then read the replies of the "n" XADDs queued; 0 when Redis
- * accepted all. A failed read leaves the connection unusable (rc->err).
+ * accepted all. A failed read leaves the connection unusable (redis_broken).
  */
-int rstream_add_queue(redisContext *rc, const char *stream, const char **fv, const size_t *fvlen,
-                      int nfv, struct pgs_error *err) PGS_MUSTCHECK;
-int rstream_add_replies(redisContext *rc, int n, struct pgs_error *err) PGS_MUSTCHECK;
+int rstream_add_queue(struct redis_conn *rc, const char *stream, const char **fv,
+                      const size_t *fvlen, int nfv, struct pgs_error *err) PGS_MUSTCHECK;
+int rstream_add_replies(struct redis_conn *rc, int n, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* XGROUP CREATE stream group 0 MKSTREAM; an existing group is fine. */
-int rstream_group_create(redisContext *rc, const char *stream, const char *group,
+int rstream_group_create(struct redis_conn *rc, const char *stream, const char *group,
                          struct pgs_error *err) PGS_MUSTCHECK;
 /* XGROUP SETID stream group id: the group delivers what comes after "id" next. */
-int rstream_group_setid(redisContext *rc, const char *stream, const char *group, const char *id,
-                        struct pgs_error *err) PGS_MUSTCHECK;
+int rstream_group_setid(struct redis_conn *rc, const char *stream, const char *group,
+                        const char *id, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* A batch of entries read from the stream, decoded. */
 struct rstream_batch {
@@ -75,19 +75,19 @@ void rstream_batch_free(struct rstream_batch *b);
 int rstream_batch_size(const struct rstream_batch *b);
 
 /* XREADGROUP ... COUNT count BLOCK block_ms STREAMS stream ">" ; appends to "out". */
-int rstream_read(redisContext *rc, const char *stream, const char *group, const char *consumer,
+int rstream_read(struct redis_conn *rc, const char *stream, const char *group, const char *consumer,
                  int count, int block_ms, struct rstream_batch *out, struct pgs_error *err)
     PGS_MUSTCHECK;
 /* XREADGROUP ... STREAMS stream 0: what this consumer already holds (after a restart). */
-int rstream_read_own_pending(redisContext *rc, const char *stream, const char *group,
+int rstream_read_own_pending(struct redis_conn *rc, const char *stream, const char *group,
                              const char *consumer, int count, struct rstream_batch *out,
                              struct pgs_error *err) PGS_MUSTCHECK;
 /* XAUTOCLAIM stream group consumer min_idle cursor COUNT count; advances "*cursor". */
-int rstream_autoclaim(redisContext *rc, const char *stream, const char *group,
+int rstream_autoclaim(struct redis_conn *rc, const char *stream, const char *group,
                       const char *consumer, int min_idle_ms, char *cursor, size_t cursor_len,
                       int count, struct rstream_batch *out, struct pgs_error *err) PGS_MUSTCHECK;
 /* XACK every id in one command. */
-int rstream_ack(redisContext *rc, const char *stream, const char *group, char **ids, int n,
+int rstream_ack(struct redis_conn *rc, const char *stream, const char *group, char **ids, int n,
                 struct pgs_error *err) PGS_MUSTCHECK;
 
 /*
@@ -96,11 +96,11 @@ int rstream_ack(redisContext *rc, const char *stream, const char *group, char **
  * one (XTRIM MINID). Sets *trimmed to the number dropped. A stream without
  * groups is left alone: nobody has read it yet.
  */
-int rstream_trim_acked(redisContext *rc, const char *stream, long long retain_ms,
+int rstream_trim_acked(struct redis_conn *rc, const char *stream, long long retain_ms,
                        long long *trimmed, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* Redis's clock in milliseconds (TIME): stream ids carry Redis's clock, not ours. */
-int rstream_clock_ms(redisContext *rc, uint64_t *now_ms, struct pgs_error *err) PGS_MUSTCHECK;
+int rstream_clock_ms(struct redis_conn *rc, uint64_t *now_ms, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* ---- ranges ---- */
 
@@ -122,30 +122,30 @@ typedef int (*rstream_page_fn)(const struct rstream_entry *entries, int n, void 
  * "-", "+", "id", "(id" exclusive), oldest first, in pages of "count":
  * O(entries) in time, never in memory.
  */
-int rstream_range(redisContext *rc, const char *stream, const char *start, const char *end,
+int rstream_range(struct redis_conn *rc, const char *stream, const char *start, const char *end,
                   int count, rstream_page_fn fn, void *arg, struct pgs_error *err) PGS_MUSTCHECK;
 /* Count the entries between "start" and "end" (bounds as rstream_range), exactly. */
-int rstream_count(redisContext *rc, const char *stream, const char *start, const char *end,
+int rstream_count(struct redis_conn *rc, const char *stream, const char *start, const char *end,
                   long long *n, struct pgs_error *err) PGS_MUSTCHECK;
 /* The id of the first entry from "start" on into "id" ("" when none). */
-int rstream_first_id(redisContext *rc, const char *stream, const char *start, char *id,
+int rstream_first_id(struct redis_conn *rc, const char *stream, const char *start, char *id,
                      size_t len, struct pgs_error *err) PGS_MUSTCHECK;
 /* The id of the newest entry into "id" ("" when the stream is empty). */
-int rstream_last_id(redisContext *rc, const char *stream, char *id, size_t len,
+int rstream_last_id(struct redis_conn *rc, const char *stream, char *id, size_t len,
                     struct pgs_error *err) PGS_MUSTCHECK;
 /*
  * XADD the fields of each of "entries" to "stream" as new entries, in one
  * pipeline; the ids given to the first and last copies into "first_new"
  * (when still "") and "last_new".
  */
-int rstream_copy(redisContext *rc, const char *stream, const struct rstream_entry *entries, int n,
-                 char *first_new, char *last_new, size_t idlen, struct pgs_error *err)
+int rstream_copy(struct redis_conn *rc, const char *stream, const struct rstream_entry *entries,
+                 int n, char *first_new, char *last_new, size_t idlen, struct pgs_error *err)
     PGS_MUSTCHECK;
 /* XLEN: 0 for a stream that does not exist. */
-int rstream_length(redisContext *rc, const char *stream, long long *n,
+int rstream_length(struct redis_conn *rc, const char *stream, long long *n,
                    struct pgs_error *err) PGS_MUSTCHECK;
 /* XDEL one entry. */
-int rstream_delete_entry(redisContext *rc, const char *stream, const char *id,
+int rstream_delete_entry(struct redis_conn *rc, const char *stream, const char *id,
                          struct pgs_error *err) PGS_MUSTCHECK;
 
 /* ---- XINFO and XPENDING ---- */
@@ -158,7 +158,7 @@ struct rstream_info {
     char last_id[RSTREAM_ID_LEN];
     char last_generated_id[RSTREAM_ID_LEN];
 };
-int rstream_info(redisContext *rc, const char *stream, struct rstream_info *out,
+int rstream_info(struct redis_conn *rc, const char *stream, struct rstream_info *out,
                  struct pgs_error *err) PGS_MUSTCHECK;
 
 /* One group of XINFO GROUPS. */
@@ -169,10 +169,10 @@ struct rstream_group {
     long long lag; /* undelivered entries; -1 when Redis cannot tell (7.0: after XDEL, SETID) */
 };
 /* Every group of "stream" (an error when it does not exist); *groups is the caller's to free. */
-int rstream_groups(redisContext *rc, const char *stream, struct rstream_group **groups, int *n,
+int rstream_groups(struct redis_conn *rc, const char *stream, struct rstream_group **groups, int *n,
                    struct pgs_error *err) PGS_MUSTCHECK;
 /* The group "name" of "stream" into "out"; *found = 0 when there is none. */
-int rstream_group_find(redisContext *rc, const char *stream, const char *name,
+int rstream_group_find(struct redis_conn *rc, const char *stream, const char *name,
                        struct rstream_group *out, int *found, struct pgs_error *err) PGS_MUSTCHECK;
 
 /* One consumer of XINFO CONSUMERS. */
@@ -182,7 +182,7 @@ struct rstream_consumer {
     long long idle_ms;
 };
 /* Every consumer of "group"; *consumers is the caller's to free. */
-int rstream_consumers(redisContext *rc, const char *stream, const char *group,
+int rstream_consumers(struct redis_conn *rc, const char *stream, const char *group,
                       struct rstream_consumer **consumers, int *n,
                       struct pgs_error *err) PGS_MUSTCHECK;
 
@@ -194,7 +194,7 @@ struct rstream_pending {
     long long consumer_count;     /* pending entries of the consumer asked about */
 };
 /* XPENDING stream group; "consumer" (may be NULL) picks consumer_count. */
-int rstream_pending_summary(redisContext *rc, const char *stream, const char *group,
+int rstream_pending_summary(struct redis_conn *rc, const char *stream, const char *group,
                             const char *consumer, struct rstream_pending *out,
                             struct pgs_error *err) PGS_MUSTCHECK;
 /*
@@ -202,7 +202,7 @@ int rstream_pending_summary(redisContext *rc, const char *stream, const char *gr
  * to "before" exclusive (NULL: any): its id into "id" and the time since
  * its delivery into *idle_ms (-1 when unknown); *found = 0 when none.
  */
-int rstream_pending_oldest(redisContext *rc, const char *stream, const char *group,
+int rstream_pending_oldest(struct redis_conn *rc, const char *stream, const char *group,
                            const char *before, char *id, size_t idlen, long long *idle_ms,
                            int *found, struct pgs_error *err) PGS_MUSTCHECK;
 
