@@ -120,7 +120,8 @@ fi
 if jq -e '(keys == ["entries", "redis", "time"])
         and (.redis | keys == ["addr", "min_replicas", "replicas", "role"])
         and (.entries[0] | keys == (["database", "dlq", "exists", "first_id", "groups", "index",
-             "last_id", "length", "slot", "stream"]))
+             "last_id", "length", "redis", "slot", "stream"]))
+        and (.entries[0].redis | keys == ["addr", "min_replicas", "replicas", "role"])
         and (.entries[0].groups[0] | keys == (["consumers", "lag", "lag_ms", "lag_seconds",
              "last_delivered_id", "name", "oldest_pending_age_ms", "oldest_pending_id",
              "oldest_pending_idle_ms", "pending", "undelivered"]))
