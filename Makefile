@@ -3,7 +3,7 @@
 # under AddressSanitizer and UndefinedBehaviorSanitizer.
 
 CC      ?= cc
-PKGS    := libpq hiredis jansson libcurl
+PKGS    := libpq hiredis jansson libcurl openssl
 VERSION := 0.1.0
 PREFIX  ?= /usr/local
 

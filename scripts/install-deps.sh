@@ -16,7 +16,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config
     libpq-dev libpq5 libhiredis-dev libev-dev libjansson-dev libcurl4-openssl-dev zlib1g-dev
-    libcmocka-dev
+    libcmocka-dev libssl-dev
     postgresql-15 postgresql-client-15 redis-server
     openjdk-17-jdk-headless maven
     jq curl iproute2 procps
