@@ -6,12 +6,15 @@
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
+
+#include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "es.h"
 #include "log.h"
+#include "metrics.h"
 #include "rstate.h"
 #include "strbuf.h"
 #include "version.h"
@@ -317,24 +320,71 @@ int app_bind_once(struct app *app, int flags, struct pgs_error *err)
     return rv;
 }
 
-int app_bind_at_start(struct app *app, int flags, volatile sig_atomic_t *stop,
-                      struct pgs_error *err)
+/* /healthz while the versions cannot be read yet: 503 with the reason. */
+struct start_health {
+    char down[400];
+};
+
+static void start_health_fn(void *arg, struct metrics_health *h)
 {
-    int said = 0;
+    const struct start_health *sh = arg;
+    snprintf(h->down, sizeof(h->down), "%s", sh->down);
+    h->waiting = 0;
+    h->progress = 0;
+}
+
+int app_bind_at_start(struct app *app, int flags, volatile sig_atomic_t *stop,
+                      const struct metrics_opts *health, const char *proc, struct pgs_error *err)
+{
+    struct start_health sh = {""};
+    struct ev_loop *loop = NULL;
+    struct metrics *m = NULL;
+    int said = 0, rv = -1;
+
     while (!*stop) {
-        if (app_bind_once(app, flags, err) == 0)
-            return 0;
-        if (err->kind != PGS_ERR_TRANSIENT)
-            return -1;
-        if (!said++) {
-            char buf[600];
-            pgs_log(LOG_WARN, "waiting for Redis and the search engine to read the index versions",
-                    "error=\"%s\"", pgs_error_str(err, buf, sizeof(buf)));
+        if (app_bind_once(app, flags, err) == 0) {
+            rv = 0;
+            break;
         }
-        sleep(1);
+        if (err->kind != PGS_ERR_TRANSIENT)
+            break;
+        char buf[600];
+        pgs_error_str(err, buf, sizeof(buf));
+        if (!said++)
+            pgs_log(LOG_WARN, "waiting for Redis and the search engine to read the index versions",
+                    "error=\"%s\"", buf);
+        snprintf(sh.down, sizeof(sh.down), "waiting to read the index versions: %.360s", buf);
+        /*
+         * A daemon that cannot start yet (a refused certificate, a password
+         * to fix) answers /healthz meanwhile, so that its orchestrator sees
+         * why; the server is its own, closed before the daemon's starts.
+         */
+        if (health != NULL && health->port > 0 && m == NULL && loop == NULL) {
+            struct pgs_error merr;
+            loop = ev_loop_new(EVFLAG_AUTO);
+            m = loop ? metrics_new(proc) : NULL;
+            if (m != NULL) {
+                metrics_set_health(m, start_health_fn, &sh, "nothing");
+                if (metrics_start(m, loop, health, &merr) < 0) {
+                    metrics_free(m);
+                    m = NULL;
+                }
+            }
+        }
+        for (int i = 0; i < 20 && !*stop; i++) {
+            metrics_poll(m);
+            usleep(50000);
+        }
     }
-    pgs_error_set(err, PGS_ERR_TRANSIENT, "stopped before the index versions were read");
-    return -1;
+    if (m != NULL) {
+        metrics_stop(m);
+        metrics_free(m);
+    }
+    if (loop != NULL)
+        ev_loop_destroy(loop);
+    if (rv < 0 && *stop)
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "stopped before the index versions were read");
+    return rv;
 }
 
 int app_versions_changed(const struct app *app, struct redis_conn *rc, struct pgs_error *err)

@@ -70,8 +70,14 @@ int app_bind_versions(struct app *app, struct redis_conn *rc, struct es_client *
                       struct pgs_error *err) PGS_MUSTCHECK;
 /* Connect to Redis and the engine and bind, once. */
 int app_bind_once(struct app *app, int flags, struct pgs_error *err) PGS_MUSTCHECK;
-/* Bind at start-up: retry while Redis or the engine is unreachable, until *stop. */
+/*
+ * Bind at start-up: retry while Redis or the engine is unreachable, until
+ * *stop. With "health" (a daemon's --metrics-port), /healthz answers 503 and
+ * the reason meanwhile ("proc" names the process in /metrics).
+ */
+struct metrics_opts;
 int app_bind_at_start(struct app *app, int flags, volatile sig_atomic_t *stop,
+                      const struct metrics_opts *health, const char *proc,
                       struct pgs_error *err) PGS_MUSTCHECK;
 /* Give "ae" another version and the names that go with it. */
 void app_set_version(struct app_entry *ae, const struct config *cfg, int single, int version,

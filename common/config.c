@@ -53,12 +53,18 @@ static const struct cfg_key cfg_keys[] = {
     {"ELASTICSEARCH_TIMEOUT", I(es_timeout_s), "120", 1, 3600, 0, "whole-request time-out, seconds"},
     {"ELASTICSEARCH_GZIP", B(es_gzip), "false", 0, 0, 0, "gzip _bulk bodies"},
     {"OPENSEARCH", B(opensearch), "false", 0, 0, 0, "the engine is OpenSearch (else detected from GET /)"},
-    {"REDIS_URL", S(es_url_buf), NULL, 0, 0, CFG_SECRET | CFG_MANUAL, "redis://[user:pass@]host:port/db; overrides the four below"},
+    {"REDIS_URL", S(es_url_buf), NULL, 0, 0, CFG_SECRET | CFG_MANUAL, "redis://[user:pass@]host:port/db (rediss:// for TLS); overrides the five below"},
+    {"REDIS_SCHEME", S(redis_scheme), "redis", 0, 0, 0, "redis, or rediss for TLS"},
     {"REDIS_HOST", S(redis_host), "localhost", 0, 0, 0, "Redis host"},
     {"REDIS_PORT", I(redis_port), "6379", 1, 65535, 0, "Redis port"},
     {"REDIS_DB", I(redis_db), "0", 0, 1000, 0, "Redis database number"},
     {"REDIS_AUTH", S(redis_auth), NULL, 0, 0, CFG_SECRET, "Redis password"},
     {"REDIS_USER", S(redis_user), NULL, 0, 0, 0, "Redis ACL user"},
+    {"REDIS_TLS_CA_CERT", S(redis_tls_ca_cert), NULL, 0, 0, 0, "PEM file of the CAs to trust for Redis TLS (default: the system's)"},
+    {"REDIS_TLS_CERT", S(redis_tls_cert), NULL, 0, 0, 0, "client certificate (PEM) for Redis TLS"},
+    {"REDIS_TLS_KEY", S(redis_tls_key), NULL, 0, 0, 0, "its key (PEM)"},
+    {"REDIS_TLS_SERVER_NAME", S(redis_tls_server_name), NULL, 0, 0, 0, "the name to send (SNI) and verify (default: the host)"},
+    {"REDIS_TLS_VERIFY", S(redis_tls_verify), "full", 0, 0, 0, "full, or none to skip checking the server's certificate (warned at every start)"},
     {"REDIS_TIMEOUT_MS", I(redis_timeout_ms), "5000", 100, 600000, 0, "Redis command time-out"},
     {"REDIS_SENTINELS", S(redis_sentinels), NULL, 0, 0, 0, "host:port[,host:port...] of Redis Sentinels: the primary is asked of them (REDIS_HOST/PORT are then unused)"},
     {"REDIS_SENTINEL_MASTER", S(redis_sentinel_master), NULL, 0, 0, 0, "the name the sentinels monitor the primary under (required with REDIS_SENTINELS)"},
@@ -114,20 +120,21 @@ int config_set_mode(struct config *cfg, const char *setting, const char *value,
     return parse_mode(setting, value, &cfg->mode, err);
 }
 
-/* redis://[user:pass@]host[:port][/db] */
+/* redis[s]://[user:pass@]host[:port][/db] */
 static int parse_redis_url(struct config *cfg, const char *url, struct pgs_error *err)
 {
     static char host[256], user[128], pass[256];
     const char *p = url;
     const char *at, *slash, *colon;
 
-    if (strncmp(p, "redis://", 8) == 0)
+    if (strncmp(p, "redis://", 8) == 0) {
         p += 8;
-    else if (strncmp(p, "rediss://", 9) == 0) {
-        pgs_error_set(err, PGS_ERR_USAGE, "REDIS_URL: TLS (rediss://) is not supported");
-        return -1;
+        cfg->redis_tls = 0;
+    } else if (strncmp(p, "rediss://", 9) == 0) {
+        p += 9;
+        cfg->redis_tls = 1;
     } else {
-        pgs_error_set(err, PGS_ERR_USAGE, "REDIS_URL must start with redis://");
+        pgs_error_set(err, PGS_ERR_USAGE, "REDIS_URL must start with redis:// or rediss:// (TLS)");
         return -1;
     }
     at = strrchr(p, '@');
@@ -202,9 +209,35 @@ int config_load(struct config *cfg, struct pgs_error *err)
                  port && *port ? port : "9200");
         cfg->es_url = cfg->es_url_buf;
     }
+    if (cfg->redis_scheme && !strcmp(cfg->redis_scheme, "rediss")) {
+        cfg->redis_tls = 1;
+    } else if (cfg->redis_scheme && *cfg->redis_scheme && strcmp(cfg->redis_scheme, "redis")) {
+        pgs_error_set(err, PGS_ERR_USAGE, "REDIS_SCHEME=%s: expected redis or rediss (TLS)",
+                      cfg->redis_scheme);
+        return -1;
+    }
+    /* REDIS_URL's scheme wins over REDIS_SCHEME, as its host wins over REDIS_HOST */
     const char *rurl = getenv("REDIS_URL");
     if (rurl && *rurl && parse_redis_url(cfg, rurl, err) < 0)
         return -1;
+    const char **tls_files[] = {&cfg->redis_tls_ca_cert, &cfg->redis_tls_cert, &cfg->redis_tls_key,
+                                &cfg->redis_tls_server_name};
+    for (size_t i = 0; i < sizeof(tls_files) / sizeof(tls_files[0]); i++)
+        if (*tls_files[i] && !**tls_files[i])
+            *tls_files[i] = NULL;
+    if (cfg->redis_tls_verify && *cfg->redis_tls_verify && strcmp(cfg->redis_tls_verify, "full") &&
+        strcmp(cfg->redis_tls_verify, "none")) {
+        pgs_error_set(err, PGS_ERR_USAGE, "REDIS_TLS_VERIFY=%s: expected full or none",
+                      cfg->redis_tls_verify);
+        return -1;
+    }
+    if (!cfg->redis_tls && (cfg->redis_tls_ca_cert || cfg->redis_tls_cert || cfg->redis_tls_key)) {
+        /* certificates without TLS are a half-done setting: never fall back to plaintext */
+        pgs_error_set(err, PGS_ERR_USAGE,
+                      "REDIS_TLS_CA_CERT, REDIS_TLS_CERT or REDIS_TLS_KEY is set, but Redis is "
+                      "reached without TLS: use a rediss:// REDIS_URL or REDIS_SCHEME=rediss");
+        return -1;
+    }
     if (cfg->redis_sentinels && !*cfg->redis_sentinels)
         cfg->redis_sentinels = NULL;
     if (cfg->redis_sentinels &&
@@ -247,6 +280,11 @@ void config_print_help(FILE *out)
     }
 }
 
+int config_redis_tls_verify(const struct config *cfg)
+{
+    return !(cfg->redis_tls_verify && !strcmp(cfg->redis_tls_verify, "none"));
+}
+
 void config_log(const struct config *cfg)
 {
     char url[512], redis[600];
@@ -259,11 +297,13 @@ void config_log(const struct config *cfg)
         snprintf(redis, sizeof(redis), "%s:%d/%d", cfg->redis_host, cfg->redis_port,
                  cfg->redis_db);
     pgs_log(LOG_INFO, "settings",
-            "pg_host=%s pg_port=%s pg_user=%s pg_url=%s search=%s redis=%s "
+            "pg_host=%s pg_port=%s pg_user=%s pg_url=%s search=%s redis=%s redis_tls=%s "
             "redis_min_replicas=%d batch_size=%d",
             cfg->pg_host, cfg->pg_port, cfg->pg_user, cfg->pg_url ? "***" : "-",
-            pgs_redact_url(cfg->es_url, url, sizeof(url)), redis, cfg->redis_min_replicas,
-            cfg->batch_size);
+            pgs_redact_url(cfg->es_url, url, sizeof(url)), redis,
+            !cfg->redis_tls ? "off" : config_redis_tls_verify(cfg) ? "on" : "on-unverified",
+            cfg->redis_min_replicas, cfg->batch_size);
+
 }
 
 PGconn *config_pg_connect(const struct config *cfg, const char *dbname, int replication,

@@ -38,6 +38,10 @@ struct config {
     const char *redis_sentinel_master;   /* the name the sentinels monitor */
     const char *redis_sentinel_password;
     const char *redis_cluster_nodes;     /* "host:port,...": seeds of a Redis Cluster */
+    const char *redis_scheme;            /* "redis" or "rediss" (TLS) */
+    int redis_tls;                       /* rediss:// or REDIS_SCHEME=rediss */
+    const char *redis_tls_ca_cert, *redis_tls_cert, *redis_tls_key, *redis_tls_server_name;
+    const char *redis_tls_verify;        /* "full" (default) or "none" */
     int redis_min_replicas; /* replicas that must hold a write before it counts (WAIT) */
     int redis_wait_ms;      /* how long WAIT waits for them */
     /* tuning */
@@ -70,6 +74,8 @@ int config_set_mode(struct config *cfg, const char *setting, const char *value,
 void config_print_help(FILE *out);
 
 /* One log line per setting, secrets shown as "***". */
+/* Is the Redis server's certificate checked (REDIS_TLS_VERIFY is not "none")? */
+int config_redis_tls_verify(const struct config *cfg);
 void config_log(const struct config *cfg);
 
 /*

@@ -115,7 +115,7 @@ int main(int argc, char **argv)
     config_log(&cfg);
     if (cli_load_app(&cli, &cfg, &app) < 0)
         return 1;
-    if (app_bind_at_start(&app, 0, &stop, &err) < 0 || app_watch_versions(&app, &restart, &err) < 0) {
+    if (app_bind_at_start(&app, 0, &stop, &a.mopts, "consumer", &err) < 0 || app_watch_versions(&app, &restart, &err) < 0) {
         cli_print_error(cli.prog, &err);
         app_free(&app);
         return 1;

@@ -185,7 +185,7 @@ int main(int argc, char **argv)
         return 1;
 
     static volatile sig_atomic_t stop_bind, restart;
-    if (app_bind_at_start(&app, 0, &stop_bind, &err) < 0 ||
+    if (app_bind_at_start(&app, 0, &stop_bind, &mopts, "producer", &err) < 0 ||
         app_watch_versions(&app, &restart, &err) < 0) {
         fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
         app_free(&app);

@@ -1,4 +1,4 @@
-/* redis.c - connecting to Redis and running commands over a blocking hiredis context. */
+/* redis.c - connecting to Redis (one node, Sentinel, Cluster; plain or TLS) and running commands. */
 #include "redis.h"
 
 #include <ctype.h>
@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "rcluster.h"
+#include "rconn.h"
 
 /* Did Redis answer "text" (a code as "MOVED", matched at the start)? */
 static int reply_starts(const redisReply *r, const char *text)
@@ -29,58 +30,96 @@ static int reply_error(const char *errstr, const redisReply *r, const char *what
         return -1;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s failed", what);
+        /*
+         * Every error reply is worth retrying: an out-of-memory Redis recovers
+         * when consumers catch up, and a missing password or permission is
+         * granted on the server without restarting us.
+         */
+        if (reply_starts(r, "NOPERM"))
+            pgs_error_set(err, PGS_ERR_TRANSIENT,
+                          "Redis %s refused: the ACL user (REDIS_USER) lacks a permission pgsync "
+                          "needs (README: \"A least-privilege ACL user\")",
+                          what);
+        else
+            pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s failed", what);
         pgs_error_detail(err, "%s", r->str);
-        /* an out-of-memory Redis recovers when consumers catch up: retry */
-        if (reply_starts(r, "NOAUTH") || reply_starts(r, "WRONGPASS"))
-            err->kind = PGS_ERR_FATAL;
         return -1;
     }
     return 0;
 }
 
-static struct timeval ms_timeval(int ms)
+/* Run one command on a bare connection (connecting, asking a sentinel): NULL when it failed. */
+static redisReply *bare_command(struct rconn *rc, const char *fmt, ...)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    return tv;
+    char *buf;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&buf, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return NULL;
+    int rv = rconn_append(rc, buf, (size_t)len);
+    free(buf);
+    return rv < 0 ? NULL : rconn_read(rc);
+}
+
+/* The TLS settings of every Redis connection, sentinels and cluster nodes included. */
+static void tls_settings(const struct config *cfg, struct rconn_tls *tls)
+{
+    static int warned;
+    memset(tls, 0, sizeof(*tls));
+    if (!cfg->redis_tls)
+        return;
+    tls->enabled = 1;
+    tls->ca_file = cfg->redis_tls_ca_cert;
+    tls->cert_file = cfg->redis_tls_cert;
+    tls->key_file = cfg->redis_tls_key;
+    tls->server_name = cfg->redis_tls_server_name;
+    tls->verify = config_redis_tls_verify(cfg);
+    if (!tls->verify && !warned) {
+        pgs_log(LOG_WARN, "REDIS_TLS_VERIFY=none: the Redis server's certificate is not checked",
+                "hint=\"anyone on the path can read and change the records: set "
+                "REDIS_TLS_CA_CERT instead\"");
+        warned = 1;
+    }
 }
 
 /* A node at host:port, authenticated and on the configured database, or NULL with "err". */
-static redisContext *connect_node(const struct config *cfg, const char *host, int port,
+static struct rconn *connect_node(const struct config *cfg, const char *host, int port,
                                   struct pgs_error *err)
 {
-    struct timeval tv = ms_timeval(cfg->redis_timeout_ms);
-    redisContext *rc = redisConnectWithTimeout(host, port, tv);
+    struct rconn_tls tls;
     redisReply *r;
 
-    if (rc == NULL || rc->err) {
-        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot connect to Redis at %s:%d", host, port);
-        pgs_error_detail(err, "%s", rc ? rc->errstr : "out of memory");
-        redisFree(rc);
+    tls_settings(cfg, &tls);
+    struct rconn *rc = rconn_open(host, port, &tls, cfg->redis_timeout_ms, err);
+    if (rc == NULL)
         return NULL;
-    }
-    redisSetTimeout(rc, tv);
-    redisEnableKeepAlive(rc);
     if (cfg->redis_auth && *cfg->redis_auth) {
         if (cfg->redis_user && *cfg->redis_user)
-            r = redisCommand(rc, "AUTH %s %s", cfg->redis_user, cfg->redis_auth);
+            r = bare_command(rc, "AUTH %s %s", cfg->redis_user, cfg->redis_auth);
         else
-            r = redisCommand(rc, "AUTH %s", cfg->redis_auth);
-        if (reply_error(rc->errstr, r, "AUTH", err) < 0) {
-            err->kind = PGS_ERR_FATAL;
-            snprintf(err->detail, sizeof(err->detail), "%s",
-                     r ? "authentication refused: check REDIS_AUTH / REDIS_URL" : rc->errstr);
+            r = bare_command(rc, "AUTH %s", cfg->redis_auth);
+        if (reply_error(rconn_errstr(rc), r, "AUTH", err) < 0) {
+            if (r != NULL) {
+                /* a refusal is a setting to fix; a connection lost meanwhile is not */
+                err->kind = PGS_ERR_FATAL;
+                snprintf(err->detail, sizeof(err->detail),
+                         "authentication refused by %s:%d: check REDIS_USER and REDIS_AUTH / "
+                         "REDIS_URL",
+                         host, port);
+            }
             freeReplyObject(r);
-            redisFree(rc);
+            rconn_close(rc);
             return NULL;
         }
         freeReplyObject(r);
     }
     if (cfg->redis_db != 0) {
-        r = redisCommand(rc, "SELECT %d", cfg->redis_db);
-        if (reply_error(rc->errstr, r, "SELECT", err) < 0) {
+        r = bare_command(rc, "SELECT %d", cfg->redis_db);
+        if (reply_error(rconn_errstr(rc), r, "SELECT", err) < 0) {
             freeReplyObject(r);
-            redisFree(rc);
+            rconn_close(rc);
             return NULL;
         }
         freeReplyObject(r);
@@ -131,28 +170,31 @@ static int sentinel_ask_one(const struct config *cfg, const char *shost, int spo
 {
     /* a sentinel that does not answer quickly is skipped for the next one */
     int ms = cfg->redis_timeout_ms < 2000 ? cfg->redis_timeout_ms : 2000;
-    redisContext *sc = redisConnectWithTimeout(shost, sport, ms_timeval(ms));
+    struct rconn_tls tls;
     redisReply *r = NULL;
     int rv = -1;
 
-    if (sc == NULL || sc->err) {
-        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot connect to the Redis Sentinel at %s:%d",
-                      shost, sport);
-        pgs_error_detail(err, "%s", sc ? sc->errstr : "out of memory");
+    tls_settings(cfg, &tls);
+    struct rconn *sc = rconn_open(shost, sport, &tls, ms, err);
+    if (sc == NULL) {
+        char detail[sizeof(err->msg) + sizeof(err->detail) + 4];
+        pgs_error_str(err, detail, sizeof(detail));
+        pgs_error_set(err, err->kind, "cannot connect to the Redis Sentinel at %s:%d", shost,
+                      sport);
+        pgs_error_detail(err, "%s", detail);
         goto out;
     }
-    redisSetTimeout(sc, ms_timeval(ms));
     if (cfg->redis_sentinel_password && *cfg->redis_sentinel_password) {
-        r = redisCommand(sc, "AUTH %s", cfg->redis_sentinel_password);
-        if (reply_error(sc->errstr, r, "AUTH", err) < 0) {
+        r = bare_command(sc, "AUTH %s", cfg->redis_sentinel_password);
+        if (reply_error(rconn_errstr(sc), r, "AUTH", err) < 0) {
             snprintf(err->msg, sizeof(err->msg),
                      "the Redis Sentinel at %s:%d refuses REDIS_SENTINEL_PASSWORD", shost, sport);
             goto out;
         }
         freeReplyObject(r);
     }
-    r = redisCommand(sc, "SENTINEL get-master-addr-by-name %s", cfg->redis_sentinel_master);
-    if (reply_error(sc->errstr, r, "SENTINEL get-master-addr-by-name", err) < 0) {
+    r = bare_command(sc, "SENTINEL get-master-addr-by-name %s", cfg->redis_sentinel_master);
+    if (reply_error(rconn_errstr(sc), r, "SENTINEL get-master-addr-by-name", err) < 0) {
         snprintf(err->msg, sizeof(err->msg), "the Redis Sentinel at %s:%d did not answer", shost,
                  sport);
         goto out;
@@ -177,7 +219,7 @@ static int sentinel_ask_one(const struct config *cfg, const char *shost, int spo
     rv = 0;
 out:
     freeReplyObject(r);
-    redisFree(sc);
+    rconn_close(sc);
     return rv;
 }
 
@@ -225,10 +267,10 @@ static int sentinel_primary(const struct config *cfg, char *host, size_t hlen, i
  * failover the sentinels' answer can be a step behind, and a demoted primary
  * must never be written to.
  */
-static int check_primary(redisContext *rc, const char *host, int port, struct pgs_error *err)
+static int check_primary(struct rconn *rc, const char *host, int port, struct pgs_error *err)
 {
-    redisReply *r = redisCommand(rc, "ROLE");
-    int rv = reply_error(rc->errstr, r, "ROLE", err);
+    redisReply *r = bare_command(rc, "ROLE");
+    int rv = reply_error(rconn_errstr(rc), r, "ROLE", err);
 
     if (rv == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
                     r->element[0]->type != REDIS_REPLY_STRING ||
@@ -252,7 +294,7 @@ static int check_primary(redisContext *rc, const char *host, int port, struct pg
 struct rnode {
     char host[256];
     int port;
-    redisContext *ctx; /* NULL until first used */
+    struct rconn *ctx; /* NULL until first used */
     int dirty;         /* commands sent since its last WAIT */
 };
 
@@ -307,21 +349,23 @@ static int conn_node(struct redis_conn *c, const char *host, int port)
 }
 
 /* The node's context, connected on first use; NULL (and the handle broken) when it fails. */
-static redisContext *conn_ctx(struct redis_conn *c, int i, struct pgs_error *err)
+static struct rconn *conn_ctx(struct redis_conn *c, int i, struct pgs_error *err)
 {
     struct rnode *n = &c->nodes[i];
     if (n->ctx == NULL) {
         n->ctx = connect_node(c->cfg, n->host, n->port, err);
         if (n->ctx == NULL) {
+            if (err->kind == PGS_ERR_FATAL)
+                err->kind = PGS_ERR_TRANSIENT; /* as in redis_connect */
             conn_mark_broken(c, "%s%s%s", err->msg, err->detail[0] ? ": " : "", err->detail);
             return NULL;
         }
     }
-    if (n->ctx->err) {
-        conn_mark_broken(c, "%s:%d: %s", n->host, n->port, n->ctx->errstr);
+    if (rconn_broken(n->ctx)) {
+        conn_mark_broken(c, "%s", rconn_errstr(n->ctx));
         pgs_error_set(err, PGS_ERR_TRANSIENT, "the connection to Redis at %s:%d failed",
                       n->host, n->port);
-        pgs_error_detail(err, "%s", n->ctx->errstr);
+        pgs_error_detail(err, "%s", rconn_errstr(n->ctx));
         return NULL;
     }
     return n->ctx;
@@ -331,8 +375,11 @@ static redisContext *conn_ctx(struct redis_conn *c, int i, struct pgs_error *err
 static void conn_node_failed(struct redis_conn *c, int i)
 {
     struct rnode *n = &c->nodes[i];
-    conn_mark_broken(c, "%s:%d: %s", n->host, n->port,
-                     n->ctx && n->ctx->errstr[0] ? n->ctx->errstr : "no reply");
+    /* rconn's reasons name the node already */
+    if (n->ctx && rconn_errstr(n->ctx)[0])
+        conn_mark_broken(c, "%s", rconn_errstr(n->ctx));
+    else
+        conn_mark_broken(c, "%s:%d: no reply", n->host, n->port);
 }
 
 static struct redis_conn *conn_new(const struct config *cfg)
@@ -349,8 +396,7 @@ void redis_close(struct redis_conn *c)
     if (c == NULL)
         return;
     for (int i = 0; i < c->nnodes; i++)
-        if (c->nodes[i].ctx)
-            redisFree(c->nodes[i].ctx);
+        rconn_close(c->nodes[i].ctx);
     free(c->nodes);
     free(c->slot_node);
     free(c->fifo);
@@ -362,7 +408,7 @@ int redis_broken(const struct redis_conn *c)
     if (c->broken)
         return 1;
     for (int i = 0; i < c->nnodes; i++)
-        if (c->nodes[i].ctx && c->nodes[i].ctx->err)
+        if (c->nodes[i].ctx && rconn_broken(c->nodes[i].ctx))
             return 1;
     return 0;
 }
@@ -372,8 +418,8 @@ const char *redis_errstr(const struct redis_conn *c)
     if (c->broken)
         return c->errstr;
     for (int i = 0; i < c->nnodes; i++)
-        if (c->nodes[i].ctx && c->nodes[i].ctx->err)
-            return c->nodes[i].ctx->errstr;
+        if (c->nodes[i].ctx && rconn_broken(c->nodes[i].ctx))
+            return rconn_errstr(c->nodes[i].ctx);
     return "";
 }
 
@@ -398,11 +444,11 @@ int redis_reply_check(struct redis_conn *c, const redisReply *r, const char *wha
 /* ---- Cluster ---- */
 
 /* The slot map from one node's CLUSTER SLOTS; -1 with "err" when it has none. */
-static int cluster_slots_from(struct redis_conn *c, redisContext *ctx, const char *seed_host,
+static int cluster_slots_from(struct redis_conn *c, struct rconn *ctx, const char *seed_host,
                               int seed_port, struct pgs_error *err)
 {
-    redisReply *r = redisCommand(ctx, "CLUSTER SLOTS");
-    if (reply_error(ctx->errstr, r, "CLUSTER SLOTS", err) < 0) {
+    redisReply *r = bare_command(ctx, "CLUSTER SLOTS");
+    if (reply_error(rconn_errstr(ctx), r, "CLUSTER SLOTS", err) < 0) {
         if (r && strstr(r->str, "cluster support disabled")) {
             pgs_error_set(err, PGS_ERR_FATAL,
                           "REDIS_CLUSTER_NODES: the Redis at %s:%d is no cluster node (cluster "
@@ -473,7 +519,7 @@ static int cluster_discover(struct redis_conn *c, struct pgs_error *err)
                           c->cfg->redis_cluster_nodes);
             return -1;
         }
-        redisContext *ctx = connect_node(c->cfg, host, port, err);
+        struct rconn *ctx = connect_node(c->cfg, host, port, err);
         if (ctx == NULL) {
             if (err->kind == PGS_ERR_FATAL)
                 return -1;
@@ -481,7 +527,7 @@ static int cluster_discover(struct redis_conn *c, struct pgs_error *err)
             continue;
         }
         rc = cluster_slots_from(c, ctx, host, port, err);
-        redisFree(ctx);
+        rconn_close(ctx);
         if (rc == 0)
             return 0;
         if (err->kind == PGS_ERR_FATAL)
@@ -576,6 +622,14 @@ struct redis_conn *redis_connect(const struct config *cfg, struct pgs_error *err
     connects++;
     return c;
 fail:
+    /*
+     * A refused password or certificate is a setting to fix, and the message
+     * says which; but it is fixed on the server as often as here (a renewed
+     * certificate, an ACL user created late), so daemons keep retrying with
+     * backoff and /healthz says why. Tools stop on any failure anyway.
+     */
+    if (err->kind == PGS_ERR_FATAL)
+        err->kind = PGS_ERR_TRANSIENT;
     redis_close(c);
     return NULL;
 }
@@ -589,21 +643,22 @@ fail:
 static redisReply *node_roundtrip(struct redis_conn *c, int n, const char *buf, size_t len,
                                   int asking, struct pgs_error *err)
 {
-    redisContext *ctx = conn_ctx(c, n, err);
+    static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
+    struct rconn *ctx = conn_ctx(c, n, err);
     redisReply *r = NULL;
     if (ctx == NULL)
         return NULL;
     c->nodes[n].dirty = 1;
-    if ((asking && redisAppendCommand(ctx, "ASKING") != REDIS_OK) ||
-        redisAppendFormattedCommand(ctx, buf, len) != REDIS_OK)
+    if ((asking && rconn_append(ctx, asking_cmd, sizeof(asking_cmd) - 1) < 0) ||
+        rconn_append(ctx, buf, len) < 0)
         goto failed;
     if (asking) {
-        if (redisGetReply(ctx, (void **)&r) != REDIS_OK || r == NULL)
+        if ((r = rconn_read(ctx)) == NULL)
             goto failed;
         freeReplyObject(r);
         r = NULL;
     }
-    if (redisGetReply(ctx, (void **)&r) != REDIS_OK || r == NULL)
+    if ((r = rconn_read(ctx)) == NULL)
         goto failed;
     return r;
 failed:
@@ -760,12 +815,15 @@ int redis_pipeline_append(struct redis_conn *c, int argc, const char **argv, con
     c->fifo[c->fifo_head + c->fifo_len++] = n;
     struct pgs_error e;
     pgs_error_clear(&e);
-    redisContext *ctx = conn_ctx(c, n, &e);
+    struct rconn *ctx = conn_ctx(c, n, &e);
     /* a node that cannot be reached answers NULL in redis_pipeline_reply */
     if (ctx == NULL)
         return 0;
     c->nodes[n].dirty = 1;
-    return redisAppendCommandArgv(ctx, argc, argv, lens) == REDIS_OK ? 0 : -1;
+    /* a connection that broke answers NULL in redis_pipeline_reply too */
+    if (rconn_append_argv(ctx, argc, argv, lens) < 0 && !rconn_broken(ctx))
+        return -1;
+    return 0;
 }
 
 redisReply *redis_pipeline_reply(struct redis_conn *c, const char *what, struct pgs_error *err)
@@ -778,8 +836,8 @@ redisReply *redis_pipeline_reply(struct redis_conn *c, const char *what, struct 
     int n = c->fifo[c->fifo_head++];
     if (--c->fifo_len == 0)
         c->fifo_head = 0;
-    redisContext *ctx = c->nodes[n].ctx;
-    if (ctx == NULL || ctx->err || redisGetReply(ctx, (void **)&r) != REDIS_OK || r == NULL) {
+    struct rconn *ctx = c->nodes[n].ctx;
+    if (ctx == NULL || rconn_broken(ctx) || (r = rconn_read(ctx)) == NULL) {
         if (ctx != NULL)
             conn_node_failed(c, n);
         reply_error(redis_errstr(c), NULL, what, err);

@@ -1,15 +1,16 @@
 /*
  * redis.h - the connection to Redis, and nothing else: connecting (AUTH,
- * SELECT, time-outs), running one command with its failure turned into a
- * pgs_error, and pipelining. Blocking hiredis calls with a socket time-out;
- * a failed call returns NULL (or -1) with PGS_ERR_TRANSIENT and the caller
+ * SELECT, TLS, time-outs), running one command with its failure turned
+ * into a pgs_error, and pipelining. Blocking calls with a time-out on every
+ * wait (rconn.h: our socket, plain or TLS, with hiredis's reply parser); a
+ * failed call returns NULL (or -1) with PGS_ERR_TRANSIENT and the caller
  * reconnects.
  *
  * One handle is a single node, the primary the sentinels name, or the
  * masters of a Redis Cluster: each command goes to the node serving its key's
  * slot (every key of an index carries its {hash tag}, so an index lives in
  * one slot), connected on first use. Debian 12's hiredis (0.14) has no
- * cluster support, so the routing is ours, on top of its blocking contexts.
+ * cluster support and no TLS, so the routing and the socket are ours.
  * Keep the surface small: only rstream.c (the change streams) and rstate.c
  * (every other key) call it; no other file sends a command.
  */

@@ -29,6 +29,8 @@ static const char *const all_env[] = {
     "ELASTICSEARCH_CA_CERTS", "ELASTICSEARCH_CLIENT_CERT", "ELASTICSEARCH_CLIENT_KEY",
     "ELASTICSEARCH_VERIFY_CERTS", "ELASTICSEARCH_TIMEOUT", "ELASTICSEARCH_GZIP", "OPENSEARCH",
     "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_AUTH", "REDIS_USER",
+    "REDIS_SCHEME", "REDIS_TLS_CA_CERT", "REDIS_TLS_CERT", "REDIS_TLS_KEY", "REDIS_TLS_SERVER_NAME",
+    "REDIS_TLS_VERIFY", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER",
     "REDIS_TIMEOUT_MS", "PGSYNC_BATCH_SIZE", "PGSYNC_BLOCK_MS", "PGSYNC_CLAIM_IDLE_MS",
     "PGSYNC_DOC_CHUNK", "PGSYNC_BULK_BYTES", "PGSYNC_PRODUCER_BATCH", "PGSYNC_STREAM_RETAIN",
     "PGSYNC_CONSUMER_NAME", "PGSYNC_SLOT", "PGSYNC_MODE", "PGSYNC_STREAM_PREFIX", "PGPASSWORD",
@@ -350,6 +352,82 @@ static void test_redis_url_forms(void **state)
     redis_url_ok("redis://:6390", "localhost", 6390, 0, NULL, NULL);
 }
 
+/* TLS: rediss:// or REDIS_SCHEME=rediss; never plaintext with certificates set. */
+static void test_redis_tls(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct pgs_error err;
+
+    load_ok(&cfg);
+    assert_int_equal(cfg.redis_tls, 0);
+    setenv("REDIS_URL", "rediss://u:pw@cache.example.com:6380/0", 1);
+    load_ok(&cfg);
+    assert_int_equal(cfg.redis_tls, 1);
+    assert_string_equal(cfg.redis_host, "cache.example.com");
+    assert_int_equal(cfg.redis_port, 6380);
+    assert_int_equal(config_redis_tls_verify(&cfg), 1);
+    /* the URL's scheme wins over REDIS_SCHEME, either way */
+    setenv("REDIS_SCHEME", "redis", 1);
+    load_ok(&cfg);
+    assert_int_equal(cfg.redis_tls, 1);
+    setenv("REDIS_URL", "redis://cache", 1);
+    setenv("REDIS_SCHEME", "rediss", 1);
+    load_ok(&cfg);
+    assert_int_equal(cfg.redis_tls, 0);
+    unsetenv("REDIS_URL");
+    /* PGSync's form: REDIS_SCHEME with the parts */
+    load_ok(&cfg);
+    assert_int_equal(cfg.redis_tls, 1);
+    setenv("REDIS_TLS_VERIFY", "none", 1);
+    load_ok(&cfg);
+    assert_int_equal(config_redis_tls_verify(&cfg), 0);
+    setenv("REDIS_TLS_VERIFY", "maybe", 1);
+    pgs_error_clear(&err);
+    assert_int_equal(config_load(&cfg, &err), -1);
+    assert_non_null(strstr(err.msg, "REDIS_TLS_VERIFY=maybe"));
+    unsetenv("REDIS_TLS_VERIFY");
+    setenv("REDIS_SCHEME", "http", 1);
+    pgs_error_clear(&err);
+    assert_int_equal(config_load(&cfg, &err), -1);
+    assert_non_null(strstr(err.msg, "REDIS_SCHEME=http"));
+    /* a CA without TLS: refused, not silently plaintext */
+    setenv("REDIS_SCHEME", "redis", 1);
+    setenv("REDIS_TLS_CA_CERT", "/etc/ca.pem", 1);
+    pgs_error_clear(&err);
+    assert_int_equal(config_load(&cfg, &err), -1);
+    assert_int_equal(err.kind, PGS_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "rediss://"));
+    unsetenv("REDIS_TLS_CA_CERT");
+    unsetenv("REDIS_SCHEME");
+}
+
+/* Cluster seeds exclude Sentinel and a database other than 0. */
+static void test_redis_cluster_settings(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct pgs_error err;
+
+    setenv("REDIS_CLUSTER_NODES", "a:7000,b:7001", 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.redis_cluster_nodes, "a:7000,b:7001");
+    assert_int_equal(cfg.redis_min_replicas, 1);
+    setenv("REDIS_DB", "2", 1);
+    pgs_error_clear(&err);
+    assert_int_equal(config_load(&cfg, &err), -1);
+    assert_non_null(strstr(err.msg, "database 0"));
+    unsetenv("REDIS_DB");
+    setenv("REDIS_SENTINELS", "s:26379", 1);
+    setenv("REDIS_SENTINEL_MASTER", "m", 1);
+    pgs_error_clear(&err);
+    assert_int_equal(config_load(&cfg, &err), -1);
+    assert_non_null(strstr(err.msg, "REDIS_CLUSTER_NODES and REDIS_SENTINELS"));
+    unsetenv("REDIS_SENTINELS");
+    unsetenv("REDIS_SENTINEL_MASTER");
+    unsetenv("REDIS_CLUSTER_NODES");
+}
+
 static void test_redis_url_overrides_parts(void **state)
 {
     (void)state;
@@ -378,7 +456,6 @@ static void redis_url_bad(const char *url, const char *want)
 static void test_redis_url_bad(void **state)
 {
     (void)state;
-    redis_url_bad("rediss://cache:6380", "TLS");
     redis_url_bad("http://cache", "must start with redis://");
     redis_url_bad("cache:6379", "must start with redis://");
     redis_url_bad("redis://cache:0", "bad port");
@@ -505,6 +582,8 @@ int main(void)
         cmocka_unit_test_setup(test_es_url_wins_over_parts, clear_env),
         cmocka_unit_test_setup(test_redis_url_forms, clear_env),
         cmocka_unit_test_setup(test_redis_url_overrides_parts, clear_env),
+        cmocka_unit_test_setup(test_redis_tls, clear_env),
+        cmocka_unit_test_setup(test_redis_cluster_settings, clear_env),
         cmocka_unit_test_setup(test_redis_url_bad, clear_env),
         cmocka_unit_test_setup(test_help_lists_every_setting, clear_env),
         cmocka_unit_test_setup(test_dump_redacts_secrets, clear_env),
