@@ -35,13 +35,7 @@ static int reply_error(const char *errstr, const redisReply *r, const char *what
          * when consumers catch up, and a missing password or permission is
          * granted on the server without restarting us.
          */
-        if (reply_starts(r, "NOPERM"))
-            pgs_error_set(err, PGS_ERR_TRANSIENT,
-                          "Redis %s refused: the ACL user (REDIS_USER) lacks a permission pgsync "
-                          "needs (README: \"A least-privilege ACL user\")",
-                          what);
-        else
-            pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s failed", what);
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s failed", what);
         pgs_error_detail(err, "%s", r->str);
         return -1;
     }
@@ -428,6 +422,14 @@ int redis_reply_check(struct redis_conn *c, const redisReply *r, const char *wha
 {
     if (reply_error(redis_errstr(c), r, what, err) == 0)
         return 0;
+    if (reply_starts(r, "NOPERM")) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT,
+                      "Redis user %s may not run %s: grant it to that ACL user (README: A "
+                      "least-privilege ACL user; scripts/redis-acl.txt holds the whole rule)",
+                      c->cfg->redis_user && *c->cfg->redis_user ? c->cfg->redis_user : "default",
+                      what);
+        pgs_error_detail(err, "%s", r->str);
+    }
     /*
      * A replica (a demoted primary), one still loading, or one that lost
      * its primary; in a cluster, a slot that moved or has no master yet:
@@ -643,13 +645,13 @@ fail:
 static redisReply *node_roundtrip(struct redis_conn *c, int n, const char *buf, size_t len,
                                   int asking, struct pgs_error *err)
 {
-    static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
+    static const char *asking_argv[] = {"ASKING"};
     struct rconn *ctx = conn_ctx(c, n, err);
     redisReply *r = NULL;
     if (ctx == NULL)
         return NULL;
     c->nodes[n].dirty = 1;
-    if ((asking && rconn_append(ctx, asking_cmd, sizeof(asking_cmd) - 1) < 0) ||
+    if ((asking && rconn_append_argv(ctx, 1, asking_argv, NULL) < 0) ||
         rconn_append(ctx, buf, len) < 0)
         goto failed;
     if (asking) {
@@ -677,12 +679,21 @@ failed:
  * wait a little) a few times before giving up.
  */
 static redisReply *command_run(struct redis_conn *c, const char *buf, size_t len,
-                               const char *what, struct pgs_error *err)
+                               struct pgs_error *err)
 {
     const char *argv[16];
     size_t lens[16];
+    char what[160];
     int argc = rcluster_resp_args(buf, len, argv, lens, 16);
     int n = argc > 0 ? route_argv(c, argc, argv, lens) : c->last, asking = 0;
+
+    /* errors name the command and its key: "XGROUP CREATE pgsync:{book}:changes" */
+    int k = argc > 0 ? rcluster_key_index(argc, argv, lens) : -1;
+    int shown = k >= 0 ? k + 1 : (argc > 2 ? 2 : argc);
+    what[0] = '\0';
+    for (int i = 0, at = 0; i < shown && at < (int)sizeof(what) - 1; i++)
+        at += snprintf(what + at, sizeof(what) - (size_t)at, "%s%.*s", i ? " " : "",
+                       (int)(lens[i] < 100 ? lens[i] : 100), argv[i]);
 
     for (int attempt = 0;; attempt++) {
         redisReply *r = node_roundtrip(c, n, buf, len, asking, err);
@@ -734,7 +745,7 @@ redisReply *redis_command(struct redis_conn *c, struct pgs_error *err, const cha
         pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s: cannot format the command", fmt);
         return NULL;
     }
-    redisReply *r = command_run(c, buf, (size_t)len, fmt, err);
+    redisReply *r = command_run(c, buf, (size_t)len, err);
     free(buf);
     return r;
 }
@@ -750,7 +761,7 @@ redisReply *redis_command_argv(struct redis_conn *c, struct pgs_error *err, int 
         pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s: cannot format the command", what);
         return NULL;
     }
-    redisReply *r = command_run(c, buf, (size_t)len, what, err);
+    redisReply *r = command_run(c, buf, (size_t)len, err);
     free(buf);
     return r;
 }
