@@ -286,7 +286,7 @@ has "Redis port closed: pgsync says why" 'cannot connect to Redis at 127\.0\.0\.
 run_tool 60 env REDIS_URL=redis://nosuch.invalid:6379/0 pgsync --config "$cschema"
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && pass "Redis host does not resolve: pgsync exits non-zero ($rc)" ||
     fail "Redis host does not resolve: pgsync exits non-zero" "exit status $rc"
-has "Redis host does not resolve: pgsync says why" 'Redis at nosuch\.invalid'
+has "Redis host does not resolve: pgsync says why" 'Redis host "nosuch\.invalid"'
 run_tool 60 env ELASTICSEARCH_URL=http://127.0.0.1:1 pgsync --config "$cschema"
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && pass "engine port closed: pgsync exits non-zero ($rc)" ||
     fail "engine port closed: pgsync exits non-zero" "exit status $rc"
