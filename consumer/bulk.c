@@ -126,6 +126,78 @@ void bulk_add_delete(struct bulk_writer *w, const char *id, uint64_t version, co
     es_bulk_add(&w->bulk, ES_OP_DELETE, w->ae->index, id, version, NULL, 0, routing, NULL, NULL);
 }
 
+char *bulk_routing_of(const struct bulk_writer *w, const char *doc, size_t len)
+{
+    return routing_of(w->ae->e, doc, len);
+}
+
+int bulk_drop_misrouted(struct bulk_writer *w, const char *const *ids, const char *const *want,
+                        int n, uint64_t version, struct pgs_error *err)
+{
+    char path[512], *resp = NULL;
+    long status = 0;
+    int rv = -1;
+
+    if (n == 0)
+        return 0;
+    /*
+     * The search sees what is refreshed only: first every write of these
+     * _ids must be answered (none in flight, none waiting in the bulk), then
+     * refreshed. Only indices with "routing" pay this.
+     */
+    if (bulk_flush(w, err) < 0 || bulk_drain(w, err) < 0 ||
+        es_refresh(w->es, w->ae->index, err) < 0)
+        return -1;
+    json_t *values = json_array(), *wanted = json_object();
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(values, json_string(ids[i]));
+        json_object_set_new(wanted, ids[i], want[i] ? json_string(want[i]) : json_null());
+    }
+    /* an ids query reaches every shard: each copy of an _id, whatever its routing */
+    json_t *q = json_pack("{s:i, s:b, s:b, s:{s:{s:o}}}", "size", n * 4, "_source", 0, "version", 1,
+                          "query", "ids", "values", values);
+    char *body = json_dumps(q, JSON_COMPACT);
+    json_decref(q);
+    snprintf(path, sizeof(path), "/%s/_search", w->ae->index);
+    if (es_request(w->es, "POST", path, body, strlen(body), "application/json", &status, &resp,
+                   err) < 0)
+        goto out;
+    json_t *r = status == 200 ? json_loads(resp, 0, NULL) : NULL;
+    json_t *hits = json_object_get(json_object_get(r, "hits"), "hits");
+    if (!json_is_array(hits)) {
+        pgs_error_set(err, PGS_ERR_TRANSIENT,
+                      "cannot find the copies of %d documents of index \"%s\" (routing)", n,
+                      w->ae->index);
+        pgs_error_detail(err, "HTTP %ld: %.300s", status, resp ? resp : "");
+        json_decref(r);
+        goto out;
+    }
+    size_t i;
+    json_t *hit;
+    json_array_foreach(hits, i, hit) {
+        const char *id = json_string_value(json_object_get(hit, "_id"));
+        const char *at = json_string_value(json_object_get(hit, "_routing"));
+        json_t *v = json_object_get(hit, "_version");
+        json_t *w_routing = id ? json_object_get(wanted, id) : NULL;
+        const char *should = json_string_value(w_routing);
+        if (id == NULL || w_routing == NULL)
+            continue;
+        /* the copy where the document belongs now, or one newer than this write: kept */
+        if ((should && at && strcmp(should, at) == 0) ||
+            (json_is_integer(v) && (uint64_t)json_integer_value(v) >= version))
+            continue;
+        bulk_add_delete(w, id, version, at);
+        w->stats.docs_rerouted++;
+    }
+    json_decref(r);
+    rv = 0;
+out:
+    json_decref(wanted);
+    free(body);
+    free(resp);
+    return rv;
+}
+
 int bulk_dead_letter(struct bulk_writer *w, const char *id, const char *reason,
                      const char *error_type, const char *doc, size_t doclen,
                      struct pgs_error *err)

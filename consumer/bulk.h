@@ -48,6 +48,7 @@ struct truncate_fence;
 /* What the engine answered, for logs and metrics. */
 struct bulk_stats {
     unsigned long long docs_indexed, docs_deleted, docs_rejected;
+    unsigned long long docs_rerouted; /* copies deleted from a shard their routing left */
 };
 
 /* A writer for "ae" (borrowed, as "cfg", "es" and "stop"); depth BULK_CHANGE_DEPTH. */
@@ -70,6 +71,18 @@ void bulk_reset(struct bulk_writer *w);
 /* Queue an index of "doc" (routed by the entry's "routing" field) at "version". */
 void bulk_add_index(struct bulk_writer *w, const char *id, const char *doc, size_t len,
                     uint64_t version);
+/* The routing value of "doc" (the entry's "routing" field; NULL: none); caller frees. */
+char *bulk_routing_of(const struct bulk_writer *w, const char *doc, size_t len);
+/*
+ * With custom routing a document lives on the shard of its routing value:
+ * a delete must name the value, and a document whose value changed leaves a
+ * copy on its old shard. Find every copy of "ids" (after every write of
+ * them was answered, and a refresh) and queue a delete, at "version", of
+ * each one not under want[i] (NULL: the row is gone, no copy may stay) and
+ * not newer than "version".
+ */
+int bulk_drop_misrouted(struct bulk_writer *w, const char *const *ids, const char *const *want,
+                        int n, uint64_t version, struct pgs_error *err) PGS_MUSTCHECK;
 /* Queue a delete of "id" at "version" ("routing" may be NULL). */
 void bulk_add_delete(struct bulk_writer *w, const char *id, uint64_t version, const char *routing);
 

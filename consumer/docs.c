@@ -162,6 +162,47 @@ static void make_id(char *const *key, int width, struct strbuf *sb)
     }
 }
 
+/*
+ * An index with "routing": the _ids of the chunk, each with the routing it
+ * has now (from its document) or none (its row is gone); bulk.c deletes
+ * every copy elsewhere.
+ */
+static int drop_misrouted(struct docs *d, PGresult *res, const struct keyset *keys, int from,
+                          int to, const struct keyset *found, uint64_t version,
+                          struct pgs_error *err)
+{
+    int width = keys->width, n = 0, rows = PQntuples(res);
+    const char **ids = xcalloc((size_t)(to - from + rows), sizeof(char *));
+    const char **want = xcalloc((size_t)(to - from + rows), sizeof(char *));
+    char **owned = xcalloc((size_t)(to - from + rows), sizeof(char *));
+    struct strbuf id;
+
+    sb_init(&id);
+    for (int r = 0; r < rows; r++) {
+        ids[n] = PQgetvalue(res, r, 0);
+        owned[n] = bulk_routing_of(d->w, PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1));
+        want[n] = owned[n];
+        n++;
+    }
+    for (int i = from; i < to; i++) {
+        char **key = keyset_tuple(keys, i);
+        if (keyset_contains(found, (const char *const *)key))
+            continue;
+        make_id(key, width, &id);
+        owned[n] = xstrdup(id.buf);
+        ids[n] = owned[n];
+        want[n++] = NULL;
+    }
+    int rv = bulk_drop_misrouted(d->w, ids, want, n, version, err);
+    for (int i = 0; i < n; i++)
+        free(owned[i]);
+    free(owned);
+    free(ids);
+    free(want);
+    sb_free(&id);
+    return rv;
+}
+
 /* Fetch documents for root keys [from, to) and queue index or delete writes. */
 static int fetch_chunk(struct docs *d, PGconn **pg, const struct keyset *keys, int from, int to,
                        uint64_t version, struct pgs_error *err)
@@ -202,12 +243,20 @@ static int fetch_chunk(struct docs *d, PGconn **pg, const struct keyset *keys, i
         for (int k = 0; k < width; k++)
             vals[k] = PQgetvalue(res, r, 2 + k);
         keyset_add(&found, vals);
+    }
+    /* with custom routing, copies under another routing value go first */
+    if (d->ae->e->routing != NULL &&
+        drop_misrouted(d, res, keys, from, to, &found, version, err) < 0) {
+        PQclear(res);
+        rv = -1;
+        goto out;
+    }
+    for (int r = 0; r < PQntuples(res); r++)
         bulk_add_index(d->w, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
                        (size_t)PQgetlength(res, r, 1), version);
-    }
     PQclear(res);
-    /* keys asked for and not found: the root row is gone */
-    for (int i = from; i < to; i++) {
+    /* keys asked for and not found: the root row is gone (routed: deleted above) */
+    for (int i = from; i < to && d->ae->e->routing == NULL; i++) {
         char **key = keyset_tuple(keys, i);
         if (!keyset_contains(&found, (const char *const *)key)) {
             make_id(key, width, &id);

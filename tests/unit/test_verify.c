@@ -200,7 +200,8 @@ struct fake_doc {
 struct fake_iter {
     const struct fake_doc *docs;
     int n, pos;
-    int fail_at; /* return -1 at this position, or -1 for never */
+    int fail_at;                  /* return -1 at this position, or -1 for never */
+    const char *const *routings; /* each doc's routing value (NULL: none at all) */
 };
 
 static int fake_next(void *ctx, struct verify_item *out, struct pgs_error *err)
@@ -217,7 +218,7 @@ static int fake_next(void *ctx, struct verify_item *out, struct pgs_error *err)
     out->doc = d->doc;
     out->doclen = strlen(d->doc);
     out->version = d->version;
-    out->routing = NULL;
+    out->routing = f->routings ? f->routings[f->pos - 1] : NULL;
     return 1;
 }
 
@@ -248,7 +249,7 @@ static int record_result(void *arg, enum verify_kind kind, const struct verify_i
 static int run_merge(const struct fake_doc *db, int ndb, const struct fake_doc *ix, int nix,
                      uint64_t snap, struct seen *s, struct verify_counts *c, struct pgs_error *err)
 {
-    struct fake_iter fd = {db, ndb, 0, -1}, fx = {ix, nix, 0, -1};
+    struct fake_iter fd = {db, ndb, 0, -1, NULL}, fx = {ix, nix, 0, -1, NULL};
     struct verify_iter a = {fake_next, &fd}, b = {fake_next, &fx};
     return verify_merge(&a, &b, snap, record_result, s, c, err);
 }
@@ -348,6 +349,31 @@ static void test_merge_index_duplicate_is_extra(void **state)
     assert_string_equal(s.log, "same:1 extra:1 same:2");
 }
 
+/* Custom routing: only the copy under the row's routing value is its document. */
+static void test_merge_routing(void **state)
+{
+    (void)state;
+    static const struct fake_doc db[] = {{"1", "{}", 0}, {"2", "{}", 0}, {"3", "{}", 0},
+                                         {"4", "{}", 0}};
+    static const char *const db_routing[] = {"a", "b", "c", "d"};
+    /* 1: a stale copy first, then the right one; 2: the right one, then a stale one;
+       3: only a copy under an old value; 4: a copy indexed without routing */
+    static const struct fake_doc ix[] = {{"1", "{}", 1}, {"1", "{}", 1}, {"2", "{}", 1},
+                                         {"2", "{}", 1}, {"3", "{}", 1}, {"4", "{}", 1}};
+    static const char *const ix_routing[] = {"old", "a", "b", "old", "old", NULL};
+    struct seen s = {.stop_after = 0};
+    struct verify_counts c;
+    struct pgs_error err;
+    struct fake_iter fd = {db, 4, 0, -1, db_routing}, fx = {ix, 6, 0, -1, ix_routing};
+    struct verify_iter a = {fake_next, &fd}, b = {fake_next, &fx};
+
+    assert_int_equal(verify_merge(&a, &b, 0, record_result, &s, &c, &err), 0);
+    assert_string_equal(s.log,
+                        "extra:1 same:1 same:2 extra:2 extra:3 missing:3 extra:4 missing:4");
+    assert_int_equal(c.extra, 4);
+    assert_int_equal(c.missing, 2);
+}
+
 static void test_merge_rejects_unsorted_input(void **state)
 {
     (void)state;
@@ -370,7 +396,7 @@ static void test_merge_stops_on_errors(void **state)
     (void)state;
     static const struct fake_doc docs[] = {{"1", "{}", 0}, {"2", "{}", 0}, {"3", "{}", 0}};
     static const struct fake_doc broken[] = {{"1", "{not json", 0}};
-    struct fake_iter fd = {docs, 3, 0, 2}, fx = {docs, 3, 0, -1};
+    struct fake_iter fd = {docs, 3, 0, 2, NULL}, fx = {docs, 3, 0, -1, NULL};
     struct verify_iter a = {fake_next, &fd}, b = {fake_next, &fx};
     struct seen s = {.stop_after = 0};
     struct verify_counts c;
@@ -402,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_merge_byte_order_not_locale_order),
         cmocka_unit_test(test_merge_newer_index_copies_are_not_drift),
         cmocka_unit_test(test_merge_index_duplicate_is_extra),
+        cmocka_unit_test(test_merge_routing),
         cmocka_unit_test(test_merge_rejects_unsorted_input),
         cmocka_unit_test(test_merge_stops_on_errors),
     };
