@@ -67,10 +67,15 @@ static void producer_health(void *arg, struct metrics_health *h)
     for (int i = 0; i < w->p->n; i++) {
         const struct source_stats *st = source_get_stats(w->p->srcs[i]);
         if (!h->down[0] && *w->rcp == NULL)
-            snprintf(h->down, sizeof(h->down), "not connected to Redis");
+            snprintf(h->down, sizeof(h->down), "not connected to Redis%s%.300s",
+                     st->last_error[0] ? ": " : "", st->last_error);
+        else if (!h->down[0] && !st->connected && !st->standby && st->redis_failing)
+            /* a Redis that answers and refuses: NOPERM, OOM, READONLY */
+            snprintf(h->down, sizeof(h->down), "Redis refuses the records (slot %.63s): %.280s",
+                     w->app->entries[i].slot, st->last_error);
         else if (!h->down[0] && !st->connected && !st->standby)
-            snprintf(h->down, sizeof(h->down), "not connected to PostgreSQL (slot %s)",
-                     w->app->entries[i].slot);
+            snprintf(h->down, sizeof(h->down), "not connected to PostgreSQL (slot %.63s)%s%.280s",
+                     w->app->entries[i].slot, st->last_error[0] ? ": " : "", st->last_error);
         else if (!h->down[0] && st->replicas_short)
             snprintf(h->down, sizeof(h->down),
                      "Redis has fewer replicas holding the records than "

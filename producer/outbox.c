@@ -107,6 +107,7 @@ static void fail(struct outbox *n, const struct pgs_error *err)
         pgs_log(LOG_DEBUG, "retry failed", "slot=%s error=\"%s\"", n->ae->slot,
                 pgs_error_str(err, buf, sizeof(buf)));
     n->failing = 1;
+    pgs_error_str(err, n->stats.last_error, sizeof(n->stats.last_error));
     close_conn(n);
     double delay = backoff_next(&n->backoff);
     ev_timer_set(&n->retry_timer, delay, 0);
@@ -376,6 +377,7 @@ static void outbox_start(struct change_source *src)
     ev_io_start(n->loop, &n->io);
     ev_timer_again(n->loop, &n->poll_timer);
     n->stats.connected = 1;
+    n->stats.last_error[0] = '\0';
     pgs_log(LOG_INFO, "draining the outbox", "slot=%s outbox=pgsync.%s stream=%s", n->ae->slot,
             n->ae->slot, n->ae->stream);
     /* what was written while we were away: LISTEN came first, so nothing is missed */

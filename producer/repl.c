@@ -180,6 +180,7 @@ static void fail(struct repl *r, const struct pgs_error *err)
         pgs_log(LOG_DEBUG, "retry failed", "slot=%s error=\"%s\"", r->ae->slot,
                 pgs_error_str(err, buf, sizeof(buf)));
     r->failing = 1;
+    pgs_error_str(err, r->stats.last_error, sizeof(r->stats.last_error));
     close_stream(r);
     double delay = backoff_next(&r->backoff);
     ev_timer_set(&r->retry_timer, delay, 0);
@@ -245,16 +246,20 @@ static int flush_pending(struct repl *r, struct pgs_error *err)
         return 0;
     if (*r->rcp == NULL) {
         *r->rcp = redis_connect(r->cfg, err);
-        if (*r->rcp == NULL)
+        if (*r->rcp == NULL) {
+            r->stats.redis_failing = 1;
             return -1;
+        }
     }
     if (write_records(r, err) < 0) {
         if (redis_broken(*r->rcp)) {
             redis_close(*r->rcp);
             *r->rcp = NULL;
         }
+        r->stats.redis_failing = 1;
         return -1;
     }
+    r->stats.redis_failing = 0;
     r->stats.records_written += (unsigned long long)r->npending;
     r->unreplicated = 1;
     r->unreplicated_conn = redis_connect_count();
@@ -663,6 +668,7 @@ static void repl_start(struct change_source *src)
     ev_io_start(r->loop, &r->io);
     ev_timer_again(r->loop, &r->status_timer);
     r->stats.connected = 1;
+    r->stats.last_error[0] = '\0';
     if (r->stats.standby)
         pgs_log(LOG_INFO, "standby producer taking over the slot", "slot=%s", r->ae->slot);
     r->stats.standby = 0;

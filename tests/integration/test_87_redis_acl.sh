@@ -188,6 +188,11 @@ caught_up && fail "no XADD: nothing is confirmed to PostgreSQL" "the slot caught
 code=$(curl -s -o "$dir/healthz" --max-time 5 -w '%{http_code}' "http://127.0.0.1:$mport/healthz")
 echo "    /healthz: $code $(cat "$dir/healthz")"
 check_eq "no XADD: /healthz is 503" 503 "$code"
+if grep -q 'Redis refuses the records' "$dir/healthz" && grep -qi xadd "$dir/healthz"; then
+    pass "no XADD: /healthz says Redis refuses the records, naming XADD"
+else
+    fail "no XADD: /healthz says Redis refuses the records" "$(cat "$dir/healthz")"
+fi
 check_eq "no XADD: the grant is in place" OK "$(adm ACL SETUSER "$u2" +xadd)"
 if wait_until 30 caught_up && wait_until 30 drained && verify_clean; then
     pass "no XADD: once granted, the producer catches up and nothing is lost (verify clean)"
