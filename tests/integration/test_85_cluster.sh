@@ -14,11 +14,12 @@ dir=$PGS_STACK_DIR/cluster-$$
 mkdir -p "$dir"
 
 # --- six nodes, one cluster -----------------------------------------------------------------
-declare -A node_port=()
+declare -A node_port=() bus_port=()
 names=(n1 n2 n3 n4 n5 n6)
 node_start() { # NAME: (re)started in its folder (--dir: nodes.conf is written there)
     mkdir -p "$dir/$1"
-    start_bg "redis_$1" redis-server --port "${node_port[$1]}" \
+    # the bus port defaults to port + 10000: in the ephemeral range, maybe taken; pick it too
+    start_bg "redis_$1" redis-server --port "${node_port[$1]}" --cluster-port "${bus_port[$1]}" \
         --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file nodes.conf \
         --cluster-node-timeout 2000 --appendonly yes --save '' --dir "$dir/$1"
 }
@@ -27,6 +28,7 @@ p_q() { redis-cli -h 127.0.0.1 -p "$1" "${@:2}"; }
 node_up() { [ "$(node_q "$1" PING 2>/dev/null)" = PONG ]; }
 for n in "${names[@]}"; do
     node_port[$n]=$(free_port)
+    bus_port[$n]=$(free_port)
     node_start "$n"
 done
 for n in "${names[@]}"; do
