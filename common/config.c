@@ -39,10 +39,10 @@ static const struct cfg_key cfg_keys[] = {
     {"PG_PASSWORD", S(pg_password), NULL, 0, 0, CFG_SECRET, "PostgreSQL password"},
     {"PG_SSLMODE", S(pg_sslmode), NULL, 0, 0, 0, "libpq sslmode (disable, require, verify-ca, verify-full)"},
     {"PG_SSLROOTCERT", S(pg_sslrootcert), NULL, 0, 0, 0, "CA file for verify-ca/verify-full"},
-    {"ELASTICSEARCH_URL", S(es_url), NULL, 0, 0, CFG_SECRET, "search engine URL; else built from the three below"},
+    {"ELASTICSEARCH_URL", S(es_url), NULL, 0, 0, CFG_SECRET, "search engine URL, or several nodes separated by commas; else built from the three below"},
     {"ELASTICSEARCH_SCHEME", S(es_url_buf), "http", 0, 0, CFG_MANUAL, "http or https"},
-    {"ELASTICSEARCH_HOST", S(es_url_buf), "localhost", 0, 0, CFG_MANUAL, "search engine host"},
-    {"ELASTICSEARCH_PORT", S(es_url_buf), "9200", 0, 0, CFG_MANUAL, "search engine port"},
+    {"ELASTICSEARCH_HOST", S(es_url_buf), "localhost", 0, 0, CFG_MANUAL, "search engine host, or several separated by commas"},
+    {"ELASTICSEARCH_PORT", S(es_url_buf), "9200", 0, 0, CFG_MANUAL, "search engine port (one for every host, or one per host)"},
     {"ELASTICSEARCH_USER", S(es_user), NULL, 0, 0, 0, "basic auth user"},
     {"ELASTICSEARCH_PASSWORD", S(es_password), NULL, 0, 0, CFG_SECRET, "basic auth password"},
     {"ELASTICSEARCH_API_KEY", S(es_api_key), NULL, 0, 0, CFG_SECRET, "API key (base64 id:key)"},
@@ -52,6 +52,7 @@ static const struct cfg_key cfg_keys[] = {
     {"ELASTICSEARCH_VERIFY_CERTS", B(es_verify), "true", 0, 0, 0, "verify the server certificate"},
     {"ELASTICSEARCH_TIMEOUT", I(es_timeout_s), "120", 1, 3600, 0, "whole-request time-out, seconds"},
     {"ELASTICSEARCH_GZIP", B(es_gzip), "false", 0, 0, 0, "gzip _bulk bodies"},
+    {"ELASTICSEARCH_SNIFF", B(es_sniff), "false", 0, 0, 0, "add the nodes the cluster lists (GET /_nodes/http), every minute"},
     {"OPENSEARCH", B(opensearch), "false", 0, 0, 0, "the engine is OpenSearch (else detected from GET /)"},
     {"REDIS_URL", S(es_url_buf), NULL, 0, 0, CFG_SECRET | CFG_MANUAL, "redis://[user:pass@]host:port/db (rediss:// for TLS); overrides the five below"},
     {"REDIS_SCHEME", S(redis_scheme), "redis", 0, 0, 0, "redis, or rediss for TLS"},
@@ -170,6 +171,49 @@ static int parse_redis_url(struct config *cfg, const char *url, struct pgs_error
     return 0;
 }
 
+/*
+ * ELASTICSEARCH_HOST "a,b,c" with ELASTICSEARCH_PORT "9200" (every host) or
+ * "9200,9201,9202" (one per host) into "scheme://a:9200,scheme://b:9200,...".
+ */
+static int build_es_url(struct config *cfg, const char *scheme, const char *hosts,
+                        const char *ports, struct pgs_error *err)
+{
+    size_t used = 0, cap = sizeof(cfg->es_url_buf);
+    int nhosts = 1, nports = 1;
+    const char *h = hosts, *p = ports;
+
+    for (const char *q = hosts; *q; q++)
+        nhosts += *q == ',';
+    for (const char *q = ports; *q; q++)
+        nports += *q == ',';
+    if (nports != 1 && nports != nhosts) {
+        pgs_error_set(err, PGS_ERR_USAGE,
+                      "ELASTICSEARCH_PORT=%s: give one port for every host, or one per host "
+                      "(ELASTICSEARCH_HOST names %d)",
+                      ports, nhosts);
+        return -1;
+    }
+    cfg->es_url_buf[0] = '\0';
+    for (int i = 0; i < nhosts; i++) {
+        size_t hl = strcspn(h, ","), pl = strcspn(p, ",");
+        while (hl > 0 && *h == ' ')
+            h++, hl--;
+        while (pl > 0 && *p == ' ')
+            p++, pl--;
+        int n = snprintf(cfg->es_url_buf + used, cap - used, "%s%s://%.*s:%.*s", i ? "," : "",
+                         scheme, (int)hl, h, (int)pl, p);
+        if (n < 0 || (size_t)n >= cap - used) {
+            pgs_error_set(err, PGS_ERR_USAGE, "ELASTICSEARCH_HOST: too many hosts (%d)", nhosts);
+            return -1;
+        }
+        used += (size_t)n;
+        h += hl + (h[hl] == ',');
+        if (nports > 1)
+            p += pl + (p[pl] == ',');
+    }
+    return 0;
+}
+
 int config_load(struct config *cfg, struct pgs_error *err)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -204,9 +248,10 @@ int config_load(struct config *cfg, struct pgs_error *err)
         const char *scheme = getenv("ELASTICSEARCH_SCHEME");
         const char *host = getenv("ELASTICSEARCH_HOST");
         const char *port = getenv("ELASTICSEARCH_PORT");
-        snprintf(cfg->es_url_buf, sizeof(cfg->es_url_buf), "%s://%s:%s",
-                 scheme && *scheme ? scheme : "http", host && *host ? host : "localhost",
-                 port && *port ? port : "9200");
+        if (build_es_url(cfg, scheme && *scheme ? scheme : "http",
+                         host && *host ? host : "localhost", port && *port ? port : "9200",
+                         err) < 0)
+            return -1;
         cfg->es_url = cfg->es_url_buf;
     }
     if (cfg->redis_scheme && !strcmp(cfg->redis_scheme, "rediss")) {

@@ -24,12 +24,14 @@ struct config {
     const char *pg_url, *pg_host, *pg_port, *pg_user, *pg_password, *pg_sslmode;
     const char *pg_sslrootcert;
     /* search engine */
-    const char *es_url; /* built from ELASTICSEARCH_SCHEME/HOST/PORT when unset */
+    const char *es_url; /* one node or several, comma-separated; built from
+                           ELASTICSEARCH_SCHEME/HOST/PORT when unset */
     const char *es_user, *es_password, *es_api_key, *es_ca_file, *es_client_cert, *es_client_key;
     int es_verify;
     int opensearch; /* OPENSEARCH=true */
     int es_gzip;
     int es_timeout_s;
+    int es_sniff;   /* ELASTICSEARCH_SNIFF=true: ask the cluster for its nodes */
     /* Redis */
     const char *redis_host, *redis_auth, *redis_user;
     int redis_port, redis_db;
@@ -57,7 +59,7 @@ struct config {
     enum capture_mode mode;
     const char *stream_prefix;
     /* where strings of a built URL live */
-    char es_url_buf[512];
+    char es_url_buf[2048];
 };
 
 /* Read every setting from the environment, with defaults; -1 on a bad value. */

@@ -450,6 +450,9 @@ static void on_lag_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
 
+    /* an idle consumer learns too when a search engine node set aside is back */
+    if (c->es != NULL && es_client_node_count(c->es) > 1)
+        (void)es_client_probe_due(c->es);
     /*
      * A broken connection is the round's to repair; the next measure comes
      * after it. Failing elsewhere (the engine, PostgreSQL) is when the lag
@@ -497,6 +500,8 @@ static void consumer_health(void *arg, struct metrics_health *h)
         snprintf(h->down, sizeof(h->down), "%s", c->down_why);
     else if (c->engine_failing)
         snprintf(h->down, sizeof(h->down), "the search engine is failing: %s", c->engine_why);
+    if (c->es != NULL && es_client_node_count(c->es) > 1)
+        es_client_nodes_status(c->es, h->note, sizeof(h->note));
     h->progress = (double)c->bulk_ok;
     h->waiting = c->in_hand;
     for (int i = 0; i < c->app->nentries; i++) {

@@ -16,6 +16,7 @@
 #include "app.h"
 #include "cli.h"
 #include "config.h"
+#include "es.h"
 #include "log.h"
 #include "ops.h"
 #include "rstate.h"
@@ -28,8 +29,9 @@ static const char usage[] =
     "Shows, for each schema entry, the Redis change stream and how far each\n"
     "consumer group is behind it: pending (delivered, not yet acknowledged)\n"
     "entries, the lag in entries and in time, each consumer's pending count\n"
-    "and idle time, the dead letters, and (with --config) the replication\n"
-    "slot: whether it is active and how much WAL it holds back.\n"
+    "and idle time, the dead letters, (with --config) the replication\n"
+    "slot: whether it is active and how much WAL it holds back, and each\n"
+    "search engine node of ELASTICSEARCH_URL: up (its version) or down (why).\n"
     "\n"
     "Options:\n"
     "  -i, --index NAME       only this index (repeatable); without --config,\n"
@@ -278,6 +280,20 @@ static json_t *node_json(const struct redis_node *node, const struct config *cfg
                      "min_replicas", cfg->redis_min_replicas, "replicas", replicas);
 }
 
+/* {"nodes": [{"url", "up", "version" | "error"}...]}: every node asked GET / now. */
+static json_t *collect_engine(const struct config *cfg)
+{
+    struct pgs_error err;
+    char buf[1600];
+    struct es_client *es = app_es_client(cfg, &err);
+
+    if (es == NULL)
+        return json_pack("{s:[], s:s}", "nodes", "error", pgs_error_str(&err, buf, sizeof(buf)));
+    json_t *engine = json_pack("{s:o}", "nodes", es_probe_nodes(es));
+    es_client_free(es);
+    return engine;
+}
+
 static json_t *collect_all(struct redis_conn *rc, const struct config *cfg,
                            const struct queue_target *targets, int n, struct pgs_error *err)
 {
@@ -302,6 +318,7 @@ static json_t *collect_all(struct redis_conn *rc, const struct config *cfg,
         json_object_set_new(e, "redis", node_json(&node, cfg));
         json_array_append_new(list, e);
     }
+    json_object_set_new(root, "engine", collect_engine(cfg));
     return root;
 }
 
@@ -365,6 +382,21 @@ static void print_table(const json_t *root)
         printf("  replica  %s %s, %s behind, last ack %llds ago\n", jstr(c, "addr"),
                jstr(c, "state"), fmt_bytes(jint(c, "lag_bytes"), b1, sizeof(b1)),
                jint(c, "lag_seconds"));
+    }
+    json_t *nodes = json_object_get(json_object_get(root, "engine"), "nodes");
+    size_t up = 0;
+    json_array_foreach(nodes, i, c) up += json_is_true(json_object_get(c, "up"));
+    printf("engine %zu of %zu node%s up", up, json_array_size(nodes),
+           json_array_size(nodes) == 1 ? "" : "s");
+    if (json_object_get(json_object_get(root, "engine"), "error"))
+        printf(": %s", jstr(json_object_get(root, "engine"), "error"));
+    putchar('\n');
+    json_array_foreach(nodes, i, c)
+    {
+        if (json_is_true(json_object_get(c, "up")))
+            printf("  node     %s up (version %s)\n", jstr(c, "url"), jstr(c, "version"));
+        else
+            printf("  node     %s DOWN: %s\n", jstr(c, "url"), jstr(c, "error"));
     }
     json_array_foreach(json_object_get(root, "entries"), i, e)
     {

@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 #include <zlib.h>
 
+#include "es_nodes.h"
 #include "log.h"
 
 #define ES_DEFAULT_CONNECT_MS 10000L
@@ -28,6 +29,8 @@
 #define ES_BACKOFF_MAX_MS     30000L
 #define ES_FATAL_ROUNDS       3   /* fatal answers are retried this often before we give up */
 #define ES_PREVIEW            200 /* characters of a non-JSON response quoted in a detail */
+#define ES_SNIFF_EVERY_S      60.0 /* ELASTICSEARCH_SNIFF: how often the node list is asked for */
+#define ES_SNIFF_RETRY_S      10.0 /* ... and how soon again after a failed attempt */
 
 /* ---- small growable buffer ---- */
 
@@ -139,8 +142,13 @@ static void es_copy(char *dst, size_t len, const char *src)
 
 struct es_client {
     CURL *h;
-    char *url;      /* base URL without a trailing slash */
-    char *safe_url; /* the same with any user:password@ redacted: for messages */
+    char *url;                 /* the settings' node list, as given */
+    struct es_nodes *nodes;    /* shared with the dups */
+    char node_url[ES_NODE_URL_MAX]; /* the node of the request under way (or the last one) */
+    char safe_url[ES_NODE_URL_MAX]; /* the same with any user:password@ redacted: for messages */
+    int sniff;                 /* ELASTICSEARCH_SNIFF: ask the cluster for its nodes */
+    int sniffing;              /* a sniff request is under way: do not start another */
+    double next_sniff;         /* monotonic */
     char *user, *password, *api_key;
     char *ca_file, *client_cert, *client_key;
     int verify_tls, force_opensearch, gzip;
@@ -181,22 +189,12 @@ static void es_curl_global_init(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-struct es_client *es_client_new(const struct es_config *cfg, struct pgs_error *err)
+/* A client on "nodes" (a new reference taken): the settings of "cfg" but its URL. */
+static struct es_client *es_client_on(const struct es_config *cfg, struct es_nodes *nodes,
+                                      struct pgs_error *err)
 {
     struct es_client *c;
-    char safe[1024];
-    size_t n;
 
-    if (cfg == NULL || cfg->url == NULL || cfg->url[0] == '\0') {
-        pgs_error_set(err, PGS_ERR_USAGE, "no search engine URL: set ELASTICSEARCH_URL");
-        return NULL;
-    }
-    if (strncmp(cfg->url, "http://", 7) != 0 && strncmp(cfg->url, "https://", 8) != 0) {
-        pgs_error_set(err, PGS_ERR_USAGE,
-                      "search engine URL \"%s\" must start with http:// or https://",
-                      pgs_redact_url(cfg->url, safe, sizeof(safe)));
-        return NULL;
-    }
     pthread_once(&es_curl_once, es_curl_global_init);
     c = xrealloc(NULL, sizeof(*c));
     memset(c, 0, sizeof(*c));
@@ -206,11 +204,12 @@ struct es_client *es_client_new(const struct es_config *cfg, struct pgs_error *e
         pgs_error_set(err, PGS_ERR_FATAL, "cannot create a libcurl handle");
         return NULL;
     }
+    c->nodes = es_nodes_ref(nodes);
     c->url = xstrdup(cfg->url);
-    n = strlen(c->url);
-    while (n > 0 && c->url[n - 1] == '/')
-        c->url[--n] = '\0';
-    c->safe_url = xstrdup(pgs_redact_url(c->url, safe, sizeof(safe)));
+    c->sniff = cfg->sniff;
+    /* the first node names the engine in messages until a request picks one */
+    es_nodes_pick(c->nodes, 0, c->node_url, sizeof(c->node_url));
+    pgs_redact_url(c->node_url, c->safe_url, sizeof(c->safe_url));
     c->user = xstrdup(cfg->user && cfg->user[0] ? cfg->user : NULL);
     c->password = xstrdup(cfg->password);
     c->api_key = xstrdup(cfg->api_key && cfg->api_key[0] ? cfg->api_key : NULL);
@@ -226,7 +225,24 @@ struct es_client *es_client_new(const struct es_config *cfg, struct pgs_error *e
     c->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
     if (c->rng == 0)
         c->rng = 0x9e3779b97f4a7c15ull;
-    if (!c->verify_tls && strncmp(c->url, "https://", 8) == 0)
+    return c;
+}
+
+struct es_client *es_client_new(const struct es_config *cfg, struct pgs_error *err)
+{
+    struct es_nodes *nodes;
+    struct es_client *c;
+
+    if (cfg == NULL || cfg->url == NULL || cfg->url[0] == '\0') {
+        pgs_error_set(err, PGS_ERR_USAGE, "no search engine URL: set ELASTICSEARCH_URL");
+        return NULL;
+    }
+    nodes = es_nodes_new(cfg->url, "ELASTICSEARCH_URL", err);
+    if (nodes == NULL)
+        return NULL;
+    c = es_client_on(cfg, nodes, err);
+    es_nodes_unref(nodes); /* the client holds its own reference */
+    if (c != NULL && !c->verify_tls && strstr(c->url, "https://") != NULL)
         pgs_log(LOG_WARN, "TLS certificate verification is off", "url=%s", c->safe_url);
     return c;
 }
@@ -246,8 +262,10 @@ struct es_client *es_client_dup(const struct es_client *c, struct pgs_error *err
         .connect_timeout_ms = c->connect_timeout_ms,
         .timeout_ms = c->timeout_ms,
         .gzip = c->gzip,
+        .sniff = c->sniff,
     };
-    return es_client_new(&cfg, err);
+    /* the same node list: what one thread learns of a node, the others use */
+    return es_client_on(&cfg, c->nodes, err);
 }
 
 void es_client_free(struct es_client *c)
@@ -255,8 +273,8 @@ void es_client_free(struct es_client *c)
     if (c == NULL)
         return;
     curl_easy_cleanup(c->h);
+    es_nodes_unref(c->nodes);
     free(c->url);
-    free(c->safe_url);
     free(c->user);
     if (c->password != NULL) /* do not leave the secret in freed memory */
         memset(c->password, 0, strlen(c->password));
@@ -448,9 +466,15 @@ static void es_take_response(struct es_client *c, long *status, char **resp)
     }
 }
 
-int es_request(struct es_client *c, const char *method, const char *path, const char *body,
-               size_t len, const char *content_type, long *status, char **resp,
-               struct pgs_error *err)
+/*
+ * One attempt on the node in c->node_url. A transport failure returns -1
+ * with PGS_ERR_TRANSIENT and *transport set; *sent says whether any of the
+ * request may have left (not when the connection was refused or the name
+ * did not resolve: then another node may get it at once).
+ */
+static int es_request_once(struct es_client *c, const char *method, const char *path,
+                           const char *body, size_t len, const char *content_type, long *status,
+                           char **resp, int *transport, int *sent, struct pgs_error *err)
 {
     struct curl_slist *hdrs = NULL;
     char *url, *gz = NULL;
@@ -459,9 +483,11 @@ int es_request(struct es_client *c, const char *method, const char *path, const 
 
     *status = 0;
     *resp = NULL;
-    ulen = strlen(c->url) + strlen(path) + 2;
+    *transport = 0;
+    *sent = 1;
+    ulen = strlen(c->node_url) + strlen(path) + 2;
     url = xrealloc(NULL, ulen);
-    snprintf(url, ulen, "%s%s%s", c->url, path[0] == '/' ? "" : "/", path);
+    snprintf(url, ulen, "%s%s%s", c->node_url, path[0] == '/' ? "" : "/", path);
 
     curl_easy_reset(c->h);
     es_setopts(c);
@@ -481,6 +507,10 @@ int es_request(struct es_client *c, const char *method, const char *path, const 
     free(gz);
     free(url);
     if (rc != CURLE_OK) {
+        *transport = 1;
+        /* no connection, nothing sent: another node may have it at once */
+        *sent = rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
+                rc != CURLE_COULDNT_RESOLVE_PROXY;
         /* the path without its query string: "POST http://host:9200/_bulk" */
         pgs_error_set(err, PGS_ERR_TRANSIENT, "%s %s%.*s: no answer from the search engine",
                       method, c->safe_url, (int)strcspn(path, "?"), path);
@@ -492,6 +522,174 @@ int es_request(struct es_client *c, const char *method, const char *path, const 
     }
     es_take_response(c, status, resp);
     return 0;
+}
+
+/*
+ * Does this answer say the node (or the proxy before it) cannot serve? 502
+ * and 504 always; 503 unless the engine itself names a shard problem (a red
+ * index: every node would say so, and the index, not the node, must alarm).
+ */
+static int es_node_unavailable(long status, const char *resp)
+{
+    if (status == 502 || status == 504)
+        return 1;
+    if (status != 503)
+        return 0;
+    return resp == NULL || strstr(resp, "shard") == NULL;
+}
+
+static void es_sniff(struct es_client *c)
+{
+    const char *scheme = !strncmp(c->node_url, "https://", 8) ? "https" : "http";
+    long status;
+    char *resp = NULL, **urls = NULL;
+    struct pgs_error err;
+    int n = -1;
+
+    c->sniffing = 1;
+    c->next_sniff = es_now() + ES_SNIFF_RETRY_S;
+    if (es_request(c, "GET", "/_nodes/http", NULL, 0, NULL, &status, &resp, &err) < 0) {
+        char buf[600];
+        pgs_log(LOG_WARN, "sniffing the search engine's nodes failed", "error=\"%s\"",
+                pgs_error_str(&err, buf, sizeof(buf)));
+    } else if (status != 200 || (n = es_nodes_parse_sniff(resp, scheme, &urls)) <= 0) {
+        pgs_log(LOG_WARN, "sniffing the search engine's nodes failed", "url=%s status=%ld nodes=%d",
+                c->safe_url, status, n);
+    } else {
+        es_nodes_set_sniffed(c->nodes, urls, n);
+        pgs_log(LOG_DEBUG, "sniffed the search engine's nodes", "nodes=%d listed=%d", n,
+                es_nodes_count(c->nodes));
+        c->next_sniff = es_now() + ES_SNIFF_EVERY_S;
+    }
+    for (int i = 0; i < n; i++)
+        free(urls[i]);
+    free(urls);
+    free(resp);
+    c->sniffing = 0;
+}
+
+int es_request(struct es_client *c, const char *method, const char *path, const char *body,
+               size_t len, const char *content_type, long *status, char **resp,
+               struct pgs_error *err)
+{
+    int tries = 0, transport, sent;
+
+    if (c->sniff && !c->sniffing && es_now() >= c->next_sniff)
+        es_sniff(c);
+    for (;;) {
+        int node = es_nodes_pick(c->nodes, es_now(), c->node_url, sizeof(c->node_url));
+        pgs_redact_url(c->node_url, c->safe_url, sizeof(c->safe_url));
+        if (es_request_once(c, method, path, body, len, content_type, status, resp, &transport,
+                            &sent, err) == 0) {
+            if (es_node_unavailable(*status, *resp)) {
+                char why[32];
+                snprintf(why, sizeof(why), "HTTP %ld", *status);
+                es_nodes_failed(c->nodes, node, es_now(), why);
+            } else {
+                es_nodes_ok(c->nodes, node);
+            }
+            return 0;
+        }
+        if (!transport)
+            return -1;
+        es_nodes_failed(c->nodes, node, es_now(),
+                        c->errbuf[0] ? c->errbuf : "no answer");
+        /* nothing left: another live node gets it now (else the caller's backoff decides) */
+        if (sent || ++tries >= es_nodes_count(c->nodes) ||
+            !es_nodes_other_live(c->nodes, node, es_now()))
+            return -1;
+        pgs_log(LOG_DEBUG, "trying another search engine node", "failed=%s", c->safe_url);
+    }
+}
+
+int es_client_node_count(struct es_client *c)
+{
+    return es_nodes_count(c->nodes);
+}
+
+int es_client_nodes_status(struct es_client *c, char *buf, size_t len)
+{
+    return es_nodes_status(c->nodes, es_now(), buf, len);
+}
+
+json_t *es_client_nodes_json(struct es_client *c)
+{
+    return es_nodes_json(c->nodes, es_now());
+}
+
+int es_client_probe_due(struct es_client *c)
+{
+    long connect_ms = c->connect_timeout_ms, timeout_ms = c->timeout_ms;
+    int transport, sent, probed = 0;
+
+    c->connect_timeout_ms = 1000;
+    c->timeout_ms = 2000;
+    for (int i = 0; i < es_nodes_count(c->nodes); i++) {
+        struct pgs_error err;
+        long status;
+        char *resp = NULL;
+
+        if (!es_nodes_due(c->nodes, i, es_now()))
+            continue;
+        es_nodes_url(c->nodes, i, c->node_url, sizeof(c->node_url));
+        pgs_redact_url(c->node_url, c->safe_url, sizeof(c->safe_url));
+        if (es_request_once(c, "GET", "/", NULL, 0, NULL, &status, &resp, &transport, &sent,
+                            &err) < 0) {
+            es_nodes_failed(c->nodes, i, es_now(), c->errbuf[0] ? c->errbuf : "no answer");
+        } else if (status != 200) {
+            char why[32];
+            snprintf(why, sizeof(why), "HTTP %ld", status);
+            es_nodes_failed(c->nodes, i, es_now(), why);
+        } else {
+            es_nodes_ok(c->nodes, i);
+        }
+        free(resp);
+        probed++;
+    }
+    c->connect_timeout_ms = connect_ms;
+    c->timeout_ms = timeout_ms;
+    return probed;
+}
+
+json_t *es_probe_nodes(struct es_client *c)
+{
+    json_t *list = json_array();
+    long connect_ms = c->connect_timeout_ms, timeout_ms = c->timeout_ms;
+    int transport, sent;
+
+    c->connect_timeout_ms = 2000;
+    c->timeout_ms = 5000;
+    for (int i = 0; i < es_nodes_count(c->nodes); i++) {
+        struct pgs_error err;
+        long status;
+        char *resp = NULL;
+        json_t *o;
+
+        es_nodes_url(c->nodes, i, c->node_url, sizeof(c->node_url));
+        pgs_redact_url(c->node_url, c->safe_url, sizeof(c->safe_url));
+        o = json_pack("{s:s}", "url", c->safe_url);
+        if (es_request_once(c, "GET", "/", NULL, 0, NULL, &status, &resp, &transport, &sent,
+                            &err) < 0) {
+            char buf[600];
+            json_object_set_new(o, "up", json_false());
+            json_object_set_new(o, "error", json_string(pgs_error_str(&err, buf, sizeof(buf))));
+        } else {
+            json_t *root = json_loads(resp, 0, NULL);
+            const char *v = json_string_value(
+                json_object_get(json_object_get(root, "version"), "number"));
+            int up = status == 200 && v != NULL;
+            char why[64];
+            snprintf(why, sizeof(why), "HTTP %ld", status);
+            json_object_set_new(o, "up", json_boolean(up));
+            json_object_set_new(o, up ? "version" : "error", json_string(up ? v : why));
+            json_decref(root);
+        }
+        free(resp);
+        json_array_append_new(list, o);
+    }
+    c->connect_timeout_ms = connect_ms;
+    c->timeout_ms = timeout_ms;
+    return list;
 }
 
 /* ---- helpers for the admin calls ---- */
@@ -1084,7 +1282,7 @@ static int es_bulk_send_sel(struct es_client *c, struct es_bulk *b, const int *s
         rc = es_bulk_apply_response(b, sel, n, resp, strlen(resp), err);
         if (rc < 0)
             snprintf(err->msg, sizeof(err->msg),
-                     "POST %s/_bulk: the answer (HTTP %ld) is not a bulk response", c->safe_url,
+                     "POST %.300s/_bulk: the answer (HTTP %ld) is not a bulk response", c->safe_url,
                      status);
         free(resp);
         return rc;

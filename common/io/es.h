@@ -27,7 +27,7 @@
 #include "error.h"
 
 struct es_config {
-    const char *url;         /* "http://127.0.0.1:9200", no trailing slash needed */
+    const char *url;         /* "http://127.0.0.1:9200", or several nodes separated by commas */
     const char *user;        /* basic auth, or NULL */
     const char *password;
     const char *api_key;     /* "Authorization: ApiKey <api_key>", or NULL */
@@ -39,6 +39,7 @@ struct es_config {
     long connect_timeout_ms; /* default 10 s */
     long timeout_ms;         /* whole-request time-out; default 120 s (never a 3 s read time-out) */
     int gzip;                /* gzip request bodies */
+    int sniff;               /* ask GET /_nodes/http for the nodes, every minute */
 };
 
 enum es_flavor { ES_FLAVOR_ELASTICSEARCH, ES_FLAVOR_OPENSEARCH };
@@ -49,6 +50,29 @@ struct es_client *es_client_new(const struct es_config *cfg, struct pgs_error *e
 void es_client_free(struct es_client *c);
 /* A new client with the settings of "c" (not its hooks): one for another thread. */
 struct es_client *es_client_dup(const struct es_client *c, struct pgs_error *err);
+
+/*
+ * The engine's nodes (es_nodes.h): requests go round-robin over the live
+ * ones; a node that refuses connections or answers 502/503/504 is set aside
+ * with backoff, and a request that could not reach one is sent to another
+ * at once. es_client_nodes_status: how many are set aside, and which, into
+ * "buf" ("" when none); es_client_nodes_json: every node (new reference).
+ */
+int es_client_node_count(struct es_client *c);
+int es_client_nodes_status(struct es_client *c, char *buf, size_t len);
+json_t *es_client_nodes_json(struct es_client *c);
+/*
+ * Ask every node GET / now (a few seconds at most each), whatever the list
+ * thinks of it: [{"url", "up", "version" or "error"}, ...] (new reference).
+ * For tools; a daemon reads es_client_nodes_json instead.
+ */
+json_t *es_probe_nodes(struct es_client *c);
+/*
+ * Ask GET / of each node set aside whose retry is due (1 s to connect, 2 s
+ * in all): an idle daemon learns that a node came back, or that it is still
+ * down. Returns how many were asked.
+ */
+int es_client_probe_due(struct es_client *c);
 
 /* Optional observers of the bulk path (metrics, health); any member may be NULL. */
 struct es_hooks {

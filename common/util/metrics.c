@@ -495,6 +495,12 @@ int metrics_health_at(struct metrics *m, double now, char *why, size_t len)
         snprintf(why, len, "ok");
         ok = 1;
     }
+    if (h.note[0]) { /* on a line of its own: "ok" stays the first line of a healthy answer */
+        size_t used = strlen(why);
+        pgs_log_scrub(h.note, sizeof(h.note));
+        if (used + 1 < len)
+            snprintf(why + used, len - used, "\n%s", h.note);
+    }
     /* the watchdog line: once per state change, and again while a stall goes on */
     if (stalled && (!m->stalled || now - m->stall_logged_at >= METRICS_STALL_RELOG)) {
         char down[sizeof(h.down) * 2];
@@ -641,7 +647,7 @@ int metrics_http_respond(struct metrics *m, const char *req, size_t len, char **
 {
     static const char text[] = "text/plain; charset=utf-8";
     const char *eol = memchr(req, '\n', len);
-    char method[16], path[256], version[16], why[512];
+    char method[16], path[256], version[16], why[1024];
 
     if (eol == NULL) {
         if (len >= METRICS_MAX_REQUEST) {

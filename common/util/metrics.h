@@ -86,6 +86,8 @@ struct metrics_health {
                         ...") */
     double waiting;  /* work waiting (stream entries, WAL bytes); 0 = none */
     double progress; /* any number that grows whenever work gets done */
+    char note[400];  /* "" or a line shown after the verdict, healthy or not ("1 of 3 search
+                        engine nodes up; set aside: ...") */
 };
 /* Fills "h" from the daemon's state; reads memory only (no I/O: it runs on every /healthz). */
 typedef void (*metrics_health_fn)(void *arg, struct metrics_health *h);

@@ -117,7 +117,9 @@ else
     fail "queue: the slot is active, with retained WAL and confirmed position" "$(jq -c .entries[0].slot <<<"$j")"
 fi
 # every key the man page documents
-if jq -e '(keys == ["entries", "redis", "time"])
+if jq -e '(keys == ["engine", "entries", "redis", "time"])
+        and (.engine.nodes | length == 1) and (.engine.nodes[0] | keys == ["up", "url", "version"])
+        and .engine.nodes[0].up
         and (.redis | keys == ["addr", "min_replicas", "replicas", "role"])
         and (.entries[0] | keys == (["database", "dlq", "exists", "first_id", "groups", "index",
              "last_id", "length", "redis", "slot", "stream"]))

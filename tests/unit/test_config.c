@@ -28,6 +28,7 @@ static const char *const all_env[] = {
     "ELASTICSEARCH_USER", "ELASTICSEARCH_PASSWORD", "ELASTICSEARCH_API_KEY",
     "ELASTICSEARCH_CA_CERTS", "ELASTICSEARCH_CLIENT_CERT", "ELASTICSEARCH_CLIENT_KEY",
     "ELASTICSEARCH_VERIFY_CERTS", "ELASTICSEARCH_TIMEOUT", "ELASTICSEARCH_GZIP", "OPENSEARCH",
+    "ELASTICSEARCH_SNIFF",
     "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_AUTH", "REDIS_USER",
     "REDIS_SCHEME", "REDIS_TLS_CA_CERT", "REDIS_TLS_CERT", "REDIS_TLS_KEY", "REDIS_TLS_SERVER_NAME",
     "REDIS_TLS_VERIFY", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER",
@@ -273,6 +274,38 @@ static void test_booleans_bad_name_the_setting(void **state)
 }
 
 /* ------------------------------------------------------------- search engine URL */
+
+static void test_es_node_lists(void **state)
+{
+    struct config cfg;
+    struct pgs_error err;
+    (void)state;
+    /* several hosts, one port for all */
+    setenv("ELASTICSEARCH_HOST", "es1, es2,es3", 1);
+    setenv("ELASTICSEARCH_PORT", "9200", 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.es_url, "http://es1:9200,http://es2:9200,http://es3:9200");
+    assert_int_equal(cfg.es_sniff, 0);
+    /* one port per host */
+    setenv("ELASTICSEARCH_SCHEME", "https", 1);
+    setenv("ELASTICSEARCH_PORT", "9201,9202, 9203", 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.es_url, "https://es1:9201,https://es2:9202,https://es3:9203");
+    /* two ports for three hosts: which goes where? */
+    setenv("ELASTICSEARCH_PORT", "9201,9202", 1);
+    pgs_error_clear(&err);
+    assert_int_equal(config_load(&cfg, &err), -1);
+    assert_int_equal(err.kind, PGS_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "ELASTICSEARCH_PORT=9201,9202"));
+    assert_non_null(strstr(err.msg, "ELASTICSEARCH_HOST names 3"));
+    /* a URL list is taken as given (es_nodes checks each node) */
+    clear_env(NULL);
+    setenv("ELASTICSEARCH_URL", "http://a:9200,http://b:9200", 1);
+    setenv("ELASTICSEARCH_SNIFF", "true", 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.es_url, "http://a:9200,http://b:9200");
+    assert_int_equal(cfg.es_sniff, 1);
+}
 
 static void test_es_url_built_from_parts(void **state)
 {
@@ -586,6 +619,7 @@ int main(void)
         cmocka_unit_test_setup(test_redis_cluster_settings, clear_env),
         cmocka_unit_test_setup(test_redis_url_bad, clear_env),
         cmocka_unit_test_setup(test_help_lists_every_setting, clear_env),
+        cmocka_unit_test_setup(test_es_node_lists, clear_env),
         cmocka_unit_test_setup(test_dump_redacts_secrets, clear_env),
         cmocka_unit_test_setup(test_pg_connect_refused_names_the_place, clear_env),
     };
