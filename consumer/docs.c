@@ -12,6 +12,7 @@
 
 #include "bulk.h"
 #include "log.h"
+#include "pgerr.h"
 #include "rstream.h"
 #include "strbuf.h"
 
@@ -41,25 +42,45 @@ void docs_free(struct docs *d)
     free(d);
 }
 
+void docs_prepare_failed(PGconn *pg, PGresult *res, const char *name, struct pgs_error *err)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    /*
+     * PREPARE takes its tables' locks, so a DBA's lock, a cancel or a
+     * statement_timeout fails it too: retried like any query (pgerr.h),
+     * never a reason to exit. A row's error cannot happen here.
+     */
+    pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot prepare the %s query: %s (SQLSTATE %s)", name,
+                  pgerr_class_name(state), state ? state : "none");
+    pgs_error_detail(err, "%s", PQerrorMessage(pg));
+    PQclear(res);
+}
+
 int docs_prepare(const struct app_entry *ae, PGconn *pg, struct pgs_error *err)
 {
     PGresult *res = PQprepare(pg, "doc_keys", ae->sql.doc_by_keys, ae->sql.npk, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        pgs_error_set(err, PGS_ERR_FATAL, "cannot prepare the %s query", "doc_keys");
-        pgs_error_detail(err, "%s", PQerrorMessage(pg));
-        PQclear(res);
+        docs_prepare_failed(pg, res, "doc_keys", err);
         return -1;
     }
     PQclear(res);
     return 0;
 }
 
-int docs_query_failed(PGconn **pg, const char *database, const char *what, struct pgs_error *err)
+int docs_query_failed(PGconn **pg, PGresult *res, const char *database, const char *what,
+                      struct pgs_error *err)
 {
     int gone = PQstatus(*pg) != CONNECTION_OK;
-    pgs_error_set(err, gone ? PGS_ERR_TRANSIENT : PGS_ERR_DOCUMENT, "%s failed on database \"%s\"",
-                  what, database);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    enum pgs_errkind kind = pgerr_kind(state, !gone);
+
+    if (kind == PGS_ERR_TRANSIENT && !gone)
+        pgs_error_set(err, kind, "%s failed on database \"%s\": %s (SQLSTATE %s), retrying", what,
+                      database, pgerr_class_name(state), state ? state : "none");
+    else
+        pgs_error_set(err, kind, "%s failed on database \"%s\"", what, database);
     pgs_error_detail(err, "%s", PQerrorMessage(*pg));
+    PQclear(res);
     if (gone) {
         PQfinish(*pg);
         *pg = NULL;
@@ -99,8 +120,7 @@ int docs_wait_visible(struct docs *d, PGconn **pg, const struct change *recs, in
         const char *params[1] = {xids.buf};
         PGresult *res = PQexecParams(*pg, sql, 1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            PQclear(res);
-            docs_query_failed(pg, d->ae->e->database, "the visibility check", err);
+            docs_query_failed(pg, res, d->ae->e->database, "the visibility check", err);
             goto out;
         }
         int visible = !strcmp(PQgetvalue(res, 0, 0), "t");
@@ -223,8 +243,7 @@ static int fetch_chunk(struct docs *d, PGconn **pg, const struct keyset *keys, i
     }
     PGresult *res = PQexecPrepared(*pg, "doc_keys", width, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        rv = docs_query_failed(pg, d->ae->e->database, "the document query", err);
+        rv = docs_query_failed(pg, res, d->ae->e->database, "the document query", err);
         if (err->kind == PGS_ERR_DOCUMENT && to - from > 1) {
             /* one poison row must not hold the others back: split and retry */
             int mid = from + (to - from) / 2;

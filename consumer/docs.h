@@ -35,12 +35,17 @@ void docs_free(struct docs *d);
 
 /* Prepare the document query by keys (statement doc_keys) on "pg" (a new connection). */
 int docs_prepare(const struct app_entry *ae, PGconn *pg, struct pgs_error *err) PGS_MUSTCHECK;
+/* A failed PREPARE of "name" ("res" cleared here): PGS_ERR_TRANSIENT with the SQLSTATE. */
+void docs_prepare_failed(PGconn *pg, PGresult *res, const char *name, struct pgs_error *err);
 
 /*
- * A failed query on "*pg": PGS_ERR_TRANSIENT when the connection is gone
- * (then closed, and *pg set to NULL), else PGS_ERR_DOCUMENT. Returns -1.
+ * A failed query on "*pg" whose result is "res" (cleared here): its kind by
+ * SQLSTATE (pgerr.h): PGS_ERR_DOCUMENT only for an error that belongs to a
+ * row, else PGS_ERR_TRANSIENT; a connection that is gone is closed and *pg
+ * set to NULL. Returns -1.
  */
-int docs_query_failed(PGconn **pg, const char *database, const char *what, struct pgs_error *err);
+int docs_query_failed(PGconn **pg, PGresult *res, const char *database, const char *what,
+                      struct pgs_error *err);
 
 /*
  * Wait until every transaction of "recs" is visible to new snapshots

@@ -228,6 +228,9 @@ static int load_range_begin(struct syncer *s, const struct load_item *item, int 
         return 0;
     }
     int gone = PQstatus(syncer_pg(s)) != CONNECTION_OK;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    /* "invalid snapshot identifier": its exporter is gone; anything else is retried */
+    int snapshot_gone = !gone && state != NULL && !strcmp(state, "22023");
     pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot import the load's snapshot");
     pgs_error_detail(err, "%s", PQerrorMessage(syncer_pg(s)));
     PQclear(res);
@@ -236,6 +239,8 @@ static int load_range_begin(struct syncer *s, const struct load_item *item, int 
         return -1;
     }
     PQclear(PQexec(syncer_pg(s), "ROLLBACK"));
+    if (!snapshot_gone)
+        return -1;
     /* its coordinator is gone; the next run issues the range again */
     pgs_log(LOG_INFO, "load item dropped: its snapshot is gone", "load=%s part=%d", item->load_id,
             item->part);

@@ -71,9 +71,7 @@ static int prepare(PGconn *conn, const char *name, const char *sql, int nparams,
 {
     PGresult *res = PQprepare(conn, name, sql, nparams, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        pgs_error_set(err, PGS_ERR_FATAL, "cannot prepare the %s query", name);
-        pgs_error_detail(err, "%s", PQerrorMessage(conn));
-        PQclear(res);
+        docs_prepare_failed(conn, res, name, err);
         return -1;
     }
     PQclear(res);
@@ -195,11 +193,14 @@ static int run_reverse(struct roots *r, PGconn **pg, const char *stmt, struct ke
         }
         PGresult *res = PQexecPrepared(*pg, stmt, in->width, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            PQclear(res);
-            rv = docs_query_failed(pg, r->ae->e->database, "a reverse query", err);
-            /* a wrong reverse query is not one document's fault: retry, don't drop */
+            rv = docs_query_failed(pg, res, r->ae->e->database, "a reverse query", err);
+            /*
+             * Not one document's fault either way: a row error here has no
+             * document to dead-letter, so it waits for a fix like the rest
+             * (retried with backoff, /healthz says why); it never exits.
+             */
             if (err->kind == PGS_ERR_DOCUMENT)
-                err->kind = PGS_ERR_FATAL;
+                err->kind = PGS_ERR_TRANSIENT;
             break;
         }
         const char *vals[64];
