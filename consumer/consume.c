@@ -460,6 +460,14 @@ static void on_lag_timer(struct ev_loop *loop, ev_timer *w, int revents)
      */
     if (c->rc == NULL || redis_broken(c->rc))
         return;
+    /* an eviction policy set while we run: the next round reconnects, and fails until fixed */
+    pgs_error_clear(&err);
+    if (redis_check_eviction(c->rc, &err) < 0) {
+        char buf[1600];
+        pgs_log(LOG_ERROR, "Redis may evict our keys", "error=\"%s\"",
+                log_error(&err, buf, sizeof(buf)));
+        return;
+    }
     for (int i = 0; i < c->app->nentries; i++)
         for (int k = c->opts->load_only ? 1 : 0; k < 2; k++) {
             pgs_error_clear(&err);

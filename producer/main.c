@@ -42,7 +42,50 @@ static const char usage[] =
 struct producer {
     struct change_source **srcs;
     int n;
+    const struct config *cfg;
+    struct redis_conn **rcp;
+    ev_timer evict_timer;
+    char evict_why[512]; /* Redis may evict our keys: why ("" when not) */
 };
+
+#define EVICTION_CHECK_S 15.0 /* how often Redis's maxmemory-policy is read again */
+
+/*
+ * Redis's maxmemory-policy again (redis_connect checks it first): one set
+ * to allkeys-* while we run marks the shared handle broken, so that no
+ * position is confirmed until it is fixed, and /healthz says why.
+ */
+static void on_evict_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct producer *p = w->data;
+    struct pgs_error err;
+    int bad;
+    (void)loop;
+    (void)revents;
+
+    pgs_error_clear(&err);
+    if (*p->rcp != NULL && !redis_broken(*p->rcp)) {
+        bad = redis_check_eviction(*p->rcp, &err) < 0;
+    } else if (p->evict_why[0]) {
+        /* still refused? a connection of our own tells, idle or not */
+        struct redis_conn *probe = redis_connect(p->cfg, &err);
+        bad = probe == NULL && strstr(err.msg, "maxmemory-policy") != NULL;
+        redis_close(probe);
+    } else {
+        return;
+    }
+    if (bad && !p->evict_why[0]) {
+        char buf[1600];
+        pgs_log(LOG_ERROR, "Redis may evict our keys", "error=\"%s\"",
+                pgs_error_str(&err, buf, sizeof(buf)));
+    } else if (!bad && p->evict_why[0]) {
+        pgs_log(LOG_INFO, "Redis keeps our keys again", NULL);
+    }
+    if (bad)
+        snprintf(p->evict_why, sizeof(p->evict_why), "%s", err.msg);
+    else
+        p->evict_why[0] = '\0';
+}
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -64,6 +107,8 @@ static void producer_health(void *arg, struct metrics_health *h)
 {
     const struct producer_watch *w = arg;
 
+    if (w->p->evict_why[0])
+        snprintf(h->down, sizeof(h->down), "%.390s", w->p->evict_why);
     for (int i = 0; i < w->p->n; i++) {
         const struct source_stats *st = source_get_stats(w->p->srcs[i]);
         if (!h->down[0] && *w->rcp == NULL)
@@ -199,8 +244,10 @@ int main(int argc, char **argv)
 
     struct ev_loop *loop = EV_DEFAULT;
     struct redis_conn *rc = NULL;
-    struct producer p = {calloc((size_t)app.nentries, sizeof(struct change_source *)),
-                         app.nentries};
+    struct producer p = {.srcs = calloc((size_t)app.nentries, sizeof(struct change_source *)),
+                         .n = app.nentries,
+                         .cfg = &cfg,
+                         .rcp = &rc};
     ev_signal sigterm, sigint;
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     ev_signal_init(&sigint, on_signal, SIGINT);
@@ -211,12 +258,16 @@ int main(int argc, char **argv)
         p.srcs[i] = source_new(loop, &cfg, &app.entries[i], &rc);
         source_start(p.srcs[i]);
     }
+    ev_timer_init(&p.evict_timer, on_evict_check, EVICTION_CHECK_S, EVICTION_CHECK_S);
+    p.evict_timer.data = &p;
+    ev_timer_start(loop, &p.evict_timer);
     struct metrics *met = producer_metrics_start(loop, &app, &p, &rc, &mopts); /* metrics */
     if (met != NULL)
         ev_run(loop, 0);
     else
         rv = 1;
     metrics_free(met); /* metrics */
+    ev_timer_stop(loop, &p.evict_timer);
 
     if (producer_stop(&p, &app) != 0)
         rv = 1;

@@ -244,6 +244,10 @@ static int flush_pending(struct repl *r, struct pgs_error *err)
 {
     if (r->npending == 0)
         return 0;
+    if (*r->rcp != NULL && redis_broken(*r->rcp)) { /* marked so between writes (eviction) */
+        redis_close(*r->rcp);
+        *r->rcp = NULL;
+    }
     if (*r->rcp == NULL) {
         *r->rcp = redis_connect(r->cfg, err);
         if (*r->rcp == NULL) {

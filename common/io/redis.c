@@ -79,6 +79,40 @@ static void tls_settings(const struct config *cfg, struct rconn_tls *tls)
 }
 
 /* A node at host:port, authenticated and on the configured database, or NULL with "err". */
+/*
+ * A maxmemory-policy that can evict our keys loses changes silently. The
+ * streams, the fence and the versions carry no TTL, so only the allkeys-*
+ * policies can evict them. Read from INFO memory: managed services often
+ * refuse CONFIG. -1 with PGS_ERR_FATAL naming the policy and the fix.
+ */
+static int check_eviction(struct rconn *rc, const char *host, int port, struct pgs_error *err)
+{
+    redisReply *r = bare_command(rc, "INFO memory");
+    char policy[64] = "";
+
+    if (reply_error(rconn_errstr(rc), r, "INFO memory", err) < 0) {
+        freeReplyObject(r);
+        return -1;
+    }
+    const char *line = r->type == REDIS_REPLY_STRING
+                           ? strstr(r->str, "maxmemory_policy:")
+                           : NULL;
+    if (line != NULL)
+        snprintf(policy, sizeof(policy), "%.*s", (int)strcspn(line + 17, "\r\n"), line + 17);
+    freeReplyObject(r);
+    if (strncmp(policy, "allkeys-", 8) == 0) {
+        pgs_error_set(err, PGS_ERR_FATAL,
+                      "Redis at %s:%d has maxmemory-policy %s: it may evict the change streams "
+                      "and lose changes for good",
+                      host, port, policy);
+        pgs_error_detail(err, "set maxmemory-policy noeviction (CONFIG SET maxmemory-policy "
+                              "noeviction, or in redis.conf / the service's parameters); a "
+                              "volatile-* policy is safe too: pgsync-c keys have no TTL");
+        return -1;
+    }
+    return 0;
+}
+
 static struct rconn *connect_node(const struct config *cfg, const char *host, int port,
                                   struct pgs_error *err)
 {
@@ -117,6 +151,10 @@ static struct rconn *connect_node(const struct config *cfg, const char *host, in
             return NULL;
         }
         freeReplyObject(r);
+    }
+    if (check_eviction(rc, host, port, err) < 0) {
+        rconn_close(rc);
+        return NULL;
     }
     return rc;
 }
@@ -636,6 +674,20 @@ fail:
     return NULL;
 }
 
+int redis_check_eviction(struct redis_conn *c, struct pgs_error *err)
+{
+    for (int i = 0; i < c->nnodes && !c->broken; i++) {
+        struct rnode *n = &c->nodes[i];
+        if (n->ctx == NULL)
+            continue;
+        if (check_eviction(n->ctx, n->host, n->port, err) < 0) {
+            conn_mark_broken(c, "%s", err->msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* ---- commands ---- */
 
 /*
@@ -695,6 +747,12 @@ static redisReply *command_run(struct redis_conn *c, const char *buf, size_t len
         at += snprintf(what + at, sizeof(what) - (size_t)at, "%s%.*s", i ? " " : "",
                        (int)(lens[i] < 100 ? lens[i] : 100), argv[i]);
 
+    if (c->broken) { /* a handle marked broken is not used again: reconnect (redis.h) */
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "Redis %s not sent: the connection must be made anew",
+                      what);
+        pgs_error_detail(err, "%s", c->errstr);
+        return NULL;
+    }
     for (int attempt = 0;; attempt++) {
         redisReply *r = node_roundtrip(c, n, buf, len, asking, err);
         if (r == NULL) {

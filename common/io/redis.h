@@ -38,6 +38,13 @@ struct redis_conn;
  */
 struct redis_conn *redis_connect(const struct config *cfg, struct pgs_error *err);
 void redis_close(struct redis_conn *c);
+/*
+ * Every connected node's maxmemory-policy again (redis_connect checks it
+ * first): an allkeys-* policy, set while we run, marks the handle broken
+ * and fails with the reason, and reconnecting fails the same way until it
+ * is fixed. 0 when the policy keeps our keys.
+ */
+int redis_check_eviction(struct redis_conn *c, struct pgs_error *err) PGS_MUSTCHECK;
 /* Must the handle be closed and connected again? And why ("" while it is fine). */
 int redis_broken(const struct redis_conn *c);
 const char *redis_errstr(const struct redis_conn *c);
