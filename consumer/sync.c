@@ -5,11 +5,13 @@
  */
 #include "sync.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "lsn.h"
 #include "roots.h"
 #include "truncate.h"
 
@@ -207,14 +209,69 @@ static int apply_truncates(struct syncer *s, const struct change *recs,
     return 0;
 }
 
-int syncer_process(struct syncer *s, const struct change *recs, int n, struct pgs_error *err)
+/*
+ * Records that cannot be true are dead-lettered with the reason and never
+ * acted on: a table that is not in the entry's schema, or a version beyond
+ * the database's WAL insert position (a forged root TRUNCATE far ahead would
+ * otherwise fence every write out, a forged version would freeze documents).
+ * The others go into "*kept" (a new array of shallow copies, or "recs"
+ * itself when all are fine; the caller frees it when it differs).
+ */
+static int drop_impossible(struct syncer *s, const struct change *recs, int n,
+                           const struct change **kept, int *nkept, struct pgs_error *err)
+{
+    const struct schema_entry *e = s->ae->e;
+    uint64_t wal_end = 0;
+    struct change *copy = NULL;
+    int m = 0;
+
+    *kept = recs;
+    *nkept = n;
+    PGresult *res = PQexec(s->pg, "SELECT pg_current_wal_insert_lsn()");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+        lsn_parse(PQgetvalue(res, 0, 0), &wal_end) < 0)
+        wal_end = 0;
+    PQclear(res); /* a standby cannot say: then the version is not checked */
+    for (int i = 0; i < n; i++) {
+        const struct change *c = &recs[i];
+        char why[400];
+        why[0] = '\0';
+        if (app_table_index(s->ae, c->schema, c->table) < 0 &&
+            !(strcmp(c->schema, e->root->schema) == 0 && strcmp(c->table, e->root->table) == 0))
+            snprintf(why, sizeof(why), "change record %s: table %.100s.%.100s is not in the schema",
+                     c->entry_id ? c->entry_id : "?", c->schema, c->table);
+        else if (wal_end != 0 && c->lsn > wal_end)
+            snprintf(why, sizeof(why),
+                     "change record %s: version %" PRIu64 " is beyond the database's WAL "
+                     "position %" PRIu64,
+                     c->entry_id ? c->entry_id : "?", c->lsn, wal_end);
+        if (why[0] == '\0') {
+            if (copy != NULL)
+                copy[m++] = *c;
+            continue;
+        }
+        if (copy == NULL) { /* the first bad one: keep the good ones before it */
+            copy = xcalloc((size_t)n, sizeof(*copy));
+            for (m = 0; m < i; m++)
+                copy[m] = recs[m];
+        }
+        pgs_log(LOG_WARN, "record dead-lettered: it cannot be true", "why=\"%s\"", why);
+        if (bulk_dead_letter(s->writer, NULL, why, "impossible_record", NULL, 0, err) < 0) {
+            free(copy);
+            return -1;
+        }
+    }
+    if (copy != NULL) {
+        *kept = copy;
+        *nkept = m;
+    }
+    return 0;
+}
+
+/* The batch's records that can be true: versions, truncates, reverse queries, documents, bulk. */
+static int process_kept(struct syncer *s, const struct change *recs, int n, struct pgs_error *err)
 {
     struct batch_scan sc;
-
-    if (s->pg == NULL && syncer_connect(s, err) < 0)
-        return -1;
-    roots_clear(s->roots);
-    bulk_reset(s->writer);
 
     /* 1. one version for the batch: its newest commit; every read below is newer still */
     scan_batch(s, recs, n, &sc);
@@ -245,4 +302,21 @@ int syncer_process(struct syncer *s, const struct change *recs, int n, struct pg
         return -1;
     s->stats.batches++;
     return 0;
+}
+
+int syncer_process(struct syncer *s, const struct change *all, int nall, struct pgs_error *err)
+{
+    const struct change *recs;
+    int n, rv;
+
+    if (s->pg == NULL && syncer_connect(s, err) < 0)
+        return -1;
+    roots_clear(s->roots);
+    bulk_reset(s->writer);
+    if (drop_impossible(s, all, nall, &recs, &n, err) < 0)
+        return -1;
+    rv = process_kept(s, recs, n, err);
+    if (recs != all)
+        free((void *)recs);
+    return rv;
 }

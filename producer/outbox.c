@@ -152,7 +152,19 @@ static void records_from_rows(struct outbox *n, PGresult *res, int rows, uint64_
         struct change *c = &n->recs[i];
         const char *op = PQgetvalue(res, i, 4);
         memset(c, 0, sizeof(*c));
-        c->op = op[0] == 'I' || op[0] == 'U' || op[0] == 'D' ? op[0] : CHANGE_TRUNCATE;
+        /*
+         * Only what the triggers write. Anything else (a row inserted by hand,
+         * say) must not become a TRUNCATE: it goes on as an op the consumers
+         * refuse, and they dead-letter it with the reason.
+         */
+        if (strlen(op) == 1 && strchr("IUDT", op[0]) != NULL) {
+            c->op = op[0];
+        } else {
+            c->op = op[0] != '\0' && op[0] != 'L' && strlen(op) == 1 ? op[0] : '?';
+            pgs_log(LOG_WARN, "outbox row with an unknown op: passed on to be dead-lettered",
+                    "id=%s op=\"%.16s\" table=%s.%s", PQgetvalue(res, i, 0), op,
+                    PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+        }
         c->schema = xstrdup(PQgetvalue(res, i, 2));
         c->table = xstrdup(PQgetvalue(res, i, 3));
         c->lsn = version;
@@ -207,6 +219,10 @@ static int drain_batch(struct outbox *n, struct pgs_error *err)
     records_from_rows(n, res, rows, version);
     PQclear(res);
 
+    if (*n->rcp != NULL && redis_broken(*n->rcp)) { /* marked so between writes (eviction) */
+        redis_close(*n->rcp);
+        *n->rcp = NULL;
+    }
     if (*n->rcp == NULL && (*n->rcp = redis_connect(n->cfg, err)) == NULL)
         rv = -1;
     else
