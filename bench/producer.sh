@@ -28,6 +28,10 @@ if [ -z "${PGS_STACK_DIR:-}" ]; then
     PGS_STACK_DIR=$PGS_STACK_DIR/stk
 fi
 . "$PGS_STACK_DIR/env"
+# bench/redis-tls points the producer at another Redis (one that serves TLS)
+if [ -n "${PGS_BENCH_REDIS_URL:-}" ]; then
+    export REDIS_URL=$PGS_BENCH_REDIS_URL REDIS_PORT=$PGS_BENCH_REDIS_PORT
+fi
 work=$(mktemp -d /tmp/pgsync-bench-work.XXXXXX)
 db=bench_producer_$$
 cleanup() {
