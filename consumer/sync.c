@@ -220,7 +220,6 @@ static int apply_truncates(struct syncer *s, const struct change *recs,
 static int drop_impossible(struct syncer *s, const struct change *recs, int n,
                            const struct change **kept, int *nkept, struct pgs_error *err)
 {
-    const struct schema_entry *e = s->ae->e;
     uint64_t wal_end = 0;
     struct change *copy = NULL;
     int m = 0;
@@ -236,8 +235,7 @@ static int drop_impossible(struct syncer *s, const struct change *recs, int n,
         const struct change *c = &recs[i];
         char why[400];
         why[0] = '\0';
-        if (app_table_index(s->ae, c->schema, c->table) < 0 &&
-            !(strcmp(c->schema, e->root->schema) == 0 && strcmp(c->table, e->root->table) == 0))
+        if (app_table_index(s->ae, c->schema, c->table) < 0) /* every table, the root too */
             snprintf(why, sizeof(why), "change record %s: table %.100s.%.100s is not in the schema",
                      c->entry_id ? c->entry_id : "?", c->schema, c->table);
         else if (wal_end != 0 && c->lsn > wal_end)

@@ -208,7 +208,7 @@ static struct es_client *es_client_on(const struct es_config *cfg, struct es_nod
     c->url = xstrdup(cfg->url);
     c->sniff = cfg->sniff;
     /* the first node names the engine in messages until a request picks one */
-    es_nodes_pick(c->nodes, 0, c->node_url, sizeof(c->node_url));
+    es_nodes_url(c->nodes, 0, c->node_url, sizeof(c->node_url));
     pgs_redact_url(c->node_url, c->safe_url, sizeof(c->safe_url));
     c->user = xstrdup(cfg->user && cfg->user[0] ? cfg->user : NULL);
     c->password = xstrdup(cfg->password);
@@ -617,13 +617,30 @@ json_t *es_client_nodes_json(struct es_client *c)
     return es_nodes_json(c->nodes, es_now());
 }
 
+/*
+ * GET / on node "i" itself, whatever the list thinks of it, with short
+ * time-outs (a probe must not hold a daemon's loop): es_request_once's result.
+ */
+static int es_get_root_on(struct es_client *c, int i, long connect_ms, long timeout_ms,
+                          long *status, char **resp, struct pgs_error *err)
+{
+    long saved_connect = c->connect_timeout_ms, saved_timeout = c->timeout_ms;
+    int transport, sent, rv;
+
+    c->connect_timeout_ms = connect_ms;
+    c->timeout_ms = timeout_ms;
+    es_nodes_url(c->nodes, i, c->node_url, sizeof(c->node_url));
+    pgs_redact_url(c->node_url, c->safe_url, sizeof(c->safe_url));
+    rv = es_request_once(c, "GET", "/", NULL, 0, NULL, status, resp, &transport, &sent, err);
+    c->connect_timeout_ms = saved_connect;
+    c->timeout_ms = saved_timeout;
+    return rv;
+}
+
 int es_client_probe_due(struct es_client *c)
 {
-    long connect_ms = c->connect_timeout_ms, timeout_ms = c->timeout_ms;
-    int transport, sent, probed = 0;
+    int probed = 0;
 
-    c->connect_timeout_ms = 1000;
-    c->timeout_ms = 2000;
     for (int i = 0; i < es_nodes_count(c->nodes); i++) {
         struct pgs_error err;
         long status;
@@ -631,10 +648,7 @@ int es_client_probe_due(struct es_client *c)
 
         if (!es_nodes_due(c->nodes, i, es_now()))
             continue;
-        es_nodes_url(c->nodes, i, c->node_url, sizeof(c->node_url));
-        pgs_redact_url(c->node_url, c->safe_url, sizeof(c->safe_url));
-        if (es_request_once(c, "GET", "/", NULL, 0, NULL, &status, &resp, &transport, &sent,
-                            &err) < 0) {
+        if (es_get_root_on(c, i, 1000, 2000, &status, &resp, &err) < 0) {
             es_nodes_failed(c->nodes, i, es_now(), c->errbuf[0] ? c->errbuf : "no answer");
         } else if (status != 200) {
             char why[32];
@@ -646,30 +660,21 @@ int es_client_probe_due(struct es_client *c)
         free(resp);
         probed++;
     }
-    c->connect_timeout_ms = connect_ms;
-    c->timeout_ms = timeout_ms;
     return probed;
 }
 
 json_t *es_probe_nodes(struct es_client *c)
 {
     json_t *list = json_array();
-    long connect_ms = c->connect_timeout_ms, timeout_ms = c->timeout_ms;
-    int transport, sent;
 
-    c->connect_timeout_ms = 2000;
-    c->timeout_ms = 5000;
     for (int i = 0; i < es_nodes_count(c->nodes); i++) {
         struct pgs_error err;
         long status;
         char *resp = NULL;
-        json_t *o;
+        int rv = es_get_root_on(c, i, 2000, 5000, &status, &resp, &err);
+        json_t *o = json_pack("{s:s}", "url", c->safe_url);
 
-        es_nodes_url(c->nodes, i, c->node_url, sizeof(c->node_url));
-        pgs_redact_url(c->node_url, c->safe_url, sizeof(c->safe_url));
-        o = json_pack("{s:s}", "url", c->safe_url);
-        if (es_request_once(c, "GET", "/", NULL, 0, NULL, &status, &resp, &transport, &sent,
-                            &err) < 0) {
+        if (rv < 0) {
             char buf[600];
             json_object_set_new(o, "up", json_false());
             json_object_set_new(o, "error", json_string(pgs_error_str(&err, buf, sizeof(buf))));
@@ -687,8 +692,6 @@ json_t *es_probe_nodes(struct es_client *c)
         free(resp);
         json_array_append_new(list, o);
     }
-    c->connect_timeout_ms = connect_ms;
-    c->timeout_ms = timeout_ms;
     return list;
 }
 
