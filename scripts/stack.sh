@@ -296,7 +296,9 @@ EOF
 engine_wait() {
     local log=$DIR/logs/engine.log deadline=$ENGINE_DEADLINE port code health
     while :; do
-        pid_matches "$ENGINE_PID" "$DIR/engine" ||
+        # Our own child: until it has exec'ed java its command line is still
+        # this script's, so ask whether it lives, not what it runs.
+        kill -0 "$ENGINE_PID" 2>/dev/null ||
             die_log "$log" "$ENGINE did not start (the JVM exited)"
         port=$(tail -n +"$ENGINE_LOG_FROM" "$log" | grep -m1 -oE 'HTTP Port: *[0-9]+' |
             grep -oE '[0-9]+$' || true)
