@@ -483,6 +483,7 @@ struct es_client *app_es_client(const struct config *cfg, struct pgs_error *err)
         .timeout_ms = (long)cfg->es_timeout_s * 1000,
         .gzip = cfg->es_gzip,
         .sniff = cfg->es_sniff,
+        .bulk_timeout_s = cfg->bulk_timeout_s,
     };
     return es_client_new(&ecfg, err); /* it copies what it keeps */
 }

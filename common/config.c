@@ -51,6 +51,7 @@ static const struct cfg_key cfg_keys[] = {
     {"ELASTICSEARCH_CLIENT_KEY", S(es_client_key), NULL, 0, 0, 0, "client key (PEM)"},
     {"ELASTICSEARCH_VERIFY_CERTS", B(es_verify), "true", 0, 0, 0, "verify the server certificate"},
     {"ELASTICSEARCH_TIMEOUT", I(es_timeout_s), "120", 1, 3600, 0, "whole-request time-out, seconds"},
+    {"PGSYNC_BULK_SHARD_TIMEOUT", I(bulk_timeout_s), "60", 1, 3600, 0, "how long the engine holds a bulk item for a shard it cannot write (a red index) before answering 503, seconds"},
     {"ELASTICSEARCH_GZIP", B(es_gzip), "false", 0, 0, 0, "gzip _bulk bodies"},
     {"ELASTICSEARCH_SNIFF", B(es_sniff), "false", 0, 0, 0, "add the nodes the cluster lists (GET /_nodes/http), every minute"},
     {"OPENSEARCH", B(opensearch), "false", 0, 0, 0, "the engine is OpenSearch (else detected from GET /)"},
@@ -306,6 +307,20 @@ int config_load(struct config *cfg, struct pgs_error *err)
                       "database 0",
                       cfg->redis_db);
         return -1;
+    }
+    /*
+     * The engine must answer a bulk held for a missing shard before our
+     * request times out: else a red index looks like a dead node.
+     */
+    if (cfg->bulk_timeout_s >= cfg->es_timeout_s) {
+        if (getenv("PGSYNC_BULK_SHARD_TIMEOUT") != NULL) {
+            pgs_error_set(err, PGS_ERR_USAGE,
+                          "PGSYNC_BULK_SHARD_TIMEOUT (%d s) must be shorter than "
+                          "ELASTICSEARCH_TIMEOUT (%d s)",
+                          cfg->bulk_timeout_s, cfg->es_timeout_s);
+            return -1;
+        }
+        cfg->bulk_timeout_s = cfg->es_timeout_s * 3 / 4 > 0 ? cfg->es_timeout_s * 3 / 4 : 1;
     }
     /* replicated Redis: a record counts once a replica holds it too */
     if (cfg->redis_min_replicas < 0)

@@ -31,6 +31,7 @@ struct config {
     int opensearch; /* OPENSEARCH=true */
     int es_gzip;
     int es_timeout_s;
+    int bulk_timeout_s; /* PGSYNC_BULK_SHARD_TIMEOUT */
     int es_sniff;   /* ELASTICSEARCH_SNIFF=true: ask the cluster for its nodes */
     /* Redis */
     const char *redis_host, *redis_auth, *redis_user;

@@ -158,17 +158,23 @@ int bulk_drop_misrouted(struct bulk_writer *w, const char *const *ids, const cha
                           "query", "ids", "values", values);
     char *body = json_dumps(q, JSON_COMPACT);
     json_decref(q);
-    snprintf(path, sizeof(path), "/%s/_search", w->ae->index);
+    snprintf(path, sizeof(path), "/%s/_search?allow_partial_search_results=false", w->ae->index);
     if (es_request(w->es, "POST", path, body, strlen(body), "application/json", &status, &resp,
                    err) < 0)
         goto out;
     json_t *r = status == 200 ? json_loads(resp, 0, NULL) : NULL;
     json_t *hits = json_object_get(json_object_get(r, "hits"), "hits");
+    if (json_is_array(hits) && es_search_complete(r, w->ae->index, err) < 0) {
+        json_decref(r);
+        goto out;
+    }
     if (!json_is_array(hits)) {
+        char why[700];
+        es_answer_error(resp, why, sizeof(why));
         pgs_error_set(err, PGS_ERR_TRANSIENT,
-                      "cannot find the copies of %d documents of index \"%s\" (routing)", n,
-                      w->ae->index);
-        pgs_error_detail(err, "HTTP %ld: %.300s", status, resp ? resp : "");
+                      "cannot find the copies of %d documents of index \"%s\" (routing): "
+                      "HTTP %ld %.300s",
+                      n, w->ae->index, status, why);
         json_decref(r);
         goto out;
     }

@@ -159,7 +159,8 @@ int truncate_sweep(struct truncate_fence *t, struct bulk_writer *w, uint64_t fen
         return -1;
     if (es_refresh(t->es, index, err) < 0)
         return -1;
-    snprintf(path, sizeof(path), "/%s/_search?scroll=2m", index);
+    snprintf(path, sizeof(path), "/%s/_search?scroll=2m&allow_partial_search_results=false",
+             index);
     const char *first = "{\"size\":1000,\"_source\":false,\"version\":true,\"sort\":[\"_doc\"]}";
     if (es_request(t->es, "POST", path, first, strlen(first), "application/json", &status, &resp,
                    err) < 0)
@@ -178,6 +179,10 @@ int truncate_sweep(struct truncate_fence *t, struct bulk_writer *w, uint64_t fen
         if (status != 200 || !json_is_array(hits)) {
             pgs_error_set(err, PGS_ERR_TRANSIENT, "scrolling index \"%s\" failed (HTTP %ld)",
                           index, status);
+            json_decref(body);
+            goto out;
+        }
+        if (es_search_complete(body, index, err) < 0) {
             json_decref(body);
             goto out;
         }

@@ -896,6 +896,9 @@ static int verify_scroll_page(struct verify_run *r, FILE *to, const char *resp, 
                       r->ae->index);
         goto out;
     }
+    /* a shard left out would read as missing documents, and --repair would rewrite them */
+    if (es_search_complete(root, r->ae->index, err) < 0)
+        goto out;
     free(*scroll_id);
     *scroll_id = xstrdup(sid);
     *nhits = json_array_size(hits);
@@ -953,7 +956,7 @@ static int verify_dump_index(struct verify_run *r, FILE *to, struct pgs_error *e
     sb_init(&path);
     sb_init(&body);
     sb_init(&line);
-    verify_index_path(&path, index, "/_search?scroll=2m");
+    verify_index_path(&path, index, "/_search?scroll=2m&allow_partial_search_results=false");
     sb_printf(&body,
               "{\"size\":%d,\"sort\":[\"_doc\"],\"version\":true,"
               "\"query\":{\"match_all\":{}}}",

@@ -152,6 +152,7 @@ struct es_client {
     char *user, *password, *api_key;
     char *ca_file, *client_cert, *client_key;
     int verify_tls, force_opensearch, gzip;
+    int bulk_timeout_s;
     long connect_timeout_ms, timeout_ms;
     char errbuf[CURL_ERROR_SIZE];
     struct buf resp;
@@ -207,6 +208,7 @@ static struct es_client *es_client_on(const struct es_config *cfg, struct es_nod
     c->nodes = es_nodes_ref(nodes);
     c->url = xstrdup(cfg->url);
     c->sniff = cfg->sniff;
+    c->bulk_timeout_s = cfg->bulk_timeout_s;
     /* the first node names the engine in messages until a request picks one */
     es_nodes_url(c->nodes, 0, c->node_url, sizeof(c->node_url));
     pgs_redact_url(c->node_url, c->safe_url, sizeof(c->safe_url));
@@ -263,6 +265,7 @@ struct es_client *es_client_dup(const struct es_client *c, struct pgs_error *err
         .timeout_ms = c->timeout_ms,
         .gzip = c->gzip,
         .sniff = c->sniff,
+        .bulk_timeout_s = c->bulk_timeout_s,
     };
     /* the same node list: what one thread learns of a node, the others use */
     return es_client_on(&cfg, c->nodes, err);
@@ -991,6 +994,41 @@ int es_delete_all(struct es_client *c, const char *index, struct pgs_error *err)
     return 0;
 }
 
+void es_answer_error(const char *resp, char *buf, size_t len)
+{
+    char type[128], reason[512];
+    json_t *root = resp ? json_loads(resp, 0, NULL) : NULL;
+
+    es_error_of(root, type, sizeof(type), reason, sizeof(reason));
+    json_decref(root);
+    if (type[0] || reason[0])
+        snprintf(buf, len, "%s: %s", type, reason);
+    else
+        snprintf(buf, len, "%.200s", resp ? resp : "");
+}
+
+int es_search_complete(const json_t *resp, const char *index, struct pgs_error *err)
+{
+    json_t *sh = json_object_get(resp, "_shards");
+    json_int_t total = json_integer_value(json_object_get(sh, "total"));
+    json_int_t ok = json_integer_value(json_object_get(sh, "successful"));
+    json_int_t failed = json_integer_value(json_object_get(sh, "failed"));
+
+    if (!json_is_object(sh) || (failed == 0 && ok >= total))
+        return 0;
+    /* a shard failure: {"shard": 0, "index": ..., "reason": {"type": ..., "reason": ...}} */
+    json_t *why = json_object_get(json_array_get(json_object_get(sh, "failures"), 0), "reason");
+    const char *type = json_string_value(json_object_get(why, "type"));
+    const char *reason = json_string_value(json_object_get(why, "reason"));
+    pgs_error_set(err, PGS_ERR_TRANSIENT,
+                  "searching index \"%s\": %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+                  " shards did not answer",
+                  index, total - ok, total);
+    if (type || reason)
+        pgs_error_detail(err, "%s: %s", type ? type : "", reason ? reason : "");
+    return -1;
+}
+
 int es_count(struct es_client *c, const char *index, long long *count, struct pgs_error *err)
 {
     long status;
@@ -1259,6 +1297,8 @@ static void es_merge_error(struct pgs_error *acc, const struct pgs_error *e)
  * read) splits the items in halves and sends each, down to one item, which
  * is then rejected with the engine's reason.
  */
+#define BULK_FILTER "filter_path=errors,items.*.status,items.*.error"
+
 static int es_bulk_send_sel(struct es_client *c, struct es_bulk *b, const int *sel, int n,
                             struct pgs_error *err)
 {
@@ -1271,9 +1311,16 @@ static int es_bulk_send_sel(struct es_client *c, struct es_bulk *b, const int *s
         return 0;
     body = es_bulk_body(b, sel, n, &len);
     double t0 = es_now();
-    /* filter_path: a 10,000-item answer shrinks to what we read */
-    rc = es_request(c, "POST", "/_bulk?filter_path=errors,items.*.status,items.*.error", body,
-                    len, "application/x-ndjson", &status, &resp, err);
+    /*
+     * filter_path: a 10,000-item answer shrinks to what we read. timeout: an
+     * item for a shard without a primary answers 503 after it, and is retried.
+     */
+    char path[128];
+    if (c->bulk_timeout_s > 0)
+        snprintf(path, sizeof(path), "/_bulk?timeout=%ds&%s", c->bulk_timeout_s, BULK_FILTER);
+    else
+        snprintf(path, sizeof(path), "/_bulk?%s", BULK_FILTER);
+    rc = es_request(c, "POST", path, body, len, "application/x-ndjson", &status, &resp, err);
     free(body);
     if (c->hooks.bulk_request)
         c->hooks.bulk_request(c->hooks.arg, es_now() - t0, rc < 0 ? 0 : status);

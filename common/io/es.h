@@ -40,6 +40,7 @@ struct es_config {
     long timeout_ms;         /* whole-request time-out; default 120 s (never a 3 s read time-out) */
     int gzip;                /* gzip request bodies */
     int sniff;               /* ask GET /_nodes/http for the nodes, every minute */
+    int bulk_timeout_s;      /* _bulk?timeout: how long the engine waits for a shard; 0: its own */
 };
 
 enum es_flavor { ES_FLAVOR_ELASTICSEARCH, ES_FLAVOR_OPENSEARCH };
@@ -114,6 +115,19 @@ int es_delete_index(struct es_client *c, const char *index, struct pgs_error *er
 int es_refresh(struct es_client *c, const char *index, struct pgs_error *err) PGS_MUSTCHECK;
 /* _delete_by_query match_all with conflicts=proceed and refresh. */
 int es_delete_all(struct es_client *c, const char *index, struct pgs_error *err) PGS_MUSTCHECK;
+/*
+ * A search answer that left out some shards (a red index, a node lost
+ * mid-search): -1 with the count and the first failure's reason in "err",
+ * naming "index". A partial list of copies must never be taken for all of
+ * them: what sits on the missing shard would survive a delete.
+ */
+int es_search_complete(const json_t *resp, const char *index, struct pgs_error *err)
+    PGS_MUSTCHECK;
+/*
+ * An error answer as "type: reason (caused by type: reason)" into "buf", or
+ * the start of the body when it is no error object.
+ */
+void es_answer_error(const char *resp, char *buf, size_t len);
 /* _count of the index into *count. */
 int es_count(struct es_client *c, const char *index, long long *count, struct pgs_error *err)
     PGS_MUSTCHECK;

@@ -111,7 +111,8 @@ check_eq "engine nodes: 3 shards and 1 replica, spread over the nodes" "3 1 3" \
     "$(es GET "/$phys/_settings" | jq -r '.[].settings.index | "\(.number_of_shards) \(.number_of_replicas)"') $(
         es GET "/_cat/shards/$phys?h=id" | sort -u | grep -c .)"
 
-export PGSYNC_CLAIM_IDLE_MS=3000 PGSYNC_BLOCK_MS=200
+# a bulk item for a shard with no primary (the red phase below) is answered 503 after 3 s, not 60
+export PGSYNC_CLAIM_IDLE_MS=3000 PGSYNC_BLOCK_MS=200 PGSYNC_BULK_SHARD_TIMEOUT=3
 mport1=$(free_port) mport2=$(free_port)
 start_bg "en_p_$$" pgsync-producer --config "$schema"
 ELASTICSEARCH_URL=$all start_bg "en_c1_$$" pgsync-consumer --config "$schema" --name list \
@@ -226,6 +227,125 @@ want=$(psql_q "SELECT id || ':' || grp FROM item WHERE id IN (6, 61, 62, 123, 15
 check_eq "engine nodes: re-routed documents have one copy, under their new value" \
     "$(LC_ALL=C sort <<<"$want")" "$(copies 6 61 62 123 1500)"
 check_eq "engine nodes: nothing dead-lettered" "0" "$(redis_q XLEN "pgsync:{$index}:dlq" 2>/dev/null || echo 0)"
+
+# --- a red index: the only copy of a shard is lost -------------------------------------------
+# Beside the routed index, one without routing, with its own producer and consumer: its writes
+# meet the missing shard in the bulk itself (the routed index's stop earlier, at the search for
+# every copy of a document).
+pindex=$(unique_name engplain)
+pschema=$dir/$pindex.json
+cat >"$pschema" <<EOF
+[{"database": "$PGDATABASE", "index": "$pindex",
+  "setting": {"number_of_shards": 3, "number_of_replicas": 0},
+  "nodes": {"table": "tag", "columns": ["id", "item_id", "name"]}}]
+EOF
+ELASTICSEARCH_URL=$all pgsync --config "$pschema" --quiet >>"$log" 2>&1 ||
+    fail "red index: the plain index loads" "$(tail -5 "$log")"
+pphys=$(es_physical "$pindex")
+mport3=$(free_port)
+start_bg "en_pp_$$" pgsync-producer --config "$pschema"
+ELASTICSEARCH_URL=$all start_bg "en_c3_$$" pgsync-consumer --config "$pschema" --name plain \
+    --batch-size 50 --metrics-port "$mport3"
+# No replicas, and no shard on node 3 (the test's own): the one copy of a shard dies with its node.
+node_of() { # N: the node id of engine node N
+    es GET /_nodes/http | jq -r --arg a "127.0.0.1:${http[$1]}" \
+        '.nodes | to_entries[] | select(.value.http.publish_address == $a) | .key'
+}
+node3=$(node_of 3)
+es PUT "/$phys,$pphys/_settings" "{\"index\": {\"number_of_replicas\": 0,
+    \"routing.allocation.exclude._id\": \"$node3\"}}" >/dev/null
+settled() {
+    [ "$(health 3 "wait_for_status=green&wait_for_no_relocating_shards=true&timeout=5s" |
+        jq -r .status)" = green ] && ! es GET "/_cat/shards/$phys,$pphys?h=id" | grep -q "$node3"
+}
+wait_until 90 settled || fail "red index: shards moved off node 3" "$(es GET "/_cat/shards/$phys,$pphys")"
+primaries_on() { # INDEX ID: how many primaries of INDEX node ID holds
+    es GET "/_cat/shards/$1?format=json&h=prirep,id" |
+        jq --arg id "$2" '[.[] | select(.prirep == "p" and .id == $id)] | length'
+}
+victim=
+for n in 1 2; do
+    id=$(node_of "$n")
+    if [ "$(primaries_on "$phys" "$id")" -gt 0 ] && [ "$(primaries_on "$pphys" "$id")" -gt 0 ]; then
+        victim=$n
+        break
+    fi
+done
+red() { [ "$(health 3 | jq -r .status)" = red ]; }
+# PORT PATTERN: that consumer's /healthz is 503 and says PATTERN ("why" keeps the words)
+says() {
+    [ "$(healthz_code "$1")" = 503 ] && why=$(healthz "$1" | grep -m1 -oiE ".{0,60}($2).{0,40}")
+}
+routed_stalled() { says "$mport1" "missing shards|shards did not answer" ||
+    says "$mport2" "missing shards|shards did not answer"; }
+if [ -n "$victim" ]; then
+    kill9_bg "engine_n${victim}_$$"
+    wait_until 60 red || fail "red index: the index turns red" "$(health 3)"
+    # deletes, routing changes (whose old copies must be found on every shard), new rows and
+    # renamed tags
+    round 50
+    round 51
+    psql_q "UPDATE tag SET name = name || ' (red)' WHERE id % 10 = 0" >/dev/null
+    if wait_until 60 routed_stalled; then
+        pass "red index: routed: /healthz turns 503 and says why (...$why...)"
+    else
+        fail "red index: routed: /healthz turns 503 and says why" "$(healthz "$mport1") / $(healthz "$mport2")"
+    fi
+    if wait_until 60 says "$mport3" "unavailable_shards_exception"; then
+        pass "red index: plain: bulk items answered 503 after PGSYNC_BULK_SHARD_TIMEOUT; /healthz says so (...$why...)"
+    else
+        fail "red index: plain: /healthz turns 503 and says why" "$(healthz "$mport3")"
+    fi
+    sleep 5 # several retries of both
+    for ix in "$index" "$pindex"; do
+        check_eq "red index: $ix: nothing dead-lettered while it is red" "0" \
+            "$(redis_q XLEN "pgsync:{$ix}:dlq" 2>/dev/null || echo 0)"
+    done
+    for b in "en_c1_$$" "en_c2_$$" "en_c3_$$"; do
+        kill -0 "$(bg_pid "$b")" 2>/dev/null || fail "red index: $b still runs" "it exited"
+    done
+    node_start "$victim"
+    if wait_until 180 nodes_in 3 3 && wait_until 120 green 3; then
+        pass "red index: node $victim comes back on its data, the indices are green"
+    else
+        fail "red index: node $victim comes back" "$(health 3)"
+    fi
+    healthy() {
+        local p
+        for p in "$mport1" "$mport2" "$mport3"; do
+            [ "$(healthz_code "$p")" = 200 ] && ! healthz "$p" | grep -q "set aside" || return 1
+        done
+    }
+    wait_until 90 healthy ||
+        fail "red index: the consumers are healthy again" "$(healthz "$mport1") / $(healthz "$mport2") / $(healthz "$mport3")"
+    if wait_until 90 verify_clean; then
+        pass "red index: routed: converges exactly once the shard is back (pgsync-verify clean)"
+    else
+        fail "red index: routed: converges exactly" "$(tail -5 "$dir/verify.out")"
+    fi
+    pverify() { ELASTICSEARCH_URL=$all pgsync-verify --config "$pschema" --max-diffs 10 >"$dir/pverify.out" 2>&1; }
+    if wait_until 90 pverify; then
+        pass "red index: plain: converges exactly once the shard is back (pgsync-verify clean)"
+    else
+        fail "red index: plain: converges exactly" "$(tail -5 "$dir/pverify.out")"
+    fi
+    want=$(psql_q "SELECT id || ':' || grp FROM item WHERE id % 61 IN (50, 51) AND id <= 1000 ORDER BY 1")
+    gone=$(psql_q "SELECT string_agg(g::text, ' ') FROM generate_series(1, 2000) g
+                   WHERE g NOT IN (SELECT id FROM item) AND g % 97 IN (50, 51)")
+    # shellcheck disable=SC2086
+    check_eq "red index: re-routed documents have one copy, under their new value; deleted ones none" \
+        "$(LC_ALL=C sort <<<"$want")" "$(copies $(psql_q "SELECT string_agg(id::text, ' ')
+            FROM item WHERE id % 61 IN (50, 51) AND id <= 1000") $gone)"
+    for ix in "$index" "$pindex"; do
+        check_eq "red index: $ix: nothing dead-lettered" "0" \
+            "$(redis_q XLEN "pgsync:{$ix}:dlq" 2>/dev/null || echo 0)"
+    done
+else
+    fail "red index: node 1 or 2 holds a primary of both indices" "$(es GET "/_cat/shards/$phys,$pphys")"
+fi
+for b in "en_pp_$$" "en_c3_$$"; do stop_bg "$b" >/dev/null 2>&1; done
+ELASTICSEARCH_URL=$all pgsync-bootstrap --config "$pschema" --teardown >/dev/null 2>&1 ||
+    fail "teardown" "pgsync-bootstrap --teardown failed (plain index)"
 
 for b in "en_p_$$" "en_c1_$$" "en_c2_$$"; do stop_bg "$b" >/dev/null 2>&1; done
 ELASTICSEARCH_URL=$all pgsync-bootstrap --config "$schema" --teardown >/dev/null 2>&1 ||

@@ -28,7 +28,7 @@ static const char *const all_env[] = {
     "ELASTICSEARCH_USER", "ELASTICSEARCH_PASSWORD", "ELASTICSEARCH_API_KEY",
     "ELASTICSEARCH_CA_CERTS", "ELASTICSEARCH_CLIENT_CERT", "ELASTICSEARCH_CLIENT_KEY",
     "ELASTICSEARCH_VERIFY_CERTS", "ELASTICSEARCH_TIMEOUT", "ELASTICSEARCH_GZIP", "OPENSEARCH",
-    "ELASTICSEARCH_SNIFF",
+    "ELASTICSEARCH_SNIFF", "PGSYNC_BULK_SHARD_TIMEOUT",
     "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_AUTH", "REDIS_USER",
     "REDIS_SCHEME", "REDIS_TLS_CA_CERT", "REDIS_TLS_CERT", "REDIS_TLS_KEY", "REDIS_TLS_SERVER_NAME",
     "REDIS_TLS_VERIFY", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER",
@@ -115,6 +115,7 @@ static void test_defaults_are_pgsyncs(void **state)
     assert_int_equal(cfg.es_gzip, 0);
     assert_int_equal(cfg.opensearch, 0);
     assert_int_equal(cfg.es_timeout_s, 120);
+    assert_int_equal(cfg.bulk_timeout_s, 60);
     assert_string_equal(cfg.redis_host, "localhost");
     assert_int_equal(cfg.redis_port, 6379);
     assert_int_equal(cfg.redis_db, 0);
@@ -598,6 +599,33 @@ static void test_pg_connect_refused_names_the_place(void **state)
     assert_null(strstr(err.detail, "urlconnsecret"));
 }
 
+/*
+ * The engine must answer a bulk held for a missing shard before the request
+ * times out: an explicit PGSYNC_BULK_SHARD_TIMEOUT at or above
+ * ELASTICSEARCH_TIMEOUT is refused naming both; the default follows a
+ * shorter ELASTICSEARCH_TIMEOUT down.
+ */
+static void test_bulk_shard_timeout_below_request_timeout(void **state)
+{
+    struct config cfg;
+    struct pgs_error err;
+    (void)state;
+    setenv("ELASTICSEARCH_TIMEOUT", "10", 1);
+    load_ok(&cfg);
+    assert_int_equal(cfg.bulk_timeout_s, 7);
+    setenv("PGSYNC_BULK_SHARD_TIMEOUT", "5", 1);
+    load_ok(&cfg);
+    assert_int_equal(cfg.bulk_timeout_s, 5);
+    setenv("PGSYNC_BULK_SHARD_TIMEOUT", "10", 1);
+    pgs_error_clear(&err);
+    assert_int_equal(config_load(&cfg, &err), -1);
+    assert_int_equal(err.kind, PGS_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "PGSYNC_BULK_SHARD_TIMEOUT"));
+    assert_non_null(strstr(err.msg, "ELASTICSEARCH_TIMEOUT"));
+    unsetenv("ELASTICSEARCH_TIMEOUT");
+    unsetenv("PGSYNC_BULK_SHARD_TIMEOUT");
+}
+
 int main(void)
 {
     clear_env(NULL);
@@ -620,6 +648,7 @@ int main(void)
         cmocka_unit_test_setup(test_redis_url_bad, clear_env),
         cmocka_unit_test_setup(test_help_lists_every_setting, clear_env),
         cmocka_unit_test_setup(test_es_node_lists, clear_env),
+        cmocka_unit_test_setup(test_bulk_shard_timeout_below_request_timeout, clear_env),
         cmocka_unit_test_setup(test_dump_redacts_secrets, clear_env),
         cmocka_unit_test_setup(test_pg_connect_refused_names_the_place, clear_env),
     };

@@ -403,6 +403,39 @@ static void test_refused_connection_is_transient(void **state)
     es_client_free(c);
 }
 
+/* A search that left out a shard is an error naming the index, the count and the reason. */
+static void test_search_complete(void **state)
+{
+    struct pgs_error err;
+    (void)state;
+    json_t *all = json_loads("{\"_shards\":{\"total\":3,\"successful\":3,\"skipped\":0,"
+                             "\"failed\":0},\"hits\":{\"hits\":[]}}", 0, NULL);
+    json_t *part = json_loads(
+        "{\"_shards\":{\"total\":3,\"successful\":2,\"failed\":1,\"failures\":[{\"shard\":1,"
+        "\"index\":\"books\",\"reason\":{\"type\":\"no_shard_available_action_exception\","
+        "\"reason\":\"No shard available\"}}]},\"hits\":{\"hits\":[]}}", 0, NULL);
+    /* an unassigned shard is neither successful nor counted as failed */
+    json_t *missing = json_loads("{\"_shards\":{\"total\":3,\"successful\":2,\"failed\":0}}",
+                                 0, NULL);
+    json_t *none = json_loads("{\"hits\":{\"hits\":[]}}", 0, NULL);
+    assert_non_null(all);
+    assert_non_null(part);
+
+    pgs_error_clear(&err);
+    assert_int_equal(es_search_complete(all, "books", &err), 0);
+    assert_int_equal(es_search_complete(none, "books", &err), 0);
+    assert_int_equal(es_search_complete(part, "books", &err), -1);
+    assert_int_equal(err.kind, PGS_ERR_TRANSIENT);
+    assert_non_null(strstr(err.msg, "\"books\": 1 of 3 shards"));
+    assert_non_null(strstr(err.detail, "no_shard_available_action_exception"));
+    pgs_error_clear(&err);
+    assert_int_equal(es_search_complete(missing, "books", &err), -1);
+    json_decref(all);
+    json_decref(part);
+    json_decref(missing);
+    json_decref(none);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_gzip_empty),
         cmocka_unit_test(test_client_needs_http_url),
         cmocka_unit_test(test_refused_connection_is_transient),
+        cmocka_unit_test(test_search_complete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
