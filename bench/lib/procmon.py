@@ -16,6 +16,8 @@ import sys
 import time
 
 TICK = os.sysconf("SC_CLK_TCK")
+# PROCMON_FROM_NOW=1: the tool's processes were running before: count their CPU from now
+FROM_NOW = os.environ.get("PROCMON_FROM_NOW") == "1"
 stop = False
 
 
@@ -86,12 +88,12 @@ def main():
             r["peak_pss_kb"] = max(r["peak_pss_kb"], pss)
             r["max_procs"] = max(r["max_procs"], len(tree))
             for p in tree:
-                key = (p, stats[p][2])
+                key = (g, p, stats[p][2])  # a process may be in several groups
                 cpu = stats[p][1]
                 if key not in seen:
                     # the tool's processes (group 0, started just before us) and
                     # any process born while watched count from zero
-                    born = gi == 0 or time.time() - t0 > 0.2
+                    born = (gi == 0 and not FROM_NOW) or time.time() - t0 > 0.2
                     seen[key] = [g, 0 if born else cpu, cpu]
                 seen[key][2] = cpu
         if not alive_first:

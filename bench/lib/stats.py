@@ -28,6 +28,9 @@ UNITS = {
     "rows_streamed": ("", "{:,.0f}"), "rows_applied": ("", "{:,.0f}"),
     "docs_written": ("", "{:,.0f}"),
     "docquery_s": ("s", "{:.2f}"), "bulk_s": ("s", "{:.2f}"), "gen_s": ("s", "{:.0f}"),
+    "commit_s": ("s", "{:.2f}"), "engine_s": ("s", "{:.2f}"), "engine_writes": ("", "{:,.0f}"),
+    "writes_per_doc": ("writes/doc", "{:.2f}"), "x_engine_time": ("x engine time", "{:.2f}"),
+    "producer_cpu_s": ("s", "{:.1f}"), "consumer_cpu_s": ("s", "{:.1f}"),
 }
 
 
