@@ -23,6 +23,7 @@
 #include "load.h"
 #include "migrate.h"
 #include "log.h"
+#include "rstate.h"
 #include "rstream.h"
 #include "verify.h"
 
@@ -293,7 +294,22 @@ static int pgsync_entry(const struct config *cfg, const struct app *app, struct 
     /* the slot first: every change after the load's snapshot reaches the stream */
     if (bootstrap_setup(cfg, ae, NULL, err) < 0)
         return -1;
-    if (rstream_group_create(rc, ae->stream, RSTREAM_GROUP, err) < 0)
+    /* a group that existed and is gone is made again only when asked (--resync) */
+    char since[32];
+    int gone = a->resync ? 0
+                         : rstate_group_ensure(rc, ae->stream, ae->meta, RSTREAM_GROUP, since,
+                                               sizeof(since), err);
+    if (gone < 0)
+        return -1;
+    if (gone) {
+        pgs_error_set(err, PGS_ERR_FATAL,
+                      "the consumer group \"%s\" of stream %s " RSTREAM_GROUP_GONE
+                      " (Redis lost it); " RSTREAM_GROUP_RECOVERY,
+                      RSTREAM_GROUP, ae->stream);
+        return -1;
+    }
+    if (a->resync && (rstream_group_create(rc, ae->stream, RSTREAM_GROUP, err) < 0 ||
+                      rstate_group_mark(rc, ae->stream, ae->meta, err) < 0))
         return -1;
     if (app_ensure_index(ae, es, err) < 0)
         return -1;

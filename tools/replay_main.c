@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "ops.h"
+#include "rstate.h"
 #include "rstream.h"
 #include "strbuf.h"
 
@@ -28,6 +29,10 @@ static const char usage[] =
     "the end of the same stream as new entries, which every consumer group\n"
     "then processes. Re-processing is safe: writes are idempotent and carry\n"
     "the change's version, so nothing newer is overwritten.\n"
+    "\n"
+    "A consumer group that existed and is gone (Redis lost it; the consumers\n"
+    "wait and say so, and never make it again themselves) is made again just\n"
+    "before ID: choose the first entry the index may not reflect yet.\n"
     "\n"
     "IDs are stream entry ids (1712345678901-0) or milliseconds (1712345678901).\n"
     "\n"
@@ -56,6 +61,36 @@ static int replay_setid(struct redis_conn *rc, const struct app_entry *ae,
     int found;
     long long n;
 
+    if (rstream_id_prev(&o->from_id, &prev) < 0)
+        snprintf(target, sizeof(target), "0-0");
+    else
+        rstream_id_format(&prev, target, sizeof(target));
+    /* a group that existed and is gone (the consumers alarm): made again, at the position asked */
+    char since[32];
+    int gone = rstate_group_ensure(rc, ae->stream, ae->meta, RSTREAM_GROUP, since, sizeof(since),
+                                   err);
+    if (gone < 0)
+        return -1;
+    if (gone) {
+        if (rstream_count(rc, ae->stream, o->from, "+", &n, err) < 0)
+            return -1;
+        if (o->dry_run) {
+            printf("%s: the consumer group \"%s\" is gone: would make it again at %s: %lld "
+                   "entr%s would be delivered (dry run: nothing changed)\n",
+                   ae->stream, RSTREAM_GROUP, target, n, n == 1 ? "y" : "ies");
+            return 0;
+        }
+        if (rstream_group_create_at(rc, ae->stream, RSTREAM_GROUP, target, err) < 0 ||
+            rstate_group_mark(rc, ae->stream, ae->meta, err) < 0)
+            return -1;
+        printf("%s: the consumer group \"%s\" was gone: made again at %s: %lld entr%s will be "
+               "delivered%s\n",
+               ae->stream, RSTREAM_GROUP, target, n, n == 1 ? "y" : "ies",
+               n == 0 ? " (the stream holds none from there: if Redis lost them, run "
+                        "pgsync --resync, or pgsync-verify --repair)"
+                      : "");
+        return 0;
+    }
     if (rstream_group_find(rc, ae->stream, RSTREAM_GROUP, &g, &found, err) < 0)
         return -1;
     /* a group without a position counts as none: it reads the whole stream anyway */
@@ -67,10 +102,6 @@ static int replay_setid(struct redis_conn *rc, const struct app_entry *ae,
                ae->stream, RSTREAM_GROUP);
         return 0;
     }
-    if (rstream_id_prev(&o->from_id, &prev) < 0)
-        snprintf(target, sizeof(target), "0-0");
-    else
-        rstream_id_format(&prev, target, sizeof(target));
     if (rstream_id_parse(pos, &cur) < 0)
         cur.ms = cur.seq = 0;
     rstream_id_parse(target, &prev);

@@ -462,6 +462,52 @@ int rstate_versions_schema(struct redis_conn *rc, const struct config *cfg, cons
     return 0;
 }
 
+/* ---- consumer groups ---- */
+
+/*
+ * KEYS: stream, meta; ARGV: group, field, now. One script: no consumer can
+ * see the group missing and another make it in between. XINFO GROUPS of a
+ * missing stream is an error, hence pcall.
+ */
+static const char group_script[] =
+    "local ok, gs = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1]) "
+    "if ok then for _, g in ipairs(gs) do "
+    "  for i = 1, #g, 2 do if g[i] == 'name' and g[i + 1] == ARGV[1] then "
+    "    if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then "
+    "      redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end "
+    "    return 0 end end end end "
+    "local since = redis.call('HGET', KEYS[2], ARGV[2]) "
+    "if since then return since end "
+    "redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM') "
+    "redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) "
+    "return 0";
+
+int rstate_group_ensure(struct redis_conn *rc, const char *stream, const char *meta,
+                        const char *group, char *since, size_t since_len, struct pgs_error *err)
+{
+    char field[KEY_LEN + 8], now[32];
+    snprintf(field, sizeof(field), "group:%s", stream);
+    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    const char *argv[] = {"EVAL", group_script, "2", stream, meta, group, field, now};
+    redisReply *r = redis_command_argv(rc, err, 8, argv, NULL);
+    if (r == NULL)
+        return -1;
+    int gone = r->type == REDIS_REPLY_STRING;
+    if (gone)
+        snprintf(since, since_len, "%s", r->str);
+    freeReplyObject(r);
+    return gone;
+}
+
+int rstate_group_mark(struct redis_conn *rc, const char *stream, const char *meta,
+                      struct pgs_error *err)
+{
+    char field[KEY_LEN + 8], now[32];
+    snprintf(field, sizeof(field), "group:%s", stream);
+    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    return reply_ok(redis_command(rc, err, "HSET %s %s %s", meta, field, now));
+}
+
 /* HSET key f1 v1 f2 v2 ... unless the hash already has "live"; returns 1 when written. */
 static const char init_script[] =
     "if redis.call('HEXISTS', KEYS[1], 'live') == 1 then return 0 end "

@@ -13,7 +13,8 @@
  *                      load_id, load_bounds (first page of each range, decimal,
  *                      comma-separated), load_parts, load_docs (the load in
  *                      progress); loaded_version, loaded_docs, loaded_at (the
- *                      last completed load)
+ *                      last completed load); group:<stream key> (when the
+ *                      stream's consumer group was first made, unix seconds)
  *   loaddone   set:    the ranges of the current load that are done
  * and, per alias, "<prefix>:{<alias>}:versions" (hash: see version.h).
  */
@@ -157,6 +158,23 @@ int rstate_versions_promote(struct redis_conn *rc, const struct config *cfg, con
 /* Forget the retired index (no generation bump: nobody serves it). */
 int rstate_versions_forget_retired(struct redis_conn *rc, const struct config *cfg,
                                    const char *alias, struct pgs_error *err) PGS_MUSTCHECK;
+
+/* ---- consumer groups ---- */
+
+/*
+ * The consumer group "group" of "stream", made (at the stream's start) the
+ * first time only: its creation is recorded in "meta", and a group that
+ * existed and is gone is never made again behind the user's back (its
+ * position is lost: what was not yet read would be skipped or re-read
+ * blindly). 0: the group is there; 1: it disappeared, and "since" says
+ * when it was first made; -1: Redis failed (err).
+ */
+int rstate_group_ensure(struct redis_conn *rc, const char *stream, const char *meta,
+                        const char *group, char *since, size_t since_len,
+                        struct pgs_error *err) PGS_MUSTCHECK;
+/* Record that "group" of "stream" exists (after an explicit creation: a load, a replay). */
+int rstate_group_mark(struct redis_conn *rc, const char *stream, const char *meta,
+                      struct pgs_error *err) PGS_MUSTCHECK;
 
 /* ---- a whole entry ---- */
 

@@ -142,8 +142,15 @@ int rstream_add(struct redis_conn *rc, const char *stream, const struct change *
 int rstream_group_create(struct redis_conn *rc, const char *stream, const char *group,
                          struct pgs_error *err)
 {
+    return rstream_group_create_at(rc, stream, group, "0", err);
+}
+
+int rstream_group_create_at(struct redis_conn *rc, const char *stream, const char *group,
+                            const char *id, struct pgs_error *err)
+{
     struct pgs_error gerr;
-    redisReply *r = redis_command(rc, &gerr, "XGROUP CREATE %s %s 0 MKSTREAM", stream, group);
+    redisReply *r =
+        redis_command(rc, &gerr, "XGROUP CREATE %s %s %s MKSTREAM", stream, group, id);
     if (r == NULL) {
         if (redis_error_is(&gerr, "BUSYGROUP"))
             return 0;
@@ -270,10 +277,19 @@ static int read_group(struct redis_conn *rc, const char *stream, const char *gro
         r = redis_command(rc, err, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s", group,
                           consumer, count, stream, from);
     if (r == NULL) {
-        /* the group went away (Redis lost its data): make it again, then retry */
-        struct pgs_error gerr;
-        if (redis_error_is(err, "NOGROUP") && rstream_group_create(rc, stream, group, &gerr) < 0)
-            pgs_log(LOG_WARN, "cannot recreate the consumer group", "stream=%s", stream);
+        /*
+         * The group went away (Redis lost it). Never made again here: its
+         * position is lost, and a new one would skip or re-read blindly.
+         */
+        if (redis_error_is(err, "NOGROUP")) {
+            char detail[sizeof(err->detail)];
+            snprintf(detail, sizeof(detail), "%s", err->msg);
+            pgs_error_set(err, PGS_ERR_TRANSIENT,
+                          "the consumer group \"%s\" of stream %s " RSTREAM_GROUP_GONE
+                          " (Redis lost it); " RSTREAM_GROUP_RECOVERY,
+                          group, stream);
+            pgs_error_detail(err, "%s", detail);
+        }
         return -1;
     }
     /* nil on time-out; else [[stream, [entries]]] */

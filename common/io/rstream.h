@@ -53,9 +53,21 @@ int rstream_add_queue(struct redis_conn *rc, const char *stream, const char **fv
                       const size_t *fvlen, int nfv, struct pgs_error *err) PGS_MUSTCHECK;
 int rstream_add_replies(struct redis_conn *rc, int n, struct pgs_error *err) PGS_MUSTCHECK;
 
+/*
+ * What a read says when the group is gone (rstate_group_ensure), and how to
+ * recover: the consumers wait and alarm until the user chooses.
+ */
+#define RSTREAM_GROUP_GONE "is gone"
+#define RSTREAM_GROUP_RECOVERY                                                                  \
+    "not made again (what it had not delivered would be skipped or re-read blindly): recover "  \
+    "with pgsync-replay --config FILE --from ID, or pgsync --config FILE --resync"
+
 /* XGROUP CREATE stream group 0 MKSTREAM; an existing group is fine. */
 int rstream_group_create(struct redis_conn *rc, const char *stream, const char *group,
                          struct pgs_error *err) PGS_MUSTCHECK;
+/* The same, delivering what comes after "id" first. */
+int rstream_group_create_at(struct redis_conn *rc, const char *stream, const char *group,
+                            const char *id, struct pgs_error *err) PGS_MUSTCHECK;
 /* XGROUP SETID stream group id: the group delivers what comes after "id" next. */
 int rstream_group_setid(struct redis_conn *rc, const char *stream, const char *group,
                         const char *id, struct pgs_error *err) PGS_MUSTCHECK;
