@@ -1146,8 +1146,14 @@ static int es_type_in(const char *type, const char *const *list)
 
 enum es_item_class es_classify_item(enum es_op op, int status, const char *error_type)
 {
-    static const char *const fatal_types[] = {"cluster_block_exception", "index_closed_exception",
-                                              "security_exception", NULL};
+    static const char *const fatal_types[] = {"security_exception", NULL};
+    /*
+     * The index's state, not the document's: closed, blocked (flood stage,
+     * index.blocks.write), gone with auto-create off. Every document would
+     * fail the same way: wait for the fix, and never dead-letter.
+     */
+    static const char *const stall_types[] = {"cluster_block_exception", "index_closed_exception",
+                                              "index_not_found_exception", NULL};
     static const char *const retry_types[] = {
         "es_rejected_execution_exception", "rejected_execution_exception",
         "circuit_breaking_exception", "unavailable_shards_exception",
@@ -1163,6 +1169,8 @@ enum es_item_class es_classify_item(enum es_op op, int status, const char *error
     /* the document is gone, which is what a delete wants */
     if (status == 404 && op == ES_OP_DELETE)
         return ES_ITEM_OK;
+    if (es_type_in(t, stall_types))
+        return ES_ITEM_RETRY;
     if (es_type_in(t, fatal_types) || status == 401 || status == 403)
         return ES_ITEM_FATAL;
     if (es_type_in(t, retry_types) || status == 408 || status == 429 || status >= 500)
@@ -1229,6 +1237,10 @@ static void es_item_set(struct es_bulk_item *it, int status, const char *type, c
         if ((unsigned char)*p < 0x20)
             *p = ' ';
     it->cls = es_classify_item(it->op, status, it->error_type);
+    /* a missing ingest pipeline fails every document alike: wait for it, do not dead-letter */
+    if (it->cls == ES_ITEM_REJECT && strstr(it->reason, "pipeline with id [") != NULL &&
+        strstr(it->reason, "does not exist") != NULL)
+        it->cls = ES_ITEM_RETRY;
 }
 
 int es_bulk_apply_response(struct es_bulk *b, const int *sel, int nsel, const char *resp,

@@ -32,7 +32,7 @@ static const struct {
     {ES_OP_DELETE, 409, "version_conflict_engine_exception", ES_ITEM_OK},
     {ES_OP_DELETE, 404, NULL, ES_ITEM_OK},
     {ES_OP_DELETE, 404, "index_not_found_exception", ES_ITEM_OK},
-    {ES_OP_INDEX, 404, "index_not_found_exception", ES_ITEM_REJECT},
+    {ES_OP_INDEX, 404, "index_not_found_exception", ES_ITEM_RETRY},
     {ES_OP_INDEX, 429, "es_rejected_execution_exception", ES_ITEM_RETRY},
     {ES_OP_INDEX, 429, "circuit_breaking_exception", ES_ITEM_RETRY},
     {ES_OP_INDEX, 503, "unavailable_shards_exception", ES_ITEM_RETRY},
@@ -42,9 +42,10 @@ static const struct {
     {ES_OP_INDEX, 0, NULL, ES_ITEM_RETRY},
     {ES_OP_INDEX, 401, "security_exception", ES_ITEM_FATAL},
     {ES_OP_INDEX, 403, NULL, ES_ITEM_FATAL},
-    {ES_OP_INDEX, 403, "cluster_block_exception", ES_ITEM_FATAL},
-    {ES_OP_INDEX, 429, "cluster_block_exception", ES_ITEM_FATAL},
-    {ES_OP_INDEX, 400, "index_closed_exception", ES_ITEM_FATAL},
+    {ES_OP_INDEX, 403, "cluster_block_exception", ES_ITEM_RETRY},
+    {ES_OP_INDEX, 429, "cluster_block_exception", ES_ITEM_RETRY},
+    {ES_OP_INDEX, 400, "index_closed_exception", ES_ITEM_RETRY},
+    {ES_OP_DELETE, 400, "index_closed_exception", ES_ITEM_RETRY},
     {ES_OP_INDEX, 400, "mapper_parsing_exception", ES_ITEM_REJECT},
     {ES_OP_INDEX, 400, "strict_dynamic_mapping_exception", ES_ITEM_REJECT},
     {ES_OP_INDEX, 400, "illegal_argument_exception", ES_ITEM_REJECT},
@@ -403,6 +404,28 @@ static void test_refused_connection_is_transient(void **state)
     es_client_free(c);
 }
 
+/* A missing ingest pipeline fails every document alike: retried, never dead-lettered. */
+static void test_missing_pipeline_is_retried(void **state)
+{
+    struct es_bulk b;
+    struct pgs_error err;
+    (void)state;
+    static const char resp[] =
+        "{\"errors\":true,\"items\":[{\"index\":{\"_index\":\"book\",\"_id\":\"1\","
+        "\"status\":400,\"error\":{\"type\":\"illegal_argument_exception\",\"reason\":"
+        "\"pipeline with id [books] does not exist\"}}},{\"index\":{\"_index\":\"book\","
+        "\"_id\":\"2\",\"status\":400,\"error\":{\"type\":\"illegal_argument_exception\","
+        "\"reason\":\"field [x] is not a number\"}}}]}";
+    es_bulk_init(&b);
+    es_bulk_add(&b, ES_OP_INDEX, "book", "1", 1, "{}", 2, NULL, "books", NULL);
+    es_bulk_add(&b, ES_OP_INDEX, "book", "2", 1, "{}", 2, NULL, "books", NULL);
+    pgs_error_clear(&err);
+    assert_int_equal(es_bulk_apply_response(&b, NULL, 0, resp, strlen(resp), &err), 0);
+    assert_int_equal(b.items[0].cls, ES_ITEM_RETRY);
+    assert_int_equal(b.items[1].cls, ES_ITEM_REJECT);
+    es_bulk_deinit(&b);
+}
+
 /* A search that left out a shard is an error naming the index, the count and the reason. */
 static void test_search_complete(void **state)
 {
@@ -453,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_client_needs_http_url),
         cmocka_unit_test(test_refused_connection_is_transient),
         cmocka_unit_test(test_search_complete),
+        cmocka_unit_test(test_missing_pipeline_is_retried),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
