@@ -443,6 +443,75 @@ int bootstrap_outbox_bounds(PGconn *conn, const struct app_entry *ae, long long 
     return rv;
 }
 
+#define RECOVER_SLOT                                                                             \
+    "recover with pgsync-bootstrap --config FILE --recreate-slot, then pgsync --config FILE "      \
+    "--resync (the changes since its last position are in no stream)"
+
+int bootstrap_slot_broken(const struct config *cfg, const struct app_entry *ae, char *why,
+                          size_t why_len, struct pgs_error *err)
+{
+    const char *params[2] = {ae->slot, ae->publication};
+    PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-check", err);
+    if (conn == NULL)
+        return -1;
+    char *v = bootstrap_query_value(
+        conn,
+        "SELECT coalesce((SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1), "
+        "'missing') || ' ' || EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $2)::text",
+        2, params, err);
+    PQfinish(conn);
+    if (v == NULL)
+        return -1;
+    int broken = 1;
+    if (strncmp(v, "lost ", 5) == 0)
+        snprintf(why, why_len,
+                 "replication slot \"%s\" was invalidated by PostgreSQL (wal_status lost: it fell "
+                 "further behind than max_slot_wal_keep_size allows); " RECOVER_SLOT,
+                 ae->slot);
+    else if (strncmp(v, "missing ", 8) != 0 && strstr(v, " false") != NULL)
+        snprintf(why, why_len,
+                 "publication \"%s\" of replication slot \"%s\" does not exist (dropped?): the "
+                 "slot cannot decode past its drop; " RECOVER_SLOT,
+                 ae->publication, ae->slot);
+    else
+        broken = 0;
+    free(v);
+    return broken;
+}
+
+int bootstrap_recreate_slot(const struct config *cfg, struct app_entry *ae, struct pgs_error *err)
+{
+    char why[600];
+    int broken = bootstrap_slot_broken(cfg, ae, why, sizeof(why), err);
+    if (broken < 0)
+        return -1;
+    if (!broken) {
+        pgs_error_set(err, PGS_ERR_USAGE,
+                      "replication slot \"%s\" is usable (or missing): --recreate-slot would "
+                      "lose the changes it holds; nothing done (plain pgsync-bootstrap creates a "
+                      "missing one)",
+                      ae->slot);
+        return -1;
+    }
+    PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-bootstrap", err);
+    if (conn == NULL)
+        return -1;
+    const char *params[1] = {ae->slot};
+    char *v = bootstrap_query_value(conn,
+                                    "SELECT count(pg_drop_replication_slot(slot_name)) FROM "
+                                    "pg_replication_slots WHERE slot_name = $1",
+                                    1, params, err);
+    PQfinish(conn);
+    if (v == NULL) {
+        snprintf(err->msg, sizeof(err->msg),
+                 "cannot drop replication slot \"%s\" (is a producer reading it?)", ae->slot);
+        return -1;
+    }
+    free(v);
+    pgs_log(LOG_WARN, "broken replication slot dropped", "slot=%s", ae->slot);
+    return bootstrap_setup(cfg, ae, NULL, err);
+}
+
 int bootstrap_teardown(const struct config *cfg, struct app_entry *ae, struct pgs_error *err)
 {
     struct bootstrap_plan p;

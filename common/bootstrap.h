@@ -33,6 +33,22 @@ int bootstrap_setup(const struct config *cfg, struct app_entry *ae, int *created
 /* Remove the slot, the publication, the triggers, the function and the outbox. */
 int bootstrap_teardown(const struct config *cfg, struct app_entry *ae, struct pgs_error *err)
     PGS_MUSTCHECK;
+/*
+ * Can the entry's slot still deliver? 1 when PostgreSQL invalidated it
+ * (wal_status "lost", after max_slot_wal_keep_size) or its publication is
+ * gone: "why" says which and the commands that recover. 0: usable (or
+ * missing: bootstrap makes it); -1: the check itself failed (err).
+ */
+int bootstrap_slot_broken(const struct config *cfg, const struct app_entry *ae, char *why,
+                          size_t why_len, struct pgs_error *err) PGS_MUSTCHECK;
+/*
+ * Drop a broken slot (bootstrap_slot_broken) and set up a new one with its
+ * publication. Refused for a usable slot (it would lose the changes it
+ * holds) and for one a producer reads. The changes between the old slot's
+ * position and the new one reach no stream: a resync must follow.
+ */
+int bootstrap_recreate_slot(const struct config *cfg, struct app_entry *ae,
+                            struct pgs_error *err) PGS_MUSTCHECK;
 /* Does the entry's slot exist? */
 int bootstrap_slot_exists(PGconn *conn, const char *slot, int *exists, struct pgs_error *err)
     PGS_MUSTCHECK;

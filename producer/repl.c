@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bootstrap.h"
 #include "change.h"
 #include "clock.h"
 #include "log.h"
@@ -32,6 +33,8 @@
  * closes, and the standby takes it over within this time.
  */
 #define STANDBY_POLL 1.0
+/* a slot the user must recreate: asked again this often, to notice the fix */
+#define SLOT_BROKEN_RETRY_S 10.0
 
 /*
  * A record waiting for Redis, encoded by change_encode: its JSON texts are
@@ -68,6 +71,7 @@ struct repl {
     ev_timer retry_timer;
     struct backoff backoff;
     int failing;
+    int broken; /* the slot is invalidated or its publication gone (slot_broken) */
     /* relation map */
     struct relmap *rels;
     int nrels;
@@ -169,11 +173,46 @@ static void close_stream(struct repl *r)
     r->stats.connected = 0;
 }
 
+/*
+ * A failure that may be the slot's own: invalidated by PostgreSQL, or its
+ * publication dropped. Retrying changes nothing until the user acts, so
+ * say so (once, as an error) with the commands, and ask again slowly.
+ */
+static int slot_broken(struct repl *r, const struct pgs_error *err, struct pgs_error *out)
+{
+    static const char *const hints[] = {"replication slot", "publication", "already been removed",
+                                        "invalidated"};
+    struct pgs_error e2;
+    char why[600];
+    int maybe = 0;
+
+    for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
+        if (strstr(err->msg, hints[i]) || strstr(err->detail, hints[i]))
+            maybe = 1;
+    if (!maybe || bootstrap_slot_broken(r->cfg, r->ae, why, sizeof(why), &e2) != 1)
+        return 0;
+    pgs_error_set(out, PGS_ERR_TRANSIENT, "%s", why);
+    pgs_error_detail(out, "%s", err->detail[0] ? err->detail : err->msg);
+    return 1;
+}
+
 /* Close and try again later; log once per state change, not once per retry. */
-static void fail(struct repl *r, const struct pgs_error *err)
+static void fail(struct repl *r, const struct pgs_error *err0)
 {
     char buf[1600];
-    if (!r->failing)
+    struct pgs_error broken;
+    const struct pgs_error *err = err0;
+    int was_broken = r->broken;
+
+    r->broken = slot_broken(r, err0, &broken);
+    if (r->broken)
+        err = &broken;
+    if (r->broken && !was_broken)
+        pgs_log(LOG_ERROR, "replication slot unusable: waiting for the user to recover",
+                "slot=%s error=\"%s\"", r->ae->slot, pgs_error_str(err, buf, sizeof(buf)));
+    else if (r->broken)
+        pgs_log(LOG_DEBUG, "slot still unusable", "slot=%s", r->ae->slot);
+    else if (!r->failing)
         pgs_log(LOG_WARN, "replication stream interrupted, retrying", "slot=%s error=\"%s\"",
                 r->ae->slot, pgs_error_str(err, buf, sizeof(buf)));
     else
@@ -182,7 +221,7 @@ static void fail(struct repl *r, const struct pgs_error *err)
     r->failing = 1;
     pgs_error_str(err, r->stats.last_error, sizeof(r->stats.last_error));
     close_stream(r);
-    double delay = backoff_next(&r->backoff);
+    double delay = r->broken ? SLOT_BROKEN_RETRY_S : backoff_next(&r->backoff);
     ev_timer_set(&r->retry_timer, delay, 0);
     ev_timer_start(r->loop, &r->retry_timer);
 }

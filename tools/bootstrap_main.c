@@ -15,6 +15,7 @@
 
 static const char usage[] =
     "Usage: pgsync-bootstrap --config FILE [--mode logical|notify] [--teardown]\n"
+    "                        [--recreate-slot]\n"
     "\n"
     "Checks the database (wal_level, replication slots, the role's rights)\n"
     "and creates what each schema entry needs: a publication of exactly its\n"
@@ -27,12 +28,18 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  -m, --mode MODE        logical (default) or notify; also PGSYNC_MODE\n"
-    "  -t, --teardown         remove everything of both modes instead\n";
+    "  -t, --teardown         remove everything of both modes instead\n"
+    "      --recreate-slot    drop a slot PostgreSQL invalidated (wal_status lost,\n"
+    "                         after max_slot_wal_keep_size) or whose publication\n"
+    "                         was dropped, and make both again; refused for a\n"
+    "                         usable slot. Run pgsync --resync right after: the\n"
+    "                         changes in between reached no stream\n";
 
 /* The command line. */
 struct bootstrap_args {
     const char *mode;
     int teardown;
+    int recreate_slot;
 };
 
 static int bootstrap_option(void *ctx, const char *prog, int opt, const char *arg)
@@ -42,6 +49,8 @@ static int bootstrap_option(void *ctx, const char *prog, int opt, const char *ar
     (void)prog;
     if (opt == 't')
         a->teardown = 1;
+    else if (opt == 'R')
+        a->recreate_slot = 1;
     else if (opt == 'm')
         a->mode = arg;
     else
@@ -53,6 +62,7 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
                                              {"teardown", no_argument, NULL, 't'},
+                                             {"recreate-slot", no_argument, NULL, 'R'},
                                              {"mode", required_argument, NULL, 'm'},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-bootstrap"};
@@ -78,11 +88,18 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < app.nentries; i++) {
         struct app_entry *ae = &app.entries[i];
-        int r = a.teardown ? bootstrap_teardown(&cfg, ae, &err)
-                           : bootstrap_setup(&cfg, ae, NULL, &err);
+        int r = a.teardown        ? bootstrap_teardown(&cfg, ae, &err)
+                : a.recreate_slot ? bootstrap_recreate_slot(&cfg, ae, &err)
+                                  : bootstrap_setup(&cfg, ae, NULL, &err);
         if (r < 0) {
             fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
             rv = 1;
+        } else if (a.recreate_slot) {
+            printf("%s: recreated database=%s index=%s slot=%s publication=%s: now run "
+                   "pgsync --config %s --resync (the changes since the old slot's position "
+                   "reached no stream)\n",
+                   cli.prog, ae->e->database, ae->e->index, ae->slot, ae->publication,
+                   cli.config);
         } else if (a.teardown || cfg.mode == CAPTURE_LOGICAL) {
             printf("%s: %s database=%s index=%s slot=%s publication=%s\n", cli.prog,
                    a.teardown ? "removed" : "ready", ae->e->database, ae->e->index, ae->slot,
