@@ -366,6 +366,32 @@ void config_log(const struct config *cfg)
 
 }
 
+/*
+ * libpq's default sslmode (prefer) falls back to plaintext without a word:
+ * say so, once per process. A warning unless the server is on this machine
+ * (a unix socket, or loopback), where nothing crosses a network.
+ */
+static void note_plaintext(PGconn *conn)
+{
+    static int said;
+    const char *host = PQhost(conn), *mode = NULL;
+
+    if (said || PQsslInUse(conn) || host == NULL || host[0] == '/')
+        return;
+    PQconninfoOption *opts = PQconninfo(conn);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "sslmode") == 0)
+            mode = o->val;
+    int local = strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+                strcmp(host, "::1") == 0;
+    said = 1;
+    pgs_log(local ? LOG_DEBUG : LOG_WARN, "the connection to PostgreSQL is not encrypted",
+            "host=%s port=%s sslmode=%s hint=\"set PG_SSLMODE=verify-full (with PG_SSLROOTCERT) "
+            "or require to refuse plaintext\"",
+            host, PQport(conn), mode ? mode : "prefer");
+    PQconninfoFree(opts);
+}
+
 PGconn *config_pg_connect(const struct config *cfg, const char *dbname, int replication,
                           const char *appname, struct pgs_error *err)
 {
@@ -384,6 +410,10 @@ PGconn *config_pg_connect(const struct config *cfg, const char *dbname, int repl
         keys[n] = "password", vals[n++] = cfg->pg_password;
     if (cfg->pg_sslmode && *cfg->pg_sslmode)
         keys[n] = "sslmode", vals[n++] = cfg->pg_sslmode;
+    else if (cfg->pg_sslrootcert && *cfg->pg_sslrootcert && getenv("PGSSLMODE") == NULL &&
+             !(cfg->pg_url && strstr(cfg->pg_url, "sslmode")))
+        /* a CA given is a CA to check against: the host name too, as for Redis and the engine */
+        keys[n] = "sslmode", vals[n++] = "verify-full";
     if (cfg->pg_sslrootcert && *cfg->pg_sslrootcert)
         keys[n] = "sslrootcert", vals[n++] = cfg->pg_sslrootcert;
     if (dbname)
@@ -415,5 +445,6 @@ PGconn *config_pg_connect(const struct config *cfg, const char *dbname, int repl
         PQfinish(conn);
         return NULL;
     }
+    note_plaintext(conn);
     return conn;
 }

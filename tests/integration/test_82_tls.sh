@@ -133,6 +133,11 @@ run_tool env "${PGTLS[@]}" PG_SSLROOTCERT="$tls/nosuch.crt" pgsync-bootstrap --c
 refused "TLS pg: a missing root certificate file is named" 'nosuch\.crt|root certificate file'
 check_eq "TLS pg: the refused attempts created nothing" 0 \
     "$(tpsql -d tlsbook -c "SELECT count(*) FROM pg_replication_slots")"
+# a CA given and no sslmode: verify-full, so a host the certificate does not name is refused
+run_tool env -u PG_SSLMODE -u PGSSLMODE PG_HOST=127.0.0.1 PG_PORT="$pgport" \
+    PG_SSLROOTCERT="$tls/ca.crt" pgsync-bootstrap --config "$schema"
+refused "TLS pg: PG_SSLROOTCERT without PG_SSLMODE means verify-full (host name checked)" \
+    'does not match host name|server certificate for "localhost"'
 run_tool env "${PGTLS[@]}" PG_HOST=127.0.0.1 PG_SSLMODE=verify-ca pgsync-bootstrap --config "$schema" \
     --log-level error
 check_eq "TLS pg: verify-ca does not check the host name: bootstrap exit 0" 0 "$rc"
