@@ -153,14 +153,44 @@ static int setup_function(struct bootstrap_plan *p, const char *name, struct pgs
     if (v == NULL) {
         rv = -1;
     } else if (strcmp(v, body.buf) != 0) {
+        /*
+         * The body holds table and column names as literals: a dollar-quote
+         * tag that one of them contains would end the quoting early. Pick
+         * one the body does not hold.
+         */
+        char tag[32] = "$pgsync$";
+        for (int i = 1; strstr(body.buf, tag) != NULL; i++)
+            snprintf(tag, sizeof(tag), "$pgsync_%d$", i);
         sb_reset(&sql);
         sb_printf(&sql,
                   "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql "
-                  "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgsync$%s$pgsync$",
-                  name, body.buf);
+                  "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %s%s%s",
+                  name, tag, body.buf, tag);
         rv = bootstrap_plan_step(p, sql.buf, 1, "trigger function created", err);
     }
     free(v);
+    /* a SECURITY DEFINER function is nobody else's to call (its triggers need no grant) */
+    if (rv == 0) {
+        sb_reset(&sql);
+        sb_printf(&sql, "%s()", name);
+        params[0] = sql.buf;
+        v = bootstrap_query_value(
+            p->conn,
+            "SELECT 1 FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) "
+            "a WHERE p.oid = to_regprocedure($1) AND a.grantee = 0 AND "
+            "a.privilege_type = 'EXECUTE'",
+            1, params, err);
+        /* (a function the DBA has yet to create is revoked in the same script) */
+        int public_exec = v == NULL ? -1 : *v != '\0' || p->defer_rest;
+        free(v);
+        if (public_exec < 0) {
+            rv = -1;
+        } else if (public_exec) {
+            sb_reset(&sql);
+            sb_printf(&sql, "REVOKE EXECUTE ON FUNCTION %s() FROM PUBLIC", name);
+            rv = bootstrap_plan_step(p, sql.buf, 1, "EXECUTE revoked from PUBLIC", err);
+        }
+    }
     sb_free(&sql);
     sb_free(&body);
     return rv;
