@@ -28,9 +28,10 @@ allowed=$(printf '%s\n' "${RULE[@]}" | sed -n 's/^+//p' | LC_ALL=C sort -u)
 # every user and SENTINEL goes to the sentinels, not to this user.
 spelled='redis_command(_argv)?\([^,]+, *[^,]+, *"|redisCommand\([^,]+, *"'
 spelled+='|redisFormatCommand\(&buf, *"|redisAppendCommand\([^,]+, *"|bare_command\([^,]+, *"'
-spelled+="|argv\\[0\\] = \"|\\{ *\"|redis\\.call\\('"
-sent=$(grep -ohE "($spelled)[A-Z][A-Z]+( [A-Za-z]+)?" "$PGS_ROOT"/common/io/{redis,rstream,rstate}.c |
-    sed -E "s/.*[\"'{] *//" | tr 'A-Z' 'a-z' |
+spelled+="|argv\\[0\\] = \"|\\{ *\"|redis\\.call\\('|redis\\.call, '"
+# (in a script a subcommand is an argument of its own: redis.call('XGROUP', 'CREATE', ...))
+sent=$(grep -ohE "($spelled)[A-Z][A-Z]+(( |', ')[A-Za-z]+)?" "$PGS_ROOT"/common/io/{redis,rstream,rstate}.c |
+    sed -E "s/', '/ /; s/.*[\"'{] *//" | tr 'A-Z' 'a-z' |
     awk '$1 ~ /^(xgroup|xinfo|cluster)$/ { print $1 "|" $2; next } { print $1 }' |
     grep -vxE 'auth|sentinel' | LC_ALL=C sort -u)
 if [ "$(wc -l <<<"$sent")" -ge 30 ]; then
