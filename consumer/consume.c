@@ -247,29 +247,6 @@ out:
 }
 
 /*
- * The stream's consumer group, made the first time only (rstate.h): one
- * that existed and is gone is an alarm, with the ways to recover.
- */
-static int ensure_group(struct consumer *c, const struct entry_state *st, const char *stream,
-                        struct pgs_error *err)
-{
-    char since[32] = "", when[64] = "?";
-    int rv = rstate_group_ensure(c->rc, stream, st->ae->meta, RSTREAM_GROUP, since,
-                                 sizeof(since), err);
-    if (rv <= 0)
-        return rv;
-    time_t t = (time_t)strtoll(since, NULL, 10);
-    struct tm tm;
-    if (t > 0 && gmtime_r(&t, &tm) != NULL)
-        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    pgs_error_set(err, PGS_ERR_TRANSIENT,
-                  "the consumer group \"%s\" of stream %s " RSTREAM_GROUP_GONE
-                  " (it was made at %s; Redis lost it); " RSTREAM_GROUP_RECOVERY,
-                  RSTREAM_GROUP, stream, when);
-    return -1;
-}
-
-/*
  * One pass over every entry's streams. 0: done (*got entries seen); 1: a
  * load worker's load is finished; -1: failed (err).
  */
@@ -287,7 +264,9 @@ static int consume_round(struct consumer *c, int *got, struct pgs_error *err)
             return -1;
         for (int i = 0; i < app->nentries; i++)
             for (int k = 0; k < 2; k++)
-                if (ensure_group(c, &c->states[i], c->states[i].streams[k].key, err) < 0)
+                /* made the first time only; one that existed and is gone: the alarm */
+                if (rstate_group_ensure(c->rc, c->states[i].streams[k].key, c->states[i].ae->meta,
+                                        RSTREAM_GROUP, err) != 0)
                     return -1;
     }
     if (!c->ensured) {

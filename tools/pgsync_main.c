@@ -295,17 +295,10 @@ static int pgsync_entry(const struct config *cfg, const struct app *app, struct 
     if (bootstrap_setup(cfg, ae, NULL, err) < 0)
         return -1;
     /* a group that existed and is gone is made again only when asked (--resync) */
-    char since[32];
-    int gone = a->resync ? 0
-                         : rstate_group_ensure(rc, ae->stream, ae->meta, RSTREAM_GROUP, since,
-                                               sizeof(since), err);
-    if (gone < 0)
-        return -1;
-    if (gone) {
-        pgs_error_set(err, PGS_ERR_FATAL,
-                      "the consumer group \"%s\" of stream %s " RSTREAM_GROUP_GONE
-                      " (Redis lost it); " RSTREAM_GROUP_RECOVERY,
-                      RSTREAM_GROUP, ae->stream);
+    int gone = a->resync ? 0 : rstate_group_ensure(rc, ae->stream, ae->meta, RSTREAM_GROUP, err);
+    if (gone != 0) {
+        if (gone > 0)
+            err->kind = PGS_ERR_FATAL; /* a one-shot run: the user chooses the recovery */
         return -1;
     }
     if (a->resync && (rstream_group_create(rc, ae->stream, RSTREAM_GROUP, err) < 0 ||

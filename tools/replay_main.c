@@ -66,9 +66,7 @@ static int replay_setid(struct redis_conn *rc, const struct app_entry *ae,
     else
         rstream_id_format(&prev, target, sizeof(target));
     /* a group that existed and is gone (the consumers alarm): made again, at the position asked */
-    char since[32];
-    int gone = rstate_group_ensure(rc, ae->stream, ae->meta, RSTREAM_GROUP, since, sizeof(since),
-                                   err);
+    int gone = rstate_group_ensure(rc, ae->stream, ae->meta, RSTREAM_GROUP, err);
     if (gone < 0)
         return -1;
     if (gone) {

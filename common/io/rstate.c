@@ -482,19 +482,33 @@ static const char group_script[] =
     "redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) "
     "return 0";
 
-int rstate_group_ensure(struct redis_conn *rc, const char *stream, const char *meta,
-                        const char *group, char *since, size_t since_len, struct pgs_error *err)
+/* The meta field recording the group of "stream", and now in unix seconds. */
+static void group_field(const char *stream, char field[KEY_LEN + 8], char now[32])
 {
-    char field[KEY_LEN + 8], now[32];
-    snprintf(field, sizeof(field), "group:%s", stream);
-    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    snprintf(field, KEY_LEN + 8, "group:%s", stream);
+    snprintf(now, 32, "%lld", (long long)time(NULL));
+}
+
+int rstate_group_ensure(struct redis_conn *rc, const char *stream, const char *meta,
+                        const char *group, struct pgs_error *err)
+{
+    char field[KEY_LEN + 8], now[32], when[64] = "?";
+    group_field(stream, field, now);
     const char *argv[] = {"EVAL", group_script, "2", stream, meta, group, field, now};
     redisReply *r = redis_command_argv(rc, err, 8, argv, NULL);
     if (r == NULL)
         return -1;
     int gone = r->type == REDIS_REPLY_STRING;
-    if (gone)
-        snprintf(since, since_len, "%s", r->str);
+    if (gone) {
+        time_t t = (time_t)strtoll(r->str, NULL, 10);
+        struct tm tm;
+        if (t > 0 && gmtime_r(&t, &tm) != NULL)
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        pgs_error_set(err, PGS_ERR_TRANSIENT,
+                      "the consumer group \"%s\" of stream %s " RSTREAM_GROUP_GONE
+                      " (it was made at %s; Redis lost it); " RSTREAM_GROUP_RECOVERY,
+                      group, stream, when);
+    }
     freeReplyObject(r);
     return gone;
 }
@@ -503,8 +517,7 @@ int rstate_group_mark(struct redis_conn *rc, const char *stream, const char *met
                       struct pgs_error *err)
 {
     char field[KEY_LEN + 8], now[32];
-    snprintf(field, sizeof(field), "group:%s", stream);
-    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    group_field(stream, field, now);
     return reply_ok(redis_command(rc, err, "HSET %s %s %s", meta, field, now));
 }
 

@@ -166,12 +166,11 @@ int rstate_versions_forget_retired(struct redis_conn *rc, const struct config *c
  * first time only: its creation is recorded in "meta", and a group that
  * existed and is gone is never made again behind the user's back (its
  * position is lost: what was not yet read would be skipped or re-read
- * blindly). 0: the group is there; 1: it disappeared, and "since" says
- * when it was first made; -1: Redis failed (err).
+ * blindly). 0: the group is there; 1: it disappeared ("err" says so, when
+ * it was made and how to recover); -1: Redis failed (err).
  */
 int rstate_group_ensure(struct redis_conn *rc, const char *stream, const char *meta,
-                        const char *group, char *since, size_t since_len,
-                        struct pgs_error *err) PGS_MUSTCHECK;
+                        const char *group, struct pgs_error *err) PGS_MUSTCHECK;
 /* Record that "group" of "stream" exists (after an explicit creation: a load, a replay). */
 int rstate_group_mark(struct redis_conn *rc, const char *stream, const char *meta,
                       struct pgs_error *err) PGS_MUSTCHECK;
