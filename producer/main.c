@@ -118,8 +118,11 @@ static void producer_health(void *arg, struct metrics_health *h)
             /* a Redis that answers and refuses: NOPERM, OOM, READONLY */
             snprintf(h->down, sizeof(h->down), "Redis refuses the records (slot %.63s): %.280s",
                      w->app->entries[i].slot, st->last_error);
+        else if (!h->down[0] && !st->connected && !st->standby && strstr(st->last_error, w->app->entries[i].slot))
+            /* the error names the slot (slot_broken); the commands that recover must fit */
+            snprintf(h->down, sizeof(h->down), "not connected to PostgreSQL: %.600s", st->last_error);
         else if (!h->down[0] && !st->connected && !st->standby)
-            snprintf(h->down, sizeof(h->down), "not connected to PostgreSQL (slot %.63s)%s%.280s",
+            snprintf(h->down, sizeof(h->down), "not connected to PostgreSQL (slot %.63s)%s%.500s",
                      w->app->entries[i].slot, st->last_error[0] ? ": " : "", st->last_error);
         else if (!h->down[0] && st->replicas_short)
             snprintf(h->down, sizeof(h->down),

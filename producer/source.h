@@ -26,7 +26,7 @@ struct source_stats {
     int replicas_short; /* the last WAIT found fewer Redis replicas than PGSYNC_REDIS_MIN_REPLICAS */
     int standby;        /* another producer reads the slot: this one waits to take over */
     int redis_failing;  /* the last write to Redis failed (refused, or the connection) */
-    char last_error[400]; /* why the source last failed, for /healthz ("" once it streams) */
+    char last_error[640]; /* why the source last failed, for /healthz ("" once it streams) */
 };
 
 struct change_source;

@@ -82,7 +82,7 @@ char *metrics_render(struct metrics *m, size_t *len);
 /* ---- health and the stall watchdog ---- */
 
 struct metrics_health {
-    char down[400];  /* "" when every connection is up; else the reason ("not connected to Redis:
+    char down[640];  /* "" when every connection is up; else the reason ("not connected to Redis:
                         ...") */
     double waiting;  /* work waiting (stream entries, WAL bytes); 0 = none */
     double progress; /* any number that grows whenever work gets done */
