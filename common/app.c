@@ -19,13 +19,19 @@
 #include "strbuf.h"
 #include "version.h"
 
-/* Slot and publication names: lower-case letters, digits and _; 63 bytes at most. */
+/*
+ * Slot and publication names: lower-case letters, digits and _; 63 bytes at
+ * most. "index" NULL: the database's own (shared by its entries).
+ */
 static void derive_name(char *out, size_t len, const char *database, const char *index)
 {
     char raw[256];
     size_t j = 0;
 
-    snprintf(raw, sizeof(raw), "pgsync_%s_%s", database, index);
+    if (index)
+        snprintf(raw, sizeof(raw), "pgsync_%s_%s", database, index);
+    else
+        snprintf(raw, sizeof(raw), "pgsync_%s", database);
     for (size_t i = 0; raw[i] && j + 1 < len && j < 63; i++) {
         unsigned char c = (unsigned char)raw[i];
         out[j++] = (char)(isalnum(c) ? tolower(c) : '_');
@@ -42,14 +48,23 @@ void app_set_version(struct app_entry *ae, const struct config *cfg, int single,
     ae->live = live;
     snprintf(ae->index, sizeof(ae->index), "%s", index);
     version_key_base(ae->e->index, ae->version, ae->keybase, sizeof(ae->keybase));
+    /* the names of one slot per entry: the outbox keeps them, a legacy slot is found by them */
     if (slot && *slot && single) {
         if (ae->version <= 1)
-            snprintf(ae->slot, sizeof(ae->slot), "%s", slot);
+            snprintf(ae->outbox, sizeof(ae->outbox), "%s", slot);
         else
-            snprintf(ae->slot, sizeof(ae->slot), "%.50s_v%d", slot, ae->version % 100000);
+            snprintf(ae->outbox, sizeof(ae->outbox), "%.50s_v%d", slot, ae->version % 100000);
     } else
-        derive_name(ae->slot, sizeof(ae->slot), ae->e->database, ae->keybase);
-    derive_name(ae->publication, sizeof(ae->publication), ae->e->database, ae->keybase);
+        derive_name(ae->outbox, sizeof(ae->outbox), ae->e->database, ae->keybase);
+    snprintf(ae->legacy_slot, sizeof(ae->legacy_slot), "%s", ae->outbox);
+    derive_name(ae->legacy_publication, sizeof(ae->legacy_publication), ae->e->database,
+                ae->keybase);
+    /* one slot and one publication per database, shared by its entries and their versions */
+    if (slot && *slot && single)
+        snprintf(ae->slot, sizeof(ae->slot), "%s", slot);
+    else
+        derive_name(ae->slot, sizeof(ae->slot), ae->e->database, NULL);
+    derive_name(ae->publication, sizeof(ae->publication), ae->e->database, NULL);
     rstate_key(cfg, ae->keybase, "changes", ae->stream, sizeof(ae->stream));
     rstate_key(cfg, ae->keybase, "load", ae->load_stream, sizeof(ae->load_stream));
     rstate_key(cfg, ae->keybase, "dlq", ae->dlq, sizeof(ae->dlq));

@@ -26,8 +26,12 @@ struct app_entry {
     struct sqlgen sql;
     struct schema_table_ref *tables;
     int ntables;
-    char slot[64];
-    char publication[64];
+    char slot[64];        /* the database's slot: one for every entry on that database */
+    char publication[64]; /* the database's publication: the union of its entries' tables */
+    char outbox[64];      /* trigger mode: the entry's own outbox table and NOTIFY channel */
+    /* one slot and publication per entry, before one per database: drained, then dropped */
+    char legacy_slot[64];
+    char legacy_publication[64];
     char stream[256];  /* change records */
     char load_stream[256]; /* work items of the initial load (one per range) */
     char dlq[256];     /* dead letters */

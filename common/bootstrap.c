@@ -245,22 +245,15 @@ static int check_select(struct bootstrap_plan *p, struct pgs_error *err)
     return rv;
 }
 
-/* Exactly the entry's tables: create the publication, or set its tables when they differ. */
+/*
+ * The database's publication holds the union of its entries' tables: create
+ * it with the entry's, or add those it lacks. Nothing is removed here: other
+ * entries may need the rest (bootstrap_teardown removes what none uses).
+ */
 static int setup_publication(struct bootstrap_plan *p, struct pgs_error *err)
 {
     const struct app_entry *ae = p->ae;
-    struct strbuf sql, tables;
     const char *params[1] = {ae->publication};
-    int ours = 0, same = 1, exists, rv;
-
-    sb_init(&tables);
-    for (int i = 0; i < ae->ntables; i++) {
-        if (bootstrap_table_is_view(ae, i))
-            continue; /* views change through their base tables */
-        if (ours++ > 0)
-            sb_add(&tables, ", ");
-        bootstrap_add_table_name(&tables, &ae->tables[i]);
-    }
     PGresult *res = PQexecParams(p->conn,
                                  "SELECT p.oid IS NOT NULL, t.schemaname, t.tablename "
                                  "FROM (SELECT $1::name AS n) x "
@@ -271,32 +264,45 @@ static int setup_publication(struct bootstrap_plan *p, struct pgs_error *err)
         pgs_error_set(err, PGS_ERR_FATAL, "catalog query failed");
         pgs_error_detail(err, "%s", PQerrorMessage(p->conn));
         PQclear(res);
-        sb_free(&tables);
         return -1;
     }
-    exists = !strcmp(PQgetvalue(res, 0, 0), "t");
-    int listed = 0;
-    for (int r = 0; r < PQntuples(res); r++) {
-        if (PQgetisnull(res, r, 1))
+    int exists = !strcmp(PQgetvalue(res, 0, 0), "t"), missing = 0, rv = 0;
+    struct strbuf tables;
+    sb_init(&tables);
+    for (int i = 0; i < ae->ntables; i++) {
+        const struct schema_table_ref *t = &ae->tables[i];
+        int listed = 0;
+        if (bootstrap_table_is_view(ae, i))
+            continue; /* views change through their base tables */
+        for (int r = 0; r < PQntuples(res) && !listed; r++)
+            listed = !PQgetisnull(res, r, 1) && !strcmp(PQgetvalue(res, r, 1), t->schema) &&
+                     !strcmp(PQgetvalue(res, r, 2), t->table);
+        if (listed)
             continue;
-        listed++;
-        if (app_table_index(ae, PQgetvalue(res, r, 1), PQgetvalue(res, r, 2)) < 0)
-            same = 0;
+        if (missing++ > 0)
+            sb_add(&tables, ", ");
+        bootstrap_add_table_name(&tables, t);
     }
     PQclear(res);
-    if (listed != ours)
-        same = 0;
-    if (exists && same) {
-        sb_free(&tables);
-        return 0;
+    if (missing > 0) {
+        struct strbuf sql;
+        sb_init(&sql);
+        sb_add(&sql, exists ? "ALTER PUBLICATION " : "CREATE PUBLICATION ");
+        sb_ident(&sql, ae->publication);
+        sb_printf(&sql, exists ? " ADD TABLE %s" : " FOR TABLE %s", tables.buf);
+        rv = bootstrap_plan_step(p, sql.buf, 0,
+                                 exists ? "tables added to the publication" : "publication created",
+                                 err);
+        sb_free(&sql);
+    } else if (!exists) {
+        /* an entry of views only: a publication of no table still names the slot's source */
+        struct strbuf sql;
+        sb_init(&sql);
+        sb_add(&sql, "CREATE PUBLICATION ");
+        sb_ident(&sql, ae->publication);
+        rv = bootstrap_plan_step(p, sql.buf, 0, "publication created", err);
+        sb_free(&sql);
     }
-    sb_init(&sql);
-    /* keep it to exactly our tables: a schema change may add or drop some */
-    sb_add(&sql, exists ? "ALTER PUBLICATION " : "CREATE PUBLICATION ");
-    sb_ident(&sql, ae->publication);
-    sb_printf(&sql, exists ? " SET TABLE %s" : " FOR TABLE %s", tables.buf);
-    rv = bootstrap_plan_step(p, sql.buf, 0, exists ? "publication updated" : "publication created", err);
-    sb_free(&sql);
     sb_free(&tables);
     return rv;
 }
@@ -386,8 +392,8 @@ int bootstrap_setup(const struct config *cfg, struct app_entry *ae, int *created
             plan_finish(&p, "the trigger mode", "pgsync-bootstrap --mode notify", err) < 0)
             goto fail;
         pgs_log(LOG_INFO, "trigger mode ready",
-                "database=%s outbox=" OUTBOX_SCHEMA ".%s channel=%s", ae->e->database, ae->slot,
-                ae->slot);
+                "database=%s outbox=" OUTBOX_SCHEMA ".%s channel=%s", ae->e->database, ae->outbox,
+                ae->outbox);
         plan_free(&p);
         return 0;
     }
@@ -426,7 +432,7 @@ int bootstrap_outbox_bounds(PGconn *conn, const struct app_entry *ae, long long 
     struct strbuf sql;
     sb_init(&sql);
     sb_add(&sql, "SELECT coalesce(min(id), -1), coalesce(max(id), 0) FROM ");
-    outbox_ddl_add_name(&sql, ae->slot);
+    outbox_ddl_add_name(&sql, ae->outbox);
     PGresult *res = PQexec(conn, sql.buf);
     sb_free(&sql);
     int rv = -1;
@@ -436,7 +442,7 @@ int bootstrap_outbox_bounds(PGconn *conn, const struct app_entry *ae, long long 
             *max = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
         rv = 0;
     } else {
-        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot read the outbox of \"%s\"", ae->slot);
+        pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot read the outbox of \"%s\"", ae->outbox);
         pgs_error_detail(err, "%s", PQerrorMessage(conn));
     }
     PQclear(res);
@@ -512,46 +518,123 @@ int bootstrap_recreate_slot(const struct config *cfg, struct app_entry *ae, stru
     return bootstrap_setup(cfg, ae, NULL, err);
 }
 
-int bootstrap_teardown(const struct config *cfg, struct app_entry *ae, struct pgs_error *err)
+/* Drop slot "slot" when it exists; only the REPLICATION right is needed. */
+static int drop_slot(PGconn *conn, const char *slot, struct pgs_error *err)
+{
+    int exists = 0;
+    if (bootstrap_slot_exists(conn, slot, &exists, err) < 0)
+        return -1;
+    if (!exists)
+        return 0;
+    const char *params[1] = {slot};
+    char *v = bootstrap_query_value(conn, "SELECT pg_drop_replication_slot($1)", 1, params, err);
+    if (v == NULL) {
+        snprintf(err->msg, sizeof(err->msg),
+                 "cannot drop replication slot \"%s\" (is a producer still running?)", slot);
+        return -1;
+    }
+    free(v);
+    pgs_log(LOG_INFO, "replication slot dropped", "slot=%s", slot);
+    return 0;
+}
+
+static int drop_publication(struct bootstrap_plan *p, const char *pub, struct pgs_error *err)
+{
+    const char *params[1] = {pub};
+    char *v = bootstrap_query_value(p->conn, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1,
+                                    params, err);
+    if (v == NULL)
+        return -1;
+    int rv = 0;
+    if (*v) {
+        struct strbuf sql;
+        sb_init(&sql);
+        sb_add(&sql, "DROP PUBLICATION IF EXISTS ");
+        sb_ident(&sql, pub);
+        rv = bootstrap_plan_step(p, sql.buf, 0, "publication dropped", err);
+        sb_free(&sql);
+    }
+    free(v);
+    return rv;
+}
+
+/* Is table i of "ae" one of another staying entry's on the same publication? */
+static int table_kept(const struct app_entry *ae, int i, const struct app *stay)
+{
+    for (int k = 0; stay && k < stay->nentries; k++) {
+        const struct app_entry *o = &stay->entries[k];
+        if (o != ae && !strcmp(o->publication, ae->publication) &&
+            app_table_index(o, ae->tables[i].schema, ae->tables[i].table) >= 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The entry's tables that no staying entry uses leave the database's publication. */
+static int publication_drop_tables(struct bootstrap_plan *p, const struct app *stay,
+                                   struct pgs_error *err)
+{
+    const struct app_entry *ae = p->ae;
+    const char *params[1] = {ae->publication};
+    PGresult *res = PQexecParams(p->conn,
+                                 "SELECT schemaname, tablename FROM pg_publication_tables "
+                                 "WHERE pubname = $1",
+                                 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pgs_error_set(err, PGS_ERR_FATAL, "catalog query failed");
+        pgs_error_detail(err, "%s", PQerrorMessage(p->conn));
+        PQclear(res);
+        return -1;
+    }
+    struct strbuf tables;
+    int n = 0, rv = 0;
+    sb_init(&tables);
+    for (int r = 0; r < PQntuples(res); r++) {
+        int i = app_table_index(ae, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
+        if (i < 0 || table_kept(ae, i, stay))
+            continue;
+        if (n++ > 0)
+            sb_add(&tables, ", ");
+        bootstrap_add_table_name(&tables, &ae->tables[i]);
+    }
+    PQclear(res);
+    if (n > 0) {
+        struct strbuf sql;
+        sb_init(&sql);
+        sb_add(&sql, "ALTER PUBLICATION ");
+        sb_ident(&sql, ae->publication);
+        sb_printf(&sql, " DROP TABLE %s", tables.buf);
+        rv = bootstrap_plan_step(p, sql.buf, 0, "tables removed from the publication", err);
+        sb_free(&sql);
+    }
+    sb_free(&tables);
+    return rv;
+}
+
+int bootstrap_teardown(const struct config *cfg, struct app_entry *ae, const struct app *stay,
+                       struct pgs_error *err)
 {
     struct bootstrap_plan p;
-    struct strbuf sql;
-    char *v = NULL;
-    int exists = 0, rv = -1;
-    const char *params[1];
+    int rv = -1, shared = 0;
 
     if (plan_init(&p, cfg, ae, err) < 0)
         return -1;
-    sb_init(&sql);
+    for (int k = 0; stay && k < stay->nentries; k++)
+        if (&stay->entries[k] != ae && !strcmp(stay->entries[k].slot, ae->slot))
+            shared = 1;
 
-    /* 1. the slot: only the REPLICATION right is needed */
-    if (bootstrap_slot_exists(p.conn, ae->slot, &exists, err) < 0)
-        goto out;
-    if (exists) {
-        params[0] = ae->slot;
-        v = bootstrap_query_value(p.conn, "SELECT pg_drop_replication_slot($1)", 1, params, err);
-        if (v == NULL) {
-            snprintf(err->msg, sizeof(err->msg),
-                     "cannot drop replication slot \"%s\" (is a producer still running?)",
-                     ae->slot);
+    /* 1. the database's slot and publication, unless another entry stays on them */
+    if (shared) {
+        if (publication_drop_tables(&p, stay, err) < 0)
             goto out;
-        }
-        free(v);
-        v = NULL;
-        pgs_log(LOG_INFO, "replication slot dropped", "slot=%s", ae->slot);
-    }
-
-    /* 2. the publication */
-    params[0] = ae->publication;
-    if ((v = bootstrap_query_value(p.conn, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1,
-                                   params, err)) == NULL)
+    } else if (drop_slot(p.conn, ae->slot, err) < 0 || drop_publication(&p, ae->publication, err) < 0)
         goto out;
-    if (*v) {
-        sb_add(&sql, "DROP PUBLICATION IF EXISTS ");
-        sb_ident(&sql, ae->publication);
-        if (bootstrap_plan_step(&p, sql.buf, 0, "publication dropped", err) < 0)
-            goto out;
-    }
+    /* 2. a slot of the entry's own, from before one per database */
+    if (strcmp(ae->legacy_slot, ae->slot) != 0 && drop_slot(p.conn, ae->legacy_slot, err) < 0)
+        goto out;
+    if (strcmp(ae->legacy_publication, ae->publication) != 0 &&
+        drop_publication(&p, ae->legacy_publication, err) < 0)
+        goto out;
 
     /* 3. trigger mode: every trigger calling our function, the function, the outbox */
     if (outbox_ddl_teardown(&p, err) < 0)
@@ -560,9 +643,49 @@ int bootstrap_teardown(const struct config *cfg, struct app_entry *ae, struct pg
         goto out;
     rv = 0;
 out:
-    free(v);
-    sb_free(&sql);
     plan_free(&p);
+    return rv;
+}
+
+int bootstrap_slot_position(const struct config *cfg, const struct app_entry *ae,
+                            uint64_t *confirmed, struct pgs_error *err)
+{
+    PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-producer", err);
+    if (conn == NULL)
+        return -1;
+    const char *params[1] = {ae->slot};
+    char *v = bootstrap_query_value(conn,
+                                    "SELECT confirmed_flush_lsn FROM pg_replication_slots "
+                                    "WHERE slot_name = $1",
+                                    1, params, err);
+    PQfinish(conn);
+    if (v == NULL)
+        return -1;
+    *confirmed = 0;
+    if (*v && lsn_parse(v, confirmed) < 0)
+        *confirmed = 0;
+    free(v);
+    return 0;
+}
+
+int bootstrap_drop_legacy(const struct config *cfg, const struct app_entry *ae,
+                          struct pgs_error *err)
+{
+    PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-producer", err);
+    if (conn == NULL)
+        return -1;
+    int rv = 0;
+    if (strcmp(ae->legacy_slot, ae->slot) != 0 && drop_slot(conn, ae->legacy_slot, err) < 0)
+        rv = -1;
+    if (rv == 0 && strcmp(ae->legacy_publication, ae->publication) != 0) {
+        struct strbuf sql;
+        sb_init(&sql);
+        sb_add(&sql, "DROP PUBLICATION IF EXISTS ");
+        sb_ident(&sql, ae->legacy_publication);
+        rv = exec_ok(conn, sql.buf, "dropping a publication of one index's own", err);
+        sb_free(&sql);
+    }
+    PQfinish(conn);
     return rv;
 }
 

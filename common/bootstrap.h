@@ -30,8 +30,14 @@
 /* Create what is missing for cfg->mode; "created_slot" (may be NULL) tells whether a slot is new. */
 int bootstrap_setup(const struct config *cfg, struct app_entry *ae, int *created_slot,
                     struct pgs_error *err) PGS_MUSTCHECK;
-/* Remove the slot, the publication, the triggers, the function and the outbox. */
-int bootstrap_teardown(const struct config *cfg, struct app_entry *ae, struct pgs_error *err)
+/*
+ * Remove the entry's objects: the triggers, the function and the outbox;
+ * its tables from the database's publication, and that publication and its
+ * slot with them unless another entry of "stay" (may be NULL: none) uses
+ * them; a slot and publication of its own from before one per database.
+ */
+int bootstrap_teardown(const struct config *cfg, struct app_entry *ae, const struct app *stay,
+                       struct pgs_error *err)
     PGS_MUSTCHECK;
 /*
  * Can the entry's slot still deliver? 1 when PostgreSQL invalidated it
@@ -52,6 +58,13 @@ int bootstrap_recreate_slot(const struct config *cfg, struct app_entry *ae,
 /* Does the entry's slot exist? */
 int bootstrap_slot_exists(PGconn *conn, const char *slot, int *exists, struct pgs_error *err)
     PGS_MUSTCHECK;
+
+/* The confirmed position of the entry's (database's) slot; 0 when it has none or is missing. */
+int bootstrap_slot_position(const struct config *cfg, const struct app_entry *ae,
+                            uint64_t *confirmed, struct pgs_error *err) PGS_MUSTCHECK;
+/* Drop the entry's legacy slot and publication (one of its own, before one per database). */
+int bootstrap_drop_legacy(const struct config *cfg, const struct app_entry *ae,
+                          struct pgs_error *err) PGS_MUSTCHECK;
 
 /*
  * For the initial load where no logical slot can export a snapshot (notify

@@ -20,8 +20,8 @@ void outbox_ddl_add_name(struct strbuf *sb, const char *slot)
 /* "<slot>_t", cut so that it fits in 63 bytes */
 static void truncate_trigger_name(const struct app_entry *ae, char *out, size_t len)
 {
-    int n = (int)strlen(ae->slot);
-    snprintf(out, len, "%.*s_t", n > 61 ? 61 : n, ae->slot);
+    int n = (int)strlen(ae->outbox);
+    snprintf(out, len, "%.*s_t", n > 61 ? 61 : n, ae->outbox);
 }
 
 /* jsonb_build_object('col', <text of REC.col as its output function writes it>, ...) */
@@ -49,7 +49,7 @@ static void build_function_body(const struct app_entry *ae, struct strbuf *sb)
     int first = 1;
 
     sb_init(&box);
-    outbox_ddl_add_name(&box, ae->slot);
+    outbox_ddl_add_name(&box, ae->outbox);
     sb_add(sb, "\nDECLARE o jsonb; n jsonb;\nBEGIN\n"
                "    IF TG_LEVEL = 'STATEMENT' THEN\n");
     sb_printf(sb, "        INSERT INTO %s (s, t, op) VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 'T');\n",
@@ -78,7 +78,7 @@ static void build_function_body(const struct app_entry *ae, struct strbuf *sb)
               box.buf);
     /* a wake-up for the producer; the same payload is sent once per transaction */
     sb_add(sb, "    PERFORM pg_notify(");
-    sb_literal(sb, ae->slot);
+    sb_literal(sb, ae->outbox);
     sb_add(sb, ", '');\n    RETURN NULL;\nEND\n");
     sb_free(&box);
 }
@@ -237,7 +237,7 @@ static int setup_triggers(struct bootstrap_plan *p, const char *name, struct pgs
         struct strbuf tn;
         sb_init(&tn);
         bootstrap_add_table_name(&tn, &ae->tables[i]);
-        int rv = setup_trigger(p, name, tn.buf, ae->slot, 0, err);
+        int rv = setup_trigger(p, name, tn.buf, ae->outbox, 0, err);
         if (rv == 0)
             rv = setup_trigger(p, name, tn.buf, trunc_name, 1, err);
         sb_free(&tn);
@@ -332,7 +332,7 @@ int outbox_ddl_setup(struct bootstrap_plan *p, struct pgs_error *err)
     int created = 0, deferred = 0, rv;
 
     sb_init(&name);
-    outbox_ddl_add_name(&name, p->ae->slot);
+    outbox_ddl_add_name(&name, p->ae->outbox);
     rv = setup_table(p, name.buf, &created, &deferred, err);
     if (rv == 0)
         rv = setup_function(p, name.buf, err);
@@ -375,7 +375,7 @@ int outbox_ddl_teardown(struct bootstrap_plan *p, struct pgs_error *err)
 
     sb_init(&name);
     sb_init(&fn);
-    outbox_ddl_add_name(&name, p->ae->slot);
+    outbox_ddl_add_name(&name, p->ae->outbox);
     sb_printf(&fn, "%s()", name.buf);
     rv = drop_triggers(p, name.buf, 1, err);
     if (rv == 0)

@@ -20,6 +20,7 @@
 #include "consume.h"
 #include "log.h"
 #include "lsn.h"
+#include "routes.h"
 #include "rstate.h"
 #include "rstream.h"
 #include "strbuf.h"
@@ -30,6 +31,8 @@
 #define MAX_PARTS      10000
 /* a small table is cut finer, down to ranges of this many pages (128 kB) */
 #define RANGES_PER_WORKER  4
+/* how long a load waits for the producer to write a new entry's stream (routes.h) */
+#define ROUTES_WAIT_S 120
 #define MIN_PAGES_PER_PART 16
 
 /* ---- progress ---- */
@@ -587,7 +590,14 @@ int load_entry(const struct config *cfg, struct app_entry *ae, struct redis_conn
 
     memset(result, 0, sizeof(*result));
 
-    /* 1. the snapshot, from a temporary slot created after the entry's own slot */
+    /*
+     * 1. the snapshot, from a temporary slot created after the database's
+     * slot. A producer reading that slot must write this entry's stream
+     * before the snapshot, or the changes after it would reach no stream.
+     */
+    if (cfg->mode == CAPTURE_LOGICAL &&
+        routes_wait(cfg, ae, 1, ROUTES_WAIT_S, stop, err) < 0)
+        return -1;
     if ((cfg->mode == CAPTURE_NOTIFY ? load_snapshot_export(cfg, ae, &snap, &result->version, err)
                                      : load_snapshot_slot(cfg, ae, &snap, &result->version, err)) <
         0)

@@ -18,6 +18,8 @@
 #include "log.h"
 #include "strbuf.h"
 #include "metrics.h"
+#include "outbox.h"
+#include "repl.h"
 #include "source.h"
 
 static const char usage[] =
@@ -111,24 +113,26 @@ static void producer_health(void *arg, struct metrics_health *h)
         snprintf(h->down, sizeof(h->down), "%.390s", w->p->evict_why);
     for (int i = 0; i < w->p->n; i++) {
         const struct source_stats *st = source_get_stats(w->p->srcs[i]);
+        if (st->drained)
+            continue;
         if (!h->down[0] && *w->rcp == NULL)
             snprintf(h->down, sizeof(h->down), "not connected to Redis%s%.300s",
                      st->last_error[0] ? ": " : "", st->last_error);
         else if (!h->down[0] && !st->connected && !st->standby && st->redis_failing)
             /* a Redis that answers and refuses: NOPERM, OOM, READONLY */
             snprintf(h->down, sizeof(h->down), "Redis refuses the records (slot %.63s): %.280s",
-                     w->app->entries[i].slot, st->last_error);
-        else if (!h->down[0] && !st->connected && !st->standby && strstr(st->last_error, w->app->entries[i].slot))
+                     st->name, st->last_error);
+        else if (!h->down[0] && !st->connected && !st->standby && strstr(st->last_error, st->name))
             /* the error names the slot (slot_broken); the commands that recover must fit */
             snprintf(h->down, sizeof(h->down), "not connected to PostgreSQL: %.600s", st->last_error);
         else if (!h->down[0] && !st->connected && !st->standby)
             snprintf(h->down, sizeof(h->down), "not connected to PostgreSQL (slot %.63s)%s%.500s",
-                     w->app->entries[i].slot, st->last_error[0] ? ": " : "", st->last_error);
+                     st->name, st->last_error[0] ? ": " : "", st->last_error);
         else if (!h->down[0] && st->replicas_short)
             snprintf(h->down, sizeof(h->down),
                      "Redis has fewer replicas holding the records than "
                      "PGSYNC_REDIS_MIN_REPLICAS (slot %s): nothing new is confirmed",
-                     w->app->entries[i].slot);
+                     st->name);
         if (st->server_lsn > st->confirmed_lsn)
             h->waiting += (double)(st->server_lsn - st->confirmed_lsn);
         h->progress += (double)st->records_written + (double)st->confirmed_lsn;
@@ -148,7 +152,7 @@ static struct metrics *producer_metrics_start(struct ev_loop *loop, struct app *
 
     for (int i = 0; i < p->n; i++) {
         const struct source_stats *st = source_get_stats(p->srcs[i]);
-        metrics_labels(lab, sizeof(lab), "slot", app->entries[i].slot, NULL);
+        metrics_labels(lab, sizeof(lab), "slot", st->name, NULL);
         metrics_counter_ptr(m, "pgsync_producer_changes_read_total",
                             "Row changes of the schema's tables read from the slot.", lab,
                             &st->changes_read);
@@ -184,7 +188,7 @@ static struct metrics *producer_metrics_start(struct ev_loop *loop, struct app *
 /* ---- end of metrics ---- */
 
 /* Stop and free every source, logging its totals; 0 when each wrote all it had pending. */
-static int producer_stop(struct producer *p, const struct app *app)
+static int producer_stop(struct producer *p)
 {
     int rv = 0;
     for (int i = 0; i < p->n; i++) {
@@ -192,11 +196,45 @@ static int producer_stop(struct producer *p, const struct app *app)
         if (source_stop(p->srcs[i]) < 0)
             rv = 1;
         pgs_log(LOG_INFO, "totals", "slot=%s changes=%llu records=%llu transactions=%llu",
-                app->entries[i].slot, st->changes_read, st->records_written, st->transactions);
+                st->name, st->changes_read, st->records_written, st->transactions);
         source_free(p->srcs[i]);
     }
     free(p->srcs);
     return rv;
+}
+
+/*
+ * The sources: in trigger mode one per entry; in logical mode one per slot
+ * (a database's, serving all its entries), and one per legacy slot of an
+ * entry's own that may still hold changes (repl_new_legacy; one that does
+ * not exist is done at once).
+ */
+static void producer_sources(struct producer *p, struct ev_loop *loop, const struct config *cfg,
+                             struct app *app, struct redis_conn **rcp)
+{
+    int n = app->nentries;
+    struct app_entry **group = xcalloc((size_t)n, sizeof(*group));
+    p->srcs = xcalloc((size_t)n * 2, sizeof(struct change_source *));
+    p->n = 0;
+    for (int i = 0; i < n; i++) {
+        struct app_entry *ae = &app->entries[i];
+        if (cfg->mode == CAPTURE_NOTIFY) {
+            p->srcs[p->n++] = outbox_new(loop, cfg, ae, rcp);
+            continue;
+        }
+        int first = 1, ng = 0;
+        for (int k = 0; k < i; k++)
+            first &= strcmp(app->entries[k].slot, ae->slot) != 0;
+        if (first) {
+            for (int k = i; k < n; k++)
+                if (!strcmp(app->entries[k].slot, ae->slot))
+                    group[ng++] = &app->entries[k];
+            p->srcs[p->n++] = repl_new(loop, cfg, app, group, ng, rcp);
+        }
+        if (strcmp(ae->legacy_slot, ae->slot) != 0)
+            p->srcs[p->n++] = repl_new_legacy(loop, cfg, app, ae, rcp);
+    }
+    free(group);
 }
 
 /* --mode, the producer's one option of its own: into "ctx", a const char *. */
@@ -247,20 +285,16 @@ int main(int argc, char **argv)
 
     struct ev_loop *loop = EV_DEFAULT;
     struct redis_conn *rc = NULL;
-    struct producer p = {.srcs = calloc((size_t)app.nentries, sizeof(struct change_source *)),
-                         .n = app.nentries,
-                         .cfg = &cfg,
-                         .rcp = &rc};
+    struct producer p = {.cfg = &cfg, .rcp = &rc};
     ev_signal sigterm, sigint;
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_start(loop, &sigterm);
     ev_signal_start(loop, &sigint);
 
-    for (int i = 0; i < p.n; i++) {
-        p.srcs[i] = source_new(loop, &cfg, &app.entries[i], &rc);
+    producer_sources(&p, loop, &cfg, &app, &rc);
+    for (int i = 0; i < p.n; i++)
         source_start(p.srcs[i]);
-    }
     ev_timer_init(&p.evict_timer, on_evict_check, EVICTION_CHECK_S, EVICTION_CHECK_S);
     p.evict_timer.data = &p;
     ev_timer_start(loop, &p.evict_timer);
@@ -272,7 +306,7 @@ int main(int argc, char **argv)
     metrics_free(met); /* metrics */
     ev_timer_stop(loop, &p.evict_timer);
 
-    if (producer_stop(&p, &app) != 0)
+    if (producer_stop(&p) != 0)
         rv = 1;
     if (rc)
         redis_close(rc);

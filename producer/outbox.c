@@ -71,6 +71,7 @@ struct change_source *outbox_new(struct ev_loop *loop, const struct config *cfg,
     n->cfg = cfg;
     n->ae = ae;
     n->rcp = rcp;
+    snprintf(n->stats.name, sizeof(n->stats.name), "%s", ae->outbox);
     backoff_init(&n->backoff, 0.2, 10);
     n->recs = xcalloc((size_t)cfg->producer_batch, sizeof(struct change));
     sb_init(&n->ids);
@@ -102,9 +103,9 @@ static void fail(struct outbox *n, const struct pgs_error *err)
     char buf[1600];
     if (!n->failing)
         pgs_log(LOG_WARN, "outbox drain interrupted, retrying", "slot=%s error=\"%s\"",
-                n->ae->slot, pgs_error_str(err, buf, sizeof(buf)));
+                n->ae->outbox, pgs_error_str(err, buf, sizeof(buf)));
     else
-        pgs_log(LOG_DEBUG, "retry failed", "slot=%s error=\"%s\"", n->ae->slot,
+        pgs_log(LOG_DEBUG, "retry failed", "slot=%s error=\"%s\"", n->ae->outbox,
                 pgs_error_str(err, buf, sizeof(buf)));
     n->failing = 1;
     pgs_error_str(err, n->stats.last_error, sizeof(n->stats.last_error));
@@ -116,7 +117,7 @@ static void fail(struct outbox *n, const struct pgs_error *err)
 
 static int pg_failed(struct outbox *n, PGresult *res, const char *what, struct pgs_error *err)
 {
-    pgs_error_set(err, PGS_ERR_TRANSIENT, "%s on outbox pgsync.\"%s\" failed", what, n->ae->slot);
+    pgs_error_set(err, PGS_ERR_TRANSIENT, "%s on outbox pgsync.\"%s\" failed", what, n->ae->outbox);
     pgs_error_detail(err, "%s", PQerrorMessage(n->conn));
     PQclear(res);
     return -1;
@@ -284,7 +285,7 @@ static void drain_or_fail(struct outbox *n)
         return;
     }
     if (n->failing) {
-        pgs_log(LOG_INFO, "outbox drain recovered", "slot=%s", n->ae->slot);
+        pgs_log(LOG_INFO, "outbox drain recovered", "slot=%s", n->ae->outbox);
         n->failing = 0;
         backoff_reset(&n->backoff);
     }
@@ -301,7 +302,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     if (!PQconsumeInput(n->conn)) {
         pgs_error_set(&err, PGS_ERR_TRANSIENT, "lost the connection of outbox pgsync.\"%s\"",
-                      n->ae->slot);
+                      n->ae->outbox);
         pgs_error_detail(&err, "%s", PQerrorMessage(n->conn));
         fail(n, &err);
         return;
@@ -347,7 +348,7 @@ static void outbox_start(struct change_source *src)
     }
     sb_init(&sql);
     sb_init(&box);
-    outbox_ddl_add_name(&box, n->ae->slot);
+    outbox_ddl_add_name(&box, n->ae->outbox);
     {
         const char *params[1] = {box.buf};
         PGresult *res = PQexecParams(n->conn, "SELECT to_regclass($1) IS NOT NULL", 1, NULL,
@@ -363,7 +364,7 @@ static void outbox_start(struct change_source *src)
         }
     }
     sb_add(&sql, "LISTEN ");
-    sb_ident(&sql, n->ae->slot);
+    sb_ident(&sql, n->ae->outbox);
     if (exec_cmd(n, sql.buf, "LISTEN", &err) < 0)
         goto fail;
     sb_reset(&sql);
@@ -394,8 +395,8 @@ static void outbox_start(struct change_source *src)
     ev_timer_again(n->loop, &n->poll_timer);
     n->stats.connected = 1;
     n->stats.last_error[0] = '\0';
-    pgs_log(LOG_INFO, "draining the outbox", "slot=%s outbox=pgsync.%s stream=%s", n->ae->slot,
-            n->ae->slot, n->ae->stream);
+    pgs_log(LOG_INFO, "draining the outbox", "slot=%s outbox=pgsync.%s stream=%s", n->ae->outbox,
+            n->ae->outbox, n->ae->stream);
     /* what was written while we were away: LISTEN came first, so nothing is missed */
     drain_or_fail(n);
     return;

@@ -2,7 +2,7 @@
  * outbox.h - the trigger outbox change source (source.h) of one entry
  * (PGSYNC_MODE=notify, for servers without logical decoding): LISTEN on the
  * entry's channel in the producer's libev loop, drain the outbox
- * pgsync."<slot>" in id order into the entry's Redis stream (the same
+ * pgsync."<outbox>" in id order into the entry's Redis stream (the same
  * records as the logical mode), and delete what Redis accepted. A poll
  * every few seconds covers a missed wake-up; what was written while the
  * producer was down is drained at start. The outbox's tables, function and
@@ -13,7 +13,7 @@
 
 #include "source.h"
 
-/* A new source draining the entry's outbox; arguments as source_new. */
+/* A new source draining the entry's outbox ("rcp" as source.h says). */
 struct change_source *outbox_new(struct ev_loop *loop, const struct config *cfg,
                                  struct app_entry *ae, struct redis_conn **rcp);
 

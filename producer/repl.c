@@ -1,5 +1,7 @@
 /*
- * repl.c - the replication stream of one entry.
+ * repl.c - the replication stream of one database: its slot serves every
+ * entry on it, and each change becomes a record in the stream of every
+ * entry whose schema uses its table (with that entry's link columns).
  *
  * Reading: the socket's ev_io drains every CopyData frame available, decodes
  * it and appends change records to "pending"; a full batch is written to
@@ -23,6 +25,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "pgoutput.h"
+#include "routes.h"
 #include "rstream.h"
 #include "strbuf.h"
 
@@ -35,6 +38,8 @@
 #define STANDBY_POLL 1.0
 /* a slot the user must recreate: asked again this often, to notice the fix */
 #define SLOT_BROKEN_RETRY_S 10.0
+/* a legacy slot being drained: status (with a reply asked for) this often */
+#define LEGACY_STATUS_INTERVAL 1.0
 
 /*
  * A record waiting for Redis, encoded by change_encode: its JSON texts are
@@ -43,26 +48,46 @@
  */
 struct rec {
     char op;
-    int tref;
+    int ent;  /* index into repl.aes */
+    int tref; /* index into that entry's tables */
     uint64_t lsn;
     uint32_t xid;
     size_t old_off, old_len, new_off, new_len; /* old_len/new_len 0: absent */
 };
 
-/* per relation oid: which of the entry's tables, and where its link columns are */
-struct relmap {
-    uint32_t oid;
-    int tref;     /* index into ae->tables, -1 = not ours */
+/* one entry that uses a relation: which of its tables, and where its link columns are */
+struct reltarget {
+    int ent;      /* index into repl.aes */
+    int tref;     /* index into that entry's tables */
     int *colidx;  /* per link column: position in the relation, -1 = absent */
     char *iskey;  /* per link column: part of the replica identity ('K' tuples carry only those) */
     int ncols;
+};
+
+/* per relation oid: the entries whose schema uses it (none: a table no entry uses, or no longer) */
+struct relmap {
+    uint32_t oid;
+    struct reltarget *t;
+    int nt;
 };
 
 struct repl {
     struct change_source base; /* first: a struct change_source * is a struct repl * */
     struct ev_loop *loop;
     const struct config *cfg;
-    struct app_entry *ae;
+    const struct app *app;
+    struct app_entry **aes; /* the entries served; aes[0] names the database */
+    int nae;
+    struct app_entry *ae;   /* aes[0] */
+    const char *slot, *publication;
+    /*
+     * A slot of one entry's own, from before one slot per database: read
+     * until it reaches the database slot's confirmed position (drain_until,
+     * 0 until known), then dropped with its publication.
+     */
+    int legacy;
+    uint64_t drain_until;
+    int drained;
     struct redis_conn **rcp;
     PGconn *conn;
     struct pgo_decoder *dec;
@@ -97,6 +122,8 @@ struct repl {
 };
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
+static void legacy_target(struct repl *r);
+static void legacy_done(struct repl *r, const char *why, int was_there);
 static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents);
 static void repl_start(struct change_source *src);
@@ -107,14 +134,22 @@ static void repl_free(struct change_source *src);
 static const struct change_source_ops repl_ops = {
     .start = repl_start, .stop = repl_stop, .stats = repl_get_stats, .free = repl_free};
 
-struct change_source *repl_new(struct ev_loop *loop, const struct config *cfg,
-                               struct app_entry *ae, struct redis_conn **rcp)
+static struct repl *repl_alloc(struct ev_loop *loop, const struct config *cfg,
+                               const struct app *app, struct app_entry **aes, int nae,
+                               struct redis_conn **rcp)
 {
     struct repl *r = xcalloc(1, sizeof(*r));
     r->base.ops = &repl_ops;
     r->loop = loop;
     r->cfg = cfg;
-    r->ae = ae;
+    r->app = app;
+    r->aes = xcalloc((size_t)nae, sizeof(*r->aes));
+    memcpy(r->aes, aes, sizeof(*r->aes) * (size_t)nae);
+    r->nae = nae;
+    r->ae = aes[0];
+    r->slot = r->ae->slot;
+    r->publication = r->ae->publication;
+    snprintf(r->stats.name, sizeof(r->stats.name), "%s", r->slot);
     r->rcp = rcp;
     backoff_init(&r->backoff, 0.2, 10);
     r->pending = xcalloc((size_t)cfg->producer_batch, sizeof(struct rec));
@@ -123,6 +158,27 @@ struct change_source *repl_new(struct ev_loop *loop, const struct config *cfg,
     r->status_timer.data = r;
     ev_timer_init(&r->retry_timer, on_retry_timer, 0, 0);
     r->retry_timer.data = r;
+    return r;
+}
+
+struct change_source *repl_new(struct ev_loop *loop, const struct config *cfg,
+                               const struct app *app, struct app_entry **aes, int nae,
+                               struct redis_conn **rcp)
+{
+    return &repl_alloc(loop, cfg, app, aes, nae, rcp)->base;
+}
+
+struct change_source *repl_new_legacy(struct ev_loop *loop, const struct config *cfg,
+                                      const struct app *app, struct app_entry *ae,
+                                      struct redis_conn **rcp)
+{
+    struct repl *r = repl_alloc(loop, cfg, app, &ae, 1, rcp);
+    r->legacy = 1;
+    r->slot = ae->legacy_slot;
+    r->publication = ae->legacy_publication;
+    snprintf(r->stats.name, sizeof(r->stats.name), "%s", r->slot);
+    /* asked often, with a reply requested: an idle slot still reaches the target */
+    ev_timer_set(&r->status_timer, LEGACY_STATUS_INTERVAL, LEGACY_STATUS_INTERVAL);
     return &r->base;
 }
 
@@ -131,12 +187,21 @@ static const struct source_stats *repl_get_stats(const struct change_source *src
     return &((const struct repl *)src)->stats;
 }
 
+static void reltargets_free(struct relmap *m)
+{
+    for (int k = 0; k < m->nt; k++) {
+        free(m->t[k].colidx);
+        free(m->t[k].iskey);
+    }
+    free(m->t);
+    m->t = NULL;
+    m->nt = 0;
+}
+
 static void relmap_clear(struct repl *r)
 {
-    for (int i = 0; i < r->nrels; i++) {
-        free(r->rels[i].colidx);
-        free(r->rels[i].iskey);
-    }
+    for (int i = 0; i < r->nrels; i++)
+        reltargets_free(&r->rels[i]);
     free(r->rels);
     r->rels = NULL;
     r->nrels = 0;
@@ -189,7 +254,7 @@ static int slot_broken(struct repl *r, const struct pgs_error *err, struct pgs_e
     for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
         if (strstr(err->msg, hints[i]) || strstr(err->detail, hints[i]))
             maybe = 1;
-    if (!maybe || bootstrap_slot_broken(r->cfg, r->ae, why, sizeof(why), &e2) != 1)
+    if (!maybe || r->legacy || bootstrap_slot_broken(r->cfg, r->ae, why, sizeof(why), &e2) != 1)
         return 0;
     pgs_error_set(out, PGS_ERR_TRANSIENT, "%s", why);
     pgs_error_detail(out, "%s", err->detail[0] ? err->detail : err->msg);
@@ -209,14 +274,14 @@ static void fail(struct repl *r, const struct pgs_error *err0)
         err = &broken;
     if (r->broken && !was_broken)
         pgs_log(LOG_ERROR, "replication slot unusable: waiting for the user to recover",
-                "slot=%s error=\"%s\"", r->ae->slot, pgs_error_str(err, buf, sizeof(buf)));
+                "slot=%s error=\"%s\"", r->slot, pgs_error_str(err, buf, sizeof(buf)));
     else if (r->broken)
-        pgs_log(LOG_DEBUG, "slot still unusable", "slot=%s", r->ae->slot);
+        pgs_log(LOG_DEBUG, "slot still unusable", "slot=%s", r->slot);
     else if (!r->failing)
         pgs_log(LOG_WARN, "replication stream interrupted, retrying", "slot=%s error=\"%s\"",
-                r->ae->slot, pgs_error_str(err, buf, sizeof(buf)));
+                r->slot, pgs_error_str(err, buf, sizeof(buf)));
     else
-        pgs_log(LOG_DEBUG, "retry failed", "slot=%s error=\"%s\"", r->ae->slot,
+        pgs_log(LOG_DEBUG, "retry failed", "slot=%s error=\"%s\"", r->slot,
                 pgs_error_str(err, buf, sizeof(buf)));
     r->failing = 1;
     pgs_error_str(err, r->stats.last_error, sizeof(r->stats.last_error));
@@ -233,13 +298,13 @@ static int send_status(struct repl *r, int reply, struct pgs_error *err)
     size_t n = pgo_build_status(msg, pos, pos, pos, pgo_now(), reply);
     if (PQputCopyData(r->conn, msg, (int)n) <= 0 || PQflush(r->conn) < 0) {
         pgs_error_set(err, PGS_ERR_TRANSIENT, "cannot send a status update on slot \"%s\"",
-                      r->ae->slot);
+                      r->slot);
         pgs_error_detail(err, "%s", PQerrorMessage(r->conn));
         return -1;
     }
     if (pos != r->stats.confirmed_lsn) {
         char a[24];
-        pgs_log(LOG_DEBUG, "position confirmed", "slot=%s lsn=%s", r->ae->slot,
+        pgs_log(LOG_DEBUG, "position confirmed", "slot=%s lsn=%s", r->slot,
                 lsn_str(pos, a));
     }
     r->stats.confirmed_lsn = pos;
@@ -256,7 +321,8 @@ static int write_records(struct repl *r, struct pgs_error *err)
 
     for (int i = 0; i < r->npending; i++) {
         const struct rec *c = &r->pending[i];
-        const struct schema_table_ref *t = &r->ae->tables[c->tref];
+        const struct app_entry *ae = r->aes[c->ent];
+        const struct schema_table_ref *t = &ae->tables[c->tref];
         struct change_ref ref = {.op = c->op,
                                  .schema = t->schema,
                                  .table = t->table,
@@ -271,7 +337,7 @@ static int write_records(struct repl *r, struct pgs_error *err)
             ref.new_len = c->new_len;
         }
         int n = change_encode(&ref, &nums, fv, lens);
-        if (rstream_add_queue(rc, r->ae->stream, fv, lens, n, err) < 0)
+        if (rstream_add_queue(rc, ae->stream, fv, lens, n, err) < 0)
             return -1;
     }
     /* every reply is read, even after an error, so the connection stays in step */
@@ -329,7 +395,7 @@ static int replicated(struct repl *r, struct pgs_error *err)
         pgs_error_set(err, PGS_ERR_TRANSIENT,
                       "the Redis connection was replaced before the records of slot \"%s\" "
                       "reached its replicas: reading again from the confirmed position",
-                      r->ae->slot);
+                      r->slot);
         return -1;
     }
     int rv = redis_wait_replicas(*r->rcp, r->cfg, err);
@@ -345,12 +411,12 @@ static int replicated(struct repl *r, struct pgs_error *err)
         r->stats.replicas_short = 1;
         if (!r->replicas_short_logged)
             pgs_log(LOG_WARN, "records not yet on enough Redis replicas: not confirming",
-                    "slot=%s error=\"%s\"", r->ae->slot, pgs_error_str(err, buf, sizeof(buf)));
+                    "slot=%s error=\"%s\"", r->slot, pgs_error_str(err, buf, sizeof(buf)));
         r->replicas_short_logged = 1;
         return 0;
     }
     if (r->replicas_short_logged)
-        pgs_log(LOG_INFO, "the Redis replicas hold the records again", "slot=%s", r->ae->slot);
+        pgs_log(LOG_INFO, "the Redis replicas hold the records again", "slot=%s", r->slot);
     r->replicas_short_logged = 0;
     r->stats.replicas_short = 0;
     r->unreplicated = 0;
@@ -365,7 +431,7 @@ static struct relmap *relmap_find(struct repl *r, uint32_t oid)
     return NULL;
 }
 
-/* A Relation message: is the table ours, and where are its link columns? */
+/* A Relation message: which entries use the table, and where are their link columns? */
 static void relmap_update(struct repl *r, const struct pgo_relation *rel)
 {
     struct relmap *m = relmap_find(r, rel->oid);
@@ -377,24 +443,27 @@ static void relmap_update(struct repl *r, const struct pgo_relation *rel)
         memset(m, 0, sizeof(*m));
         m->oid = rel->oid;
     }
-    free(m->colidx);
-    free(m->iskey);
-    m->colidx = NULL;
-    m->iskey = NULL;
-    m->tref = app_table_index(r->ae, nsp, rel->relname);
-    if (m->tref < 0)
-        return;
-    const struct schema_table_ref *t = &r->ae->tables[m->tref];
-    m->ncols = t->nlink;
-    m->colidx = xcalloc((size_t)t->nlink, sizeof(int));
-    m->iskey = xcalloc((size_t)t->nlink, 1);
-    for (int i = 0; i < t->nlink; i++) {
-        m->colidx[i] = -1;
-        for (int c = 0; c < rel->ncols; c++)
-            if (!strcmp(rel->cols[c].name, t->link_cols[i])) {
-                m->colidx[i] = c;
-                m->iskey[i] = (char)rel->cols[c].is_key;
-            }
+    reltargets_free(m);
+    for (int e = 0; e < r->nae; e++) {
+        int tref = app_table_index(r->aes[e], nsp, rel->relname);
+        if (tref < 0)
+            continue;
+        const struct schema_table_ref *t = &r->aes[e]->tables[tref];
+        m->t = xrealloc(m->t, sizeof(struct reltarget) * (size_t)(m->nt + 1));
+        struct reltarget *rt = &m->t[m->nt++];
+        rt->ent = e;
+        rt->tref = tref;
+        rt->ncols = t->nlink;
+        rt->colidx = xcalloc((size_t)t->nlink, sizeof(int));
+        rt->iskey = xcalloc((size_t)t->nlink, 1);
+        for (int i = 0; i < t->nlink; i++) {
+            rt->colidx[i] = -1;
+            for (int c = 0; c < rel->ncols; c++)
+                if (!strcmp(rel->cols[c].name, t->link_cols[i])) {
+                    rt->colidx[i] = c;
+                    rt->iskey[i] = (char)rel->cols[c].is_key;
+                }
+        }
     }
 }
 
@@ -426,7 +495,7 @@ static void json_add_string(struct strbuf *sb, const char *s, size_t n)
  * non-key columns of a 'K' (key only) tuple, which pgoutput sends as NULL
  * although they are not.
  */
-static void tuple_text(struct repl *r, const struct relmap *m, const struct schema_table_ref *t,
+static void tuple_text(struct repl *r, const struct reltarget *m, const struct schema_table_ref *t,
                        const struct pgo_tuple *tup, const struct pgo_tuple *fallback,
                        int key_only, size_t *off, size_t *len)
 {
@@ -459,17 +528,18 @@ static void tuple_text(struct repl *r, const struct relmap *m, const struct sche
     *len = sb->len - *off;
 }
 
-static struct rec *new_record(struct repl *r, char op, int tref, struct pgs_error *err)
+static struct rec *new_record(struct repl *r, char op, const struct reltarget *rt,
+                              struct pgs_error *err)
 {
     if (r->npending == r->cfg->producer_batch && flush_pending(r, err) < 0)
         return NULL;
     struct rec *c = &r->pending[r->npending++];
     memset(c, 0, sizeof(*c));
     c->op = op;
-    c->tref = tref;
+    c->ent = rt->ent;
+    c->tref = rt->tref;
     c->lsn = r->txn_lsn;
     c->xid = r->txn_xid;
-    r->stats.changes_read++;
     return c;
 }
 
@@ -496,27 +566,32 @@ static int handle_message(struct repl *r, const struct pgo_msg *m, struct pgs_er
     case PGO_UPDATE:
     case PGO_DELETE:
         rm = relmap_find(r, m->rel->oid);
-        if (rm == NULL || rm->tref < 0)
-            return 0; /* a table of the publication we do not use (or no longer) */
-        {
-            const struct schema_table_ref *t = &r->ae->tables[rm->tref];
-            c = new_record(r, (char)m->type, rm->tref, err);
+        if (rm == NULL)
+            return 0;
+        if (rm->nt > 0)
+            r->stats.changes_read++;
+        /* one record per entry that uses the table; none: a table no entry uses (or no longer) */
+        for (int k = 0; k < rm->nt; k++) {
+            const struct reltarget *rt = &rm->t[k];
+            const struct schema_table_ref *t = &r->aes[rt->ent]->tables[rt->tref];
+            c = new_record(r, (char)m->type, rt, err);
             if (c == NULL)
                 return -1;
             const struct pgo_tuple *old = m->old_kind ? &m->oldtup : NULL;
             if (m->type != PGO_DELETE)
-                tuple_text(r, rm, t, &m->newtup, old, 0, &c->new_off, &c->new_len);
+                tuple_text(r, rt, t, &m->newtup, old, 0, &c->new_off, &c->new_len);
             if (old)
-                tuple_text(r, rm, t, old, NULL, m->old_kind == 'K', &c->old_off, &c->old_len);
+                tuple_text(r, rt, t, old, NULL, m->old_kind == 'K', &c->old_off, &c->old_len);
         }
         return 0;
     case PGO_TRUNCATE:
         for (int i = 0; i < m->ntruncated; i++) {
             rm = relmap_find(r, m->truncated[i]->oid);
-            if (rm == NULL || rm->tref < 0)
-                continue;
-            if (new_record(r, CHANGE_TRUNCATE, rm->tref, err) == NULL)
-                return -1;
+            if (rm != NULL && rm->nt > 0)
+                r->stats.changes_read++;
+            for (int k = 0; rm != NULL && k < rm->nt; k++)
+                if (new_record(r, CHANGE_TRUNCATE, &rm->t[k], err) == NULL)
+                    return -1;
         }
         return 0;
     default:
@@ -537,7 +612,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     pgs_error_clear(&err);
     if (!PQconsumeInput(r->conn)) {
         pgs_error_set(&err, PGS_ERR_TRANSIENT, "lost the replication connection of slot \"%s\"",
-                      r->ae->slot);
+                      r->slot);
         pgs_error_detail(&err, "%s", PQerrorMessage(r->conn));
         fail(r, &err);
         return;
@@ -550,7 +625,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         if (len < 0) {
             PGresult *res = PQgetResult(r->conn);
             pgs_error_set(&err, PGS_ERR_TRANSIENT, "replication stream of slot \"%s\" ended",
-                          r->ae->slot);
+                          r->slot);
             pgs_error_detail(&err, "%s", PQerrorMessage(r->conn));
             PQclear(res);
             fail(r, &err);
@@ -594,8 +669,12 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         fail(r, &err);
         return;
     }
+    if (r->legacy && r->drain_until != 0 && r->stats.confirmed_lsn >= r->drain_until) {
+        legacy_done(r, "read up to the database slot's position", 1);
+        return;
+    }
     if (r->failing) {
-        pgs_log(LOG_INFO, "replication stream recovered", "slot=%s", r->ae->slot);
+        pgs_log(LOG_INFO, "replication stream recovered", "slot=%s", r->slot);
         r->failing = 0;
         backoff_reset(&r->backoff);
     }
@@ -619,8 +698,13 @@ static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
         if (held && r->last_commit_end > r->written_upto)
             r->written_upto = r->last_commit_end;
     }
-    if (send_status(r, 0, &err) < 0)
+    if (r->legacy)
+        legacy_target(r);
+    /* a legacy slot asks for a reply: the keepalive's position drains an idle slot */
+    if (send_status(r, r->legacy, &err) < 0)
         fail(r, &err);
+    else if (r->legacy && r->drain_until != 0 && r->stats.confirmed_lsn >= r->drain_until)
+        legacy_done(r, "read up to the database slot's position", 1);
 }
 
 static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -628,7 +712,8 @@ static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct repl *r = w->data;
-    repl_start(&r->base);
+    if (!r->drained)
+        repl_start(&r->base);
 }
 
 /* START_REPLICATION refused because another process reads the slot (SQLSTATE 55006)? */
@@ -647,11 +732,79 @@ static void wait_as_standby(struct repl *r)
 {
     if (!r->stats.standby)
         pgs_log(LOG_INFO, "standby: another producer reads the slot; taking over when it stops",
-                "slot=%s", r->ae->slot);
+                "slot=%s", r->slot);
     r->stats.standby = 1;
     close_stream(r);
     ev_timer_set(&r->retry_timer, STANDBY_POLL, 0);
     ev_timer_start(r->loop, &r->retry_timer);
+}
+
+/*
+ * Streaming now, before reading a change: if the versions changed since
+ * binding, the producer restarts within seconds (app_watch_versions) and
+ * must not route a change without the new ones; otherwise publish which
+ * streams this walsender feeds (routes.h). 0: go on; 1: closed, retried.
+ */
+static int serve_or_wait(struct repl *r, struct pgs_error *err)
+{
+    const char **streams = xcalloc((size_t)r->nae, sizeof(char *));
+    int changed = app_versions_changed(r->app, *r->rcp, err), rv = 0;
+    for (int i = 0; i < r->nae; i++)
+        streams[i] = r->aes[i]->stream;
+    if (changed == 0)
+        rv = routes_publish(*r->rcp, r->cfg, r->slot, PQbackendPID(r->conn), streams, r->nae,
+                            err);
+    free(streams);
+    if (changed < 0 || rv < 0) {
+        if (*r->rcp != NULL && redis_broken(*r->rcp)) {
+            redis_close(*r->rcp);
+            *r->rcp = NULL;
+        }
+        fail(r, err);
+        return 1;
+    }
+    if (changed > 0) {
+        pgs_log(LOG_INFO, "the index versions changed: reading nothing until the restart",
+                "slot=%s", r->slot);
+        close_stream(r);
+        ev_timer_set(&r->retry_timer, STANDBY_POLL, 0);
+        ev_timer_start(r->loop, &r->retry_timer);
+        return 1;
+    }
+    return 0;
+}
+
+/* The database slot's confirmed position, the end of a legacy slot's drain (0: not yet). */
+static void legacy_target(struct repl *r)
+{
+    struct pgs_error err;
+    uint64_t lsn = 0;
+    if (r->drain_until != 0 || bootstrap_slot_position(r->cfg, r->ae, &lsn, &err) < 0 || lsn == 0)
+        return;
+    char a[24];
+    r->drain_until = lsn;
+    pgs_log(LOG_DEBUG, "legacy slot: draining up to the database slot's position",
+            "slot=%s until=%s database_slot=%s", r->slot, lsn_str(lsn, a), r->ae->slot);
+}
+
+/* A legacy slot has given all the database slot lacks (or is gone): drop it and its publication. */
+static void legacy_done(struct repl *r, const char *why, int was_there)
+{
+    struct pgs_error err;
+    char buf[1600];
+    close_stream(r);
+    ev_timer_stop(r->loop, &r->retry_timer);
+    if (bootstrap_drop_legacy(r->cfg, r->ae, &err) < 0)
+        pgs_log(LOG_WARN, "cannot drop a legacy slot: drop it by hand once the producer runs",
+                "slot=%s publication=%s error=\"%s\"", r->slot, r->publication,
+                pgs_error_str(&err, buf, sizeof(buf)));
+    pgs_log(was_there ? LOG_INFO : LOG_DEBUG,
+            "legacy slot done: the database slot serves the index now",
+            "slot=%s publication=%s index=%s why=\"%s\"", r->slot, r->publication,
+            app_entry_name(r->ae), why);
+    r->drained = 1;
+    r->stats.drained = 1;
+    r->stats.last_error[0] = '\0';
 }
 
 static void repl_start(struct change_source *src)
@@ -662,6 +815,8 @@ static void repl_start(struct change_source *src)
     PGresult *res;
 
     pgs_error_clear(&err);
+    if (r->legacy)
+        legacy_target(r);
     /* Redis first: no point reading WAL that cannot be written anywhere */
     if (*r->rcp == NULL && (*r->rcp = redis_connect(r->cfg, &err)) == NULL) {
         fail(r, &err);
@@ -674,12 +829,12 @@ static void repl_start(struct change_source *src)
     }
     sb_init(&sql);
     sb_add(&sql, "START_REPLICATION SLOT ");
-    sb_ident(&sql, r->ae->slot);
+    sb_ident(&sql, r->slot);
     sb_add(&sql, " LOGICAL 0/0 (proto_version '1', publication_names ");
     {
         struct strbuf pub;
         sb_init(&pub);
-        sb_ident(&pub, r->ae->publication);
+        sb_ident(&pub, r->publication);
         sb_literal(&sql, pub.buf);
         sb_free(&pub);
     }
@@ -691,19 +846,27 @@ static void repl_start(struct change_source *src)
         wait_as_standby(r);
         return;
     }
+    if (PQresultStatus(res) != PGRES_COPY_BOTH && r->legacy &&
+        strstr(PQerrorMessage(r->conn), "does not exist")) {
+        PQclear(res);
+        legacy_done(r, "it does not exist", 0);
+        return;
+    }
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         pgs_error_set(&err, PGS_ERR_TRANSIENT, "cannot start replication on slot \"%s\"",
-                      r->ae->slot);
+                      r->slot);
         pgs_error_detail(&err, "%s", PQerrorMessage(r->conn));
         if (strstr(PQerrorMessage(r->conn), "does not exist"))
             snprintf(err.msg, sizeof(err.msg),
                      "replication slot \"%s\" does not exist: run pgsync-bootstrap --config FILE",
-                     r->ae->slot);
+                     r->slot);
         PQclear(res);
         fail(r, &err);
         return;
     }
     PQclear(res);
+    if (!r->legacy && serve_or_wait(r, &err) != 0)
+        return;
     PQsetnonblocking(r->conn, 1);
     r->dec = pgo_decoder_new();
     ev_io_init(&r->io, on_readable, PQsocket(r->conn), EV_READ);
@@ -713,10 +876,15 @@ static void repl_start(struct change_source *src)
     r->stats.connected = 1;
     r->stats.last_error[0] = '\0';
     if (r->stats.standby)
-        pgs_log(LOG_INFO, "standby producer taking over the slot", "slot=%s", r->ae->slot);
+        pgs_log(LOG_INFO, "standby producer taking over the slot", "slot=%s", r->slot);
     r->stats.standby = 0;
-    pgs_log(LOG_INFO, "streaming", "slot=%s publication=%s stream=%s", r->ae->slot,
-            r->ae->publication, r->ae->stream);
+    if (r->legacy)
+        pgs_log(LOG_INFO, "draining a slot of one index's own into its stream",
+                "slot=%s publication=%s stream=%s until=%s", r->slot, r->publication,
+                r->ae->stream, r->drain_until ? "the database slot's position" : "(not yet known)");
+    else
+        pgs_log(LOG_INFO, "streaming", "slot=%s publication=%s streams=%d first=%s", r->slot,
+                r->publication, r->nae, r->ae->stream);
     /* data may already be buffered inside libpq */
     ev_feed_event(r->loop, &r->io, EV_READ);
 }
@@ -746,6 +914,7 @@ static void repl_free(struct change_source *src)
     struct repl *r = (struct repl *)src;
 
     close_stream(r);
+    free(r->aes);
     free(r->pending);
     sb_free(&r->arena);
     free(r);

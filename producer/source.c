@@ -1,22 +1,8 @@
-/* source.c - choosing a change source by mode, and calling it. */
+/* source.c - calling a change source through its operations. */
 #include "source.h"
 
 #include <stddef.h>
 
-#include "outbox.h"
-#include "repl.h"
-
-struct change_source *source_new(struct ev_loop *loop, const struct config *cfg,
-                                 struct app_entry *ae, struct redis_conn **rcp)
-{
-    switch (cfg->mode) {
-    case CAPTURE_NOTIFY:
-        return outbox_new(loop, cfg, ae, rcp);
-    case CAPTURE_LOGICAL:
-    default:
-        return repl_new(loop, cfg, ae, rcp);
-    }
-}
 
 void source_start(struct change_source *src)
 {

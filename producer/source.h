@@ -1,9 +1,12 @@
 /*
- * source.h - where the producer's changes come from: one change source per
- * schema entry, writing the entry's change records to its Redis stream.
- * Two implementations, chosen by PGSYNC_MODE: logical replication (repl.c,
- * the slot and pgoutput) and the trigger outbox (outbox.c, LISTEN and the
- * outbox table). main.c and the metrics drive either through this header.
+ * source.h - where the producer's changes come from. Two implementations,
+ * chosen by PGSYNC_MODE: logical replication (repl.c: one source per
+ * database, its slot and pgoutput, writing to the stream of every entry on
+ * it) and the trigger outbox (outbox.c: one source per entry, LISTEN and
+ * its outbox table). Each implementation's constructor takes a shared
+ * Redis context "rcp": a source that finds it broken frees it and sets it
+ * to NULL, and the next write reconnects. main.c and the metrics drive
+ * either through this header.
  */
 #ifndef PGS_SOURCE_H
 #define PGS_SOURCE_H
@@ -17,6 +20,8 @@
 #include "config.h"
 
 struct source_stats {
+    char name[64]; /* the slot (logical) or the outbox (trigger mode) */
+    int drained;   /* a legacy slot read to its end and dropped: no longer a source */
     unsigned long long changes_read; /* row changes of our tables (I/U/D/T) */
     unsigned long long records_written;
     unsigned long long transactions; /* logical: transactions decoded; outbox: drains */
@@ -46,14 +51,6 @@ struct change_source {
     const struct change_source_ops *ops;
 };
 
-/*
- * The source of entry "ae" for cfg->mode. "rcp" points at the producer's
- * Redis context, shared by every source; a source that finds it broken
- * frees it and sets it to NULL, and the next write reconnects. "cfg", "ae"
- * and "rcp" are borrowed and must outlive the source.
- */
-struct change_source *source_new(struct ev_loop *loop, const struct config *cfg,
-                                 struct app_entry *ae, struct redis_conn **rcp);
 void source_start(struct change_source *src);
 int source_stop(struct change_source *src);
 /* Borrowed, updated in place while the source runs: the metrics read it. */

@@ -88,9 +88,13 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < app.nentries; i++) {
         struct app_entry *ae = &app.entries[i];
-        int r = a.teardown        ? bootstrap_teardown(&cfg, ae, &err)
-                : a.recreate_slot ? bootstrap_recreate_slot(&cfg, ae, &err)
-                                  : bootstrap_setup(&cfg, ae, NULL, &err);
+        /* the entries of one database share its slot: recreated once, then joined */
+        int again = 0;
+        for (int k = 0; k < i; k++)
+            again |= !strcmp(app.entries[k].slot, ae->slot);
+        int r = a.teardown                  ? bootstrap_teardown(&cfg, ae, NULL, &err)
+                : a.recreate_slot && !again ? bootstrap_recreate_slot(&cfg, ae, &err)
+                                            : bootstrap_setup(&cfg, ae, NULL, &err);
         if (r < 0) {
             fprintf(stderr, "%s: %s\n", cli.prog, pgs_error_str(&err, buf, sizeof(buf)));
             rv = 1;
@@ -106,7 +110,7 @@ int main(int argc, char **argv)
                    ae->publication);
         } else {
             printf("%s: ready database=%s index=%s mode=notify outbox=pgsync.%s channel=%s\n",
-                   cli.prog, ae->e->database, ae->e->index, ae->slot, ae->slot);
+                   cli.prog, ae->e->database, ae->e->index, ae->outbox, ae->outbox);
         }
     }
     app_free(&app);

@@ -13,24 +13,12 @@
 #include "load.h"
 #include "log.h"
 #include "ops.h"
+#include "routes.h"
 #include "rstate.h"
 #include "rstream.h"
 #include "version.h"
 
 #include "lsn.h"
-
-/* Wait until no process holds the version's slot (its producer restarted), up to "secs". */
-static void wait_slot_released(PGconn *conn, const struct app_entry *ae, int secs,
-                               volatile sig_atomic_t *stop)
-{
-    struct pgs_error err;
-    struct ops_slot slot;
-    for (int i = 0; i < secs * 4 && !*stop; i++) {
-        if (ops_slot_query(conn, ae->slot, &slot, &err) < 0 || !slot.active)
-            return;
-        usleep(250 * 1000);
-    }
-}
 
 /* Wait until every consumer of the version's group has been idle 3 s (they restarted without it). */
 static void wait_consumers_gone(struct redis_conn *rc, const struct app_entry *ae, int secs,
@@ -55,24 +43,25 @@ static void wait_consumers_gone(struct redis_conn *rc, const struct app_entry *a
 }
 
 /* Remove everything of one version but its index: slot, publication, triggers, Redis keys. */
-static int remove_version_objects(const struct config *cfg, struct app_entry *ae,
-                                  struct redis_conn *rc, volatile sig_atomic_t *stop,
-                                  struct pgs_error *err)
+static int remove_version_objects(const struct config *cfg, const struct app *app,
+                                  struct app_entry *ae, struct redis_conn *rc,
+                                  volatile sig_atomic_t *stop, struct pgs_error *err)
 {
-    PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-migrate", err);
-    if (conn == NULL)
-        return -1;
-    /* the producers drop the version within a few seconds of the state change */
-    wait_slot_released(conn, ae, 60, stop);
-    PQfinish(conn);
+    struct pgs_error werr;
+    /* the producer drops the version within a few seconds of the state change (a courtesy) */
+    if (routes_wait(cfg, ae, 0, 60, stop, &werr) < 0 && !*stop) {
+        char buf[1600];
+        pgs_log(LOG_WARN, "removing the version anyway", "error=\"%s\"",
+                pgs_error_str(&werr, buf, sizeof(buf)));
+    }
     wait_consumers_gone(rc, ae, 60, stop);
-    if (bootstrap_teardown(cfg, ae, err) < 0)
+    if (bootstrap_teardown(cfg, ae, app, err) < 0)
         return -1;
     return rstate_entry_delete(rc, cfg, ae->keybase, err);
 }
 
 /* Log, clear the target, remove the version's objects and its index. */
-static int discard_version(const struct config *cfg, struct app_entry *ae,
+static int discard_version(const struct config *cfg, const struct app *app, struct app_entry *ae,
                            struct redis_conn *rc, struct es_client *es, const char *why,
                            struct pgs_error *err)
 {
@@ -83,7 +72,7 @@ static int discard_version(const struct config *cfg, struct app_entry *ae,
     /* first the state: nobody serves or recreates the version after this */
     if (version_clear_target(rc, cfg, ae->e->index, err) < 0)
         return -1;
-    if (remove_version_objects(cfg, ae, rc, &never, err) < 0)
+    if (remove_version_objects(cfg, app, ae, rc, &never, err) < 0)
         return -1;
     return es_delete_index(es, ae->index, err);
 }
@@ -92,7 +81,7 @@ static int discard_version(const struct config *cfg, struct app_entry *ae,
 static int abandon(const struct config *cfg, struct app *app, int idx, struct redis_conn *rc,
                    struct es_client *es, const char *why, struct pgs_error *err)
 {
-    if (discard_version(cfg, &app->entries[idx], rc, es, why, err) < 0)
+    if (discard_version(cfg, app, &app->entries[idx], rc, es, why, err) < 0)
         return -1;
     app_drop_entry(app, idx);
     return 0;
@@ -120,7 +109,7 @@ int migrate_plan(const struct config *cfg, struct app *app, struct redis_conn *r
                 return -1;
             /* the file's own version was the target: discard it too */
             if (!ae->live && ae->version > 0 &&
-                discard_version(cfg, ae, rc, es, "pgsync --abort", err) < 0)
+                discard_version(cfg, app, ae, rc, es, "pgsync --abort", err) < 0)
                 return -1;
             continue;
         }
@@ -211,7 +200,13 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, struct
                 break;
             confirmed = slot.exists && lsn_parse(slot.confirmed_flush_lsn, &flushed) == 0 &&
                         flushed >= mark;
-            served = slot.active;
+            /* read, and by a producer that writes the version's stream */
+            int reading = 0;
+            if (slot.active &&
+                routes_check(conn, rc, cfg, ae->slot, ae->stream, &reading, &served, err) < 0)
+                break;
+            if (!slot.active)
+                served = 0;
         } else if (upto[0] == '\0') {
             if (bootstrap_outbox_bounds(conn, ae, &outbox_min, NULL, err) < 0)
                 break;
@@ -239,9 +234,10 @@ static int wait_caught_up(const struct config *cfg, struct app_entry *ae, struct
                 unserved_since = clock_now_s();
             else if (clock_now_s() - unserved_since > 60) {
                 pgs_error_set(err, PGS_ERR_TRANSIENT,
-                              "index \"%s\" is loaded but no producer reads its slot \"%s\": run "
-                              "pgsync --daemon (or restart pgsync-producer and pgsync-consumer), "
-                              "then pgsync again to make it live", ae->index, ae->slot);
+                              "index \"%s\" is loaded but no producer reading slot \"%s\" writes "
+                              "its stream: run pgsync --daemon (or restart pgsync-producer and "
+                              "pgsync-consumer), then pgsync again to make it live",
+                              ae->index, ae->slot);
                 break;
             }
         } else
@@ -326,7 +322,8 @@ int migrate_finish(const struct config *cfg, struct app *app, int idx,
     for (int k = 0; k < app->nentries; k++)
         if (k != idx && !strcmp(app->entries[k].e->index, alias) && app->entries[k].live)
             old = k;
-    if (old >= 0 && remove_version_objects(cfg, &app->entries[old], rc, opts->stop, err) < 0)
+    if (old >= 0 &&
+        remove_version_objects(cfg, app, &app->entries[old], rc, opts->stop, err) < 0)
         goto out;
     if (opts->keep_old) {
         pgs_log(LOG_INFO, "old index kept", "alias=%s index=%s", alias, st.live_index);
