@@ -60,11 +60,17 @@ void app_set_version(struct app_entry *ae, const struct config *cfg, int single,
     derive_name(ae->legacy_publication, sizeof(ae->legacy_publication), ae->e->database,
                 ae->keybase);
     /* one slot and one publication per database, shared by its entries and their versions */
-    if (slot && *slot && single)
+    if (slot && *slot && single) {
+        /*
+         * PGSYNC_SLOT_NAME names an existing slot: it keeps the publication it
+         * was made with (a younger one would be missing from its older WAL)
+         */
         snprintf(ae->slot, sizeof(ae->slot), "%s", slot);
-    else
+        derive_name(ae->publication, sizeof(ae->publication), ae->e->database, ae->e->index);
+    } else {
         derive_name(ae->slot, sizeof(ae->slot), ae->e->database, NULL);
-    derive_name(ae->publication, sizeof(ae->publication), ae->e->database, NULL);
+        derive_name(ae->publication, sizeof(ae->publication), ae->e->database, NULL);
+    }
     rstate_key(cfg, ae->keybase, "changes", ae->stream, sizeof(ae->stream));
     rstate_key(cfg, ae->keybase, "load", ae->load_stream, sizeof(ae->load_stream));
     rstate_key(cfg, ae->keybase, "dlq", ae->dlq, sizeof(ae->dlq));

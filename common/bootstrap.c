@@ -374,6 +374,61 @@ int bootstrap_slot_exists(PGconn *conn, const char *slot, int *exists, struct pg
 
 /* ---- trigger mode ---- */
 
+/* Drop slot "slot" when it exists; only the REPLICATION right is needed. */
+static int drop_slot(PGconn *conn, const char *slot, struct pgs_error *err)
+{
+    int exists = 0;
+    if (bootstrap_slot_exists(conn, slot, &exists, err) < 0)
+        return -1;
+    if (!exists)
+        return 0;
+    const char *params[1] = {slot};
+    char *v = bootstrap_query_value(conn, "SELECT pg_drop_replication_slot($1)", 1, params, err);
+    if (v == NULL) {
+        snprintf(err->msg, sizeof(err->msg),
+                 "cannot drop replication slot \"%s\" (is a producer still running?)", slot);
+        return -1;
+    }
+    free(v);
+    pgs_log(LOG_INFO, "replication slot dropped", "slot=%s", slot);
+    return 0;
+}
+
+static int drop_publication(struct bootstrap_plan *p, const char *pub, struct pgs_error *err)
+{
+    const char *params[1] = {pub};
+    char *v = bootstrap_query_value(p->conn, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1,
+                                    params, err);
+    if (v == NULL)
+        return -1;
+    int rv = 0;
+    if (*v) {
+        struct strbuf sql;
+        sb_init(&sql);
+        sb_add(&sql, "DROP PUBLICATION IF EXISTS ");
+        sb_ident(&sql, pub);
+        rv = bootstrap_plan_step(p, sql.buf, 0, "publication dropped", err);
+        sb_free(&sql);
+    }
+    free(v);
+    return rv;
+}
+
+/*
+ * A publication of the entry's own whose slot is gone (drained by the
+ * producer, or never made): nothing reads it any more.
+ */
+static int drop_orphan_publication(struct bootstrap_plan *p, struct pgs_error *err)
+{
+    const struct app_entry *ae = p->ae;
+    int exists = 1;
+    if (!strcmp(ae->legacy_publication, ae->publication))
+        return 0;
+    if (bootstrap_slot_exists(p->conn, ae->legacy_slot, &exists, err) < 0)
+        return -1;
+    return exists ? 0 : drop_publication(p, ae->legacy_publication, err);
+}
+
 /* pgsync."<slot>": the outbox table and, in the function namespace, its trigger function */
 int bootstrap_setup(const struct config *cfg, struct app_entry *ae, int *created_slot,
                     struct pgs_error *err)
@@ -399,6 +454,7 @@ int bootstrap_setup(const struct config *cfg, struct app_entry *ae, int *created
     }
     if (bootstrap_slot_exists(p.conn, ae->slot, &exists, err) < 0 ||
         check_logical_server(&p, exists, err) < 0 || setup_publication(&p, err) < 0 ||
+        drop_orphan_publication(&p, err) < 0 ||
         setup_replica_identity(&p, err) < 0 ||
         plan_finish(&p, "logical replication", "pgsync-bootstrap", err) < 0)
         goto fail;
@@ -516,46 +572,6 @@ int bootstrap_recreate_slot(const struct config *cfg, struct app_entry *ae, stru
     free(v);
     pgs_log(LOG_WARN, "broken replication slot dropped", "slot=%s", ae->slot);
     return bootstrap_setup(cfg, ae, NULL, err);
-}
-
-/* Drop slot "slot" when it exists; only the REPLICATION right is needed. */
-static int drop_slot(PGconn *conn, const char *slot, struct pgs_error *err)
-{
-    int exists = 0;
-    if (bootstrap_slot_exists(conn, slot, &exists, err) < 0)
-        return -1;
-    if (!exists)
-        return 0;
-    const char *params[1] = {slot};
-    char *v = bootstrap_query_value(conn, "SELECT pg_drop_replication_slot($1)", 1, params, err);
-    if (v == NULL) {
-        snprintf(err->msg, sizeof(err->msg),
-                 "cannot drop replication slot \"%s\" (is a producer still running?)", slot);
-        return -1;
-    }
-    free(v);
-    pgs_log(LOG_INFO, "replication slot dropped", "slot=%s", slot);
-    return 0;
-}
-
-static int drop_publication(struct bootstrap_plan *p, const char *pub, struct pgs_error *err)
-{
-    const char *params[1] = {pub};
-    char *v = bootstrap_query_value(p->conn, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1,
-                                    params, err);
-    if (v == NULL)
-        return -1;
-    int rv = 0;
-    if (*v) {
-        struct strbuf sql;
-        sb_init(&sql);
-        sb_add(&sql, "DROP PUBLICATION IF EXISTS ");
-        sb_ident(&sql, pub);
-        rv = bootstrap_plan_step(p, sql.buf, 0, "publication dropped", err);
-        sb_free(&sql);
-    }
-    free(v);
-    return rv;
 }
 
 /* Is table i of "ae" one of another staying entry's on the same publication? */

@@ -74,6 +74,23 @@ int routes_check(PGconn *conn, struct redis_conn *rc, const struct config *cfg, 
     return 0;
 }
 
+int routes_lacking(struct redis_conn *rc, const struct config *cfg, const char *slot,
+                   const char *const *streams, int n, int *lacking, struct pgs_error *err)
+{
+    char key[256];
+    *lacking = -1;
+    rstate_key(cfg, slot, "routes", key, sizeof(key));
+    const char *argv[3] = {"HGET", key, "streams"};
+    redisReply *r = redis_command_argv(rc, err, 3, argv, NULL);
+    if (r == NULL)
+        return -1;
+    for (int i = 0; r->type == REDIS_REPLY_STRING && i < n && *lacking < 0; i++)
+        if (!listed(r->str, streams[i]))
+            *lacking = i;
+    freeReplyObject(r);
+    return 0;
+}
+
 int routes_wait(const struct config *cfg, const struct app_entry *ae, int serve, int timeout_s,
                 volatile sig_atomic_t *stop, struct pgs_error *err)
 {

@@ -34,6 +34,16 @@ int routes_check(PGconn *conn, struct redis_conn *rc, const struct config *cfg, 
     PGS_MUSTCHECK;
 
 /*
+ * For a standby: the first of the "n" streams that the published routes of
+ * "slot" lack (*lacking), or -1 when they hold all (or none are published).
+ * Another producer that reads the slot without them serves another schema
+ * file: these streams would get nothing.
+ */
+int routes_lacking(struct redis_conn *rc, const struct config *cfg, const char *slot,
+                   const char *const *streams, int n, int *lacking, struct pgs_error *err)
+    PGS_MUSTCHECK;
+
+/*
  * Wait until no producer reads the entry's slot, or the one that does
  * writes its stream ("serve" 1) or no longer does ("serve" 0). Logs what it
  * waits for every 10 s; an error after "timeout_s" (0: no limit) or *stop.

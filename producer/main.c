@@ -128,6 +128,9 @@ static void producer_health(void *arg, struct metrics_health *h)
         else if (!h->down[0] && !st->connected && !st->standby)
             snprintf(h->down, sizeof(h->down), "not connected to PostgreSQL (slot %.63s)%s%.500s",
                      st->name, st->last_error[0] ? ": " : "", st->last_error);
+        else if (!h->down[0] && st->standby && st->last_error[0])
+            /* the active producer serves another schema file (repl.c) */
+            snprintf(h->down, sizeof(h->down), "%.600s", st->last_error);
         else if (!h->down[0] && st->replicas_short)
             snprintf(h->down, sizeof(h->down),
                      "Redis has fewer replicas holding the records than "
@@ -204,6 +207,23 @@ static int producer_stop(struct producer *p)
 }
 
 /*
+ * Does the entry have a slot of its own (from before one per database)?
+ * When PostgreSQL cannot say now, assume so: its source finds out.
+ */
+static int legacy_slot_may_exist(const struct config *cfg, const struct app_entry *ae)
+{
+    struct pgs_error err;
+    int exists = 1;
+    if (strcmp(ae->legacy_slot, ae->slot) == 0)
+        return 0;
+    PGconn *conn = config_pg_connect(cfg, ae->e->database, 0, "pgsync-producer", &err);
+    if (conn != NULL && bootstrap_slot_exists(conn, ae->legacy_slot, &exists, &err) < 0)
+        exists = 1;
+    PQfinish(conn);
+    return exists;
+}
+
+/*
  * The sources: in trigger mode one per entry; in logical mode one per slot
  * (a database's, serving all its entries), and one per legacy slot of an
  * entry's own that may still hold changes (repl_new_legacy; one that does
@@ -231,7 +251,7 @@ static void producer_sources(struct producer *p, struct ev_loop *loop, const str
                     group[ng++] = &app->entries[k];
             p->srcs[p->n++] = repl_new(loop, cfg, app, group, ng, rcp);
         }
-        if (strcmp(ae->legacy_slot, ae->slot) != 0)
+        if (legacy_slot_may_exist(cfg, ae))
             p->srcs[p->n++] = repl_new_legacy(loop, cfg, app, ae, rcp);
     }
     free(group);

@@ -724,6 +724,37 @@ static int is_slot_in_use(const PGresult *res)
 }
 
 /*
+ * The active producer of a database slot writes the streams it publishes
+ * (routes.h). One that lacks some of ours runs another schema file: our
+ * indices would get nothing while we wait, so say so (once, and /healthz).
+ */
+static void standby_check_routes(struct repl *r)
+{
+    struct pgs_error err;
+    int lacking = -1;
+    const char **streams = xcalloc((size_t)r->nae, sizeof(char *));
+    for (int i = 0; i < r->nae; i++)
+        streams[i] = r->aes[i]->stream;
+    if (r->legacy || *r->rcp == NULL ||
+        routes_lacking(*r->rcp, r->cfg, r->slot, streams, r->nae, &lacking, &err) < 0)
+        lacking = -1;
+    free(streams);
+    if (lacking < 0) {
+        r->stats.last_error[0] = '\0';
+        return;
+    }
+    int first = r->stats.last_error[0] == '\0';
+    snprintf(r->stats.last_error, sizeof(r->stats.last_error),
+             "slot \"%s\" is read by another producer that does not write index \"%s\"'s "
+             "stream (another schema file?): run one producer per database, with a schema "
+             "file that holds every index on it",
+             r->slot, app_entry_name(r->aes[lacking]));
+    if (first)
+        pgs_log(LOG_ERROR, "standby of a producer that serves other indices", "slot=%s error=\"%s\"",
+                r->slot, r->stats.last_error);
+}
+
+/*
  * Another producer reads the slot: this one is its standby. It is no
  * failure (PostgreSQL lets one reader at a time), so no backoff: ask again
  * every STANDBY_POLL seconds and take over when the slot is free.
@@ -734,6 +765,7 @@ static void wait_as_standby(struct repl *r)
         pgs_log(LOG_INFO, "standby: another producer reads the slot; taking over when it stops",
                 "slot=%s", r->slot);
     r->stats.standby = 1;
+    standby_check_routes(r);
     close_stream(r);
     ev_timer_set(&r->retry_timer, STANDBY_POLL, 0);
     ev_timer_start(r->loop, &r->retry_timer);

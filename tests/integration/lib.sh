@@ -121,6 +121,10 @@ free_port() {
     return 1
 }
 
+# healthz PORT: the body of a daemon's /healthz; healthz_code PORT: its HTTP status.
+healthz() { curl -s --max-time 5 "http://127.0.0.1:$1/healthz"; }
+healthz_code() { curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://127.0.0.1:$1/healthz"; }
+
 redis_q() {
     redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"
 }

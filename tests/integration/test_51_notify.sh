@@ -16,6 +16,8 @@ schema=$PGS_STACK_DIR/$index.json
 jq --arg db "$db" --arg ix "$index" '.[0].database = $db | .[0].index = $ix' \
     "$PGS_ROOT/schemas/book.json" >"$schema"
 slot=$(printf 'pgsync_%s_%s' "$db" "$index" | tr -c 'a-z0-9_\n' '_' | cut -c1-63)
+# logical mode: one slot and one publication for the database
+dbslot=$(printf 'pgsync_%s' "$db" | tr -c 'a-z0-9_\n' '_' | cut -c1-63)
 role=$(unique_name sync)
 psql_q "CREATE ROLE \"$role\" LOGIN REPLICATION; GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"$role\""
 blog=$PGS_STACK_DIR/logs/$index-bootstrap.log
@@ -40,7 +42,7 @@ else
     pass "bootstrap as $role without the owner's steps fails"
 fi
 check_eq "it prints exactly the owner's steps" \
-    "CREATE PUBLICATION \"$slot\" FOR TABLE \"public\".\"book\", \"public\".\"author\", \"public\".\"book_author\";
+    "CREATE PUBLICATION \"$dbslot\" FOR TABLE \"public\".\"book\", \"public\".\"author\", \"public\".\"book_author\";
 ALTER TABLE \"public\".\"book_author\" REPLICA IDENTITY FULL;" "$(dba_sql)"
 check_eq "nothing was created: no slot yet" 0 \
     "$(count_q "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()")"
@@ -51,15 +53,15 @@ else
     fail "after the DBA's steps, bootstrap as $role succeeds, twice" "$(tail -3 "$blog.out")"
 fi
 check_eq "the slot exists" 1 \
-    "$(count_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot' AND plugin = 'pgoutput'")"
+    "$(count_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$dbslot' AND plugin = 'pgoutput'")"
 check_eq "the publication has exactly the schema's tables" "author book book_author" \
-    "$(count_q "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = '$slot'")"
+    "$(count_q "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = '$dbslot'")"
 check_eq "only book_author got REPLICA IDENTITY FULL" "author:d book:d book_author:f" \
     "$(count_q "SELECT string_agg(relname || ':' || relreplident::text, ' ' ORDER BY relname) FROM pg_class
                 WHERE relname IN ('book', 'author', 'book_author')")"
 as_role pgsync-bootstrap --config "$schema" --teardown
 check_eq "teardown as $role: drops the slot, leaves the publication's drop to its owner" \
-    "DROP PUBLICATION IF EXISTS \"$slot\";" "$(dba_sql)"
+    "DROP PUBLICATION IF EXISTS \"$dbslot\";" "$(dba_sql)"
 run_dba
 if as_role pgsync-bootstrap --config "$schema" --teardown; then
     pass "teardown again after the DBA's step succeeds"
@@ -67,18 +69,18 @@ else
     fail "teardown again after the DBA's step succeeds" "$(tail -3 "$blog.out")"
 fi
 check_eq "teardown leaves no slot and no publication" "0 0" \
-    "$(count_q "SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot') || ' ' ||
-                       (SELECT count(*) FROM pg_publication WHERE pubname = '$slot')")"
+    "$(count_q "SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$dbslot') || ' ' ||
+                       (SELECT count(*) FROM pg_publication WHERE pubname = '$dbslot')")"
 
 # a role without REPLICATION nor SELECT: the script says so too, and only that
 psql_q "REVOKE SELECT ON book FROM \"$role\"; ALTER ROLE \"$role\" NOREPLICATION"
-psql_q "CREATE PUBLICATION \"$slot\" FOR TABLE book, author, book_author"
+psql_q "CREATE PUBLICATION \"$dbslot\" FOR TABLE book, author, book_author"
 as_role pgsync-bootstrap --config "$schema"
 check_eq "missing REPLICATION and SELECT: the script grants exactly those" \
     "GRANT SELECT ON \"public\".\"book\" TO \"$role\";
 ALTER ROLE \"$role\" REPLICATION;" "$(dba_sql)"
 run_dba
-psql_q "DROP PUBLICATION \"$slot\""
+psql_q "DROP PUBLICATION \"$dbslot\""
 
 # --- trigger mode, unprivileged --------------------------------------------------------
 export PGSYNC_MODE=notify

@@ -47,9 +47,7 @@ check_eq "eviction: nothing was written to that Redis" "0" "$(rq DBSIZE)"
 
 # daemons wait, /healthz 503 with the reason
 pport=$(free_port) cport=$(free_port)
-healthz() { curl -s --max-time 5 "http://127.0.0.1:$1/healthz"; }
-code() { curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://127.0.0.1:$1/healthz"; }
-says() { [ "$(code "$1")" = 503 ] && healthz "$1" | grep -q "maxmemory-policy $2"; }
+says() { [ "$(healthz_code "$1")" = 503 ] && healthz "$1" | grep -q "maxmemory-policy $2"; }
 rq CONFIG SET maxmemory-policy noeviction >/dev/null
 pgsync --config "$schema" --quiet >"$dir/load.log" 2>&1 || fail "eviction: loads once fixed" "$(tail -3 "$dir/load.log")"
 rq CONFIG SET maxmemory-policy allkeys-lfu >/dev/null
@@ -61,7 +59,7 @@ else
     fail "eviction: daemons wait with /healthz 503" "producer: $(healthz "$pport") consumer: $(healthz "$cport")"
 fi
 rq CONFIG SET maxmemory-policy noeviction >/dev/null
-healthy() { [ "$(code "$pport")" = 200 ] && [ "$(code "$cport")" = 200 ]; }
+healthy() { [ "$(healthz_code "$pport")" = 200 ] && [ "$(healthz_code "$cport")" = 200 ]; }
 wait_until 60 healthy || fail "eviction: healthy once fixed" "$(healthz "$pport") / $(healthz "$cport")"
 title_of() { es_doc "$index" "$1" | jq -r .title; }
 psql_q "UPDATE item SET title = 'first' WHERE id = 1" >/dev/null

@@ -25,8 +25,6 @@ pgsync --config "$schema" --quiet >"$dir/load.log" 2>&1 || fail "group gone: loa
 stream="pgsync:{$index}:changes"
 
 pport=$(free_port) cport=$(free_port)
-healthz() { curl -s --max-time 5 "http://127.0.0.1:$1/healthz"; }
-code() { curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://127.0.0.1:$1/healthz"; }
 start_bg "gone_p_$$" pgsync-producer --config "$schema" --metrics-port "$pport"
 start_bg "gone_c_$$" pgsync-consumer --config "$schema" --metrics-port "$cport"
 title_of() { es_doc "$index" "$1" | jq -r .title; }
@@ -37,7 +35,7 @@ wait_until 30 is_title 1 before || fail "group gone: changes flow at first" "$(t
 # the group disappears under the running consumer
 redis_q XGROUP DESTROY "$stream" pgsync >/dev/null
 psql_q "UPDATE item SET title = 'while gone' WHERE id = 2" >/dev/null
-alarm() { [ "$(code "$cport")" = 503 ] && healthz "$cport" | grep -q 'consumer group "pgsync" of stream .* is gone'; }
+alarm() { [ "$(healthz_code "$cport")" = 503 ] && healthz "$cport" | grep -q 'consumer group "pgsync" of stream .* is gone'; }
 if wait_until 30 alarm; then
     pass "group gone: the running consumer's /healthz turns 503 naming the group ($(healthz "$cport" | head -1 | cut -c1-150))"
 else
@@ -82,7 +80,7 @@ if grep -q "was gone: made again" <<<"$out"; then
 else
     fail "group gone: pgsync-replay --from makes it again" "$out"
 fi
-healthy() { [ "$(code "$cport")" = 200 ]; }
+healthy() { [ "$(healthz_code "$cport")" = 200 ]; }
 wait_until 30 healthy || fail "group gone: the consumer is healthy again" "$(healthz "$cport")"
 if wait_until 30 is_title 2 "while gone"; then
     pass "group gone: the change made while it was gone arrives"

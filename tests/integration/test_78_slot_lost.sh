@@ -33,8 +33,6 @@ psql_q "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'" >/dev/null
 psql_q "SELECT pg_reload_conf()" >/dev/null
 
 pport=$(free_port) cport=$(free_port)
-healthz() { curl -s --max-time 5 "http://127.0.0.1:$1/healthz"; }
-code() { curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://127.0.0.1:$1/healthz"; }
 start_bg "sl_p_$$" pgsync-producer --config "$schema" --metrics-port "$pport"
 start_bg "sl_c_$$" pgsync-consumer --config "$schema" --metrics-port "$cport"
 title_of() { es_doc "$index" "$1" | jq -r .title; }
@@ -55,7 +53,7 @@ done
 check_eq "slot lost: PostgreSQL invalidated the slot (wal_status)" "lost" "$(status)"
 
 start_bg "sl_p_$$" pgsync-producer --config "$schema" --metrics-port "$pport"
-says() { [ "$(code "$pport")" = 503 ] && healthz "$pport" | grep -q "was invalidated by PostgreSQL"; }
+says() { [ "$(healthz_code "$pport")" = 503 ] && healthz "$pport" | grep -q "was invalidated by PostgreSQL"; }
 if wait_until 30 says; then
     pass "slot lost: the producer's /healthz turns 503 saying what happened ($(healthz "$pport" | head -1 | cut -c1-120))"
 else
@@ -85,7 +83,7 @@ pgsync --config "$schema" --resync --quiet >"$dir/resync.log" 2>&1 ||
     fail "slot lost: pgsync --resync" "$(tail -3 "$dir/resync.log")"
 is_title 2 "while away" && pass "slot lost: the change the lost WAL held is in the index after the resync" ||
     fail "slot lost: the change the lost WAL held is in the index after the resync" "$(title_of 2)"
-healthy() { [ "$(code "$pport")" = 200 ]; }
+healthy() { [ "$(healthz_code "$pport")" = 200 ]; }
 if wait_until 40 healthy; then
     pass "slot lost: the producer notices the new slot by itself"
 else

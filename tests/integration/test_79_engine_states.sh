@@ -29,14 +29,12 @@ restore() {
 trap restore EXIT
 
 cport=$(free_port)
-healthz() { curl -s --max-time 5 "http://127.0.0.1:$1/healthz"; }
-code() { curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://127.0.0.1:$1/healthz"; }
 start_bg "es_p_$$" pgsync-producer --config "$schema"
 start_bg "es_c_$$" pgsync-consumer --config "$schema" --metrics-port "$cport"
 title_of() { es_doc "$index" "$1" | jq -r .title; }
 is_title() { [ "$(title_of "$1")" = "$2" ]; }
-says() { [ "$(code "$cport")" = 503 ] && healthz "$cport" | grep -q "$1"; }
-healthy() { [ "$(code "$cport")" = 200 ]; }
+says() { [ "$(healthz_code "$cport")" = 503 ] && healthz "$cport" | grep -q "$1"; }
+healthy() { [ "$(healthz_code "$cport")" = 200 ]; }
 dlq() { redis_q XLEN "pgsync:{$index}:dlq" 2>/dev/null || echo 0; }
 psql_q "UPDATE item SET title = 'start' WHERE id = 1" >/dev/null
 wait_until 30 is_title 1 start || fail "engine states: changes flow at first" "$(title_of 1)"

@@ -51,7 +51,7 @@ else
     fail "bootstrap as the role stops" "exit status $rc"
 fi
 sql=$(printf '%s\n%s\n' "$out" "$errout" | grep -E '^(CREATE|ALTER) [A-Z ]+"' | grep -E ';$')
-if grep -qF "CREATE PUBLICATION \"pgsync_${db}_$index\" FOR TABLE" <<<"$sql"; then
+if grep -qF "CREATE PUBLICATION \"pgsync_${db}\" FOR TABLE" <<<"$sql"; then
     pass "bootstrap prints the CREATE PUBLICATION to run as the owner"
 else
     fail "bootstrap prints the CREATE PUBLICATION to run as the owner" "stdout: $out stderr: $errout"
@@ -74,7 +74,7 @@ as_role pgsync-bootstrap --config "$schema"
 check_eq "bootstrap as the role, after the owner's SQL: exit 0" 0 "$rc" ||
     echo "    bootstrap said: $(tail -c 400 <<<"$out$errout")"
 check_eq "bootstrap as the role created the slot" 1 \
-    "$(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgsync_${db}_$index'")"
+    "$(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgsync_${db}'")"
 as_role pgsync --config "$schema" --quiet
 check_eq "the load as the role: exit 0" 0 "$rc" || echo "    pgsync said: $(tail -c 400 <<<"$errout")"
 check_eq "the load as the role: 3 documents" \
@@ -88,7 +88,7 @@ psql_q "CALL book_workload(600, 0.33)" || fail "the workload runs" "psql failed"
 psql_q "INSERT INTO book VALUES ('priv-1', 'inserted by the owner', NULL)"
 caught_up() {
     [ "$(psql_q "SELECT confirmed_flush_lsn >= pg_current_wal_lsn() FROM pg_replication_slots
-                 WHERE slot_name = 'pgsync_${db}_$index'")" = t ]
+                 WHERE slot_name = 'pgsync_${db}'")" = t ]
 }
 drained() {
     [ "$(redis_q XPENDING "$stream" pgsync | head -1)" = 0 ] &&

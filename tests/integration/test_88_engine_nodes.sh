@@ -122,8 +122,6 @@ ELASTICSEARCH_URL=$all start_bg "en_c1_$$" pgsync-consumer --config "$schema" --
     --batch-size 50 --metrics-port "$mport1"
 ELASTICSEARCH_URL=$(node_url 1) ELASTICSEARCH_SNIFF=true start_bg "en_c2_$$" pgsync-consumer \
     --config "$schema" --name sniff --batch-size 50 --metrics-port "$mport2"
-healthz() { curl -s --max-time 5 "http://127.0.0.1:$1/healthz"; }
-healthz_code() { curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://127.0.0.1:$1/healthz"; }
 ok_both() { [ "$(healthz_code "$mport1")" = 200 ] && [ "$(healthz_code "$mport2")" = 200 ]; }
 wait_until 30 ok_both || fail "engine nodes: both consumers start healthy" "$(healthz "$mport1") / $(healthz "$mport2")"
 

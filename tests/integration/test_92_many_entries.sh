@@ -323,6 +323,22 @@ else
 fi
 one_reader "after the change" author,comment,post
 
+# a producer started with the old file (entry 3, which the running one does not
+# write) can only stand by: it says that its index would get nothing
+mport=$(free_port)
+start_bg "producer_old" pgsync-producer --config "$schema1" --metrics-port "$mport"
+lacks() {
+    [ "$(healthz_code "$mport")" = 503 ] &&
+        healthz "$mport" | grep -qF "does not write index \"$(index_of 3)\"'s stream"
+}
+if wait_until 30 lacks; then
+    pass "a standby with another schema file: /healthz says which index gets nothing"
+else
+    fail "a standby with another schema file: /healthz says which index gets nothing" \
+        "$(healthz "$mport")"
+fi
+stop_bg "producer_old" 30
+
 stop_daemons 2
 # the slots of this database would hold WAL for the rest of the suite
 psql_q "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots
