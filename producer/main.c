@@ -118,7 +118,7 @@ static void producer_health(void *arg, struct metrics_health *h)
         if (!h->down[0] && *w->rcp == NULL)
             snprintf(h->down, sizeof(h->down), "not connected to Redis%s%.300s",
                      st->last_error[0] ? ": " : "", st->last_error);
-        else if (!h->down[0] && !st->connected && !st->standby && st->redis_failing)
+        else if (!h->down[0] && !st->standby && st->redis_failing)
             /* a Redis that answers and refuses: NOPERM, OOM, READONLY */
             snprintf(h->down, sizeof(h->down), "Redis refuses the records (slot %.63s): %.280s",
                      st->name, st->last_error);

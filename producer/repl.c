@@ -368,6 +368,8 @@ static int flush_pending(struct repl *r, struct pgs_error *err)
         r->stats.redis_failing = 1;
         return -1;
     }
+    if (r->stats.redis_failing)
+        r->stats.last_error[0] = '\0';
     r->stats.redis_failing = 0;
     r->stats.records_written += (unsigned long long)r->npending;
     r->unreplicated = 1;
@@ -906,7 +908,9 @@ static void repl_start(struct change_source *src)
     ev_io_start(r->loop, &r->io);
     ev_timer_again(r->loop, &r->status_timer);
     r->stats.connected = 1;
-    r->stats.last_error[0] = '\0';
+    /* a refusal by Redis stays the reason until a write succeeds (flush_pending) */
+    if (!r->stats.redis_failing)
+        r->stats.last_error[0] = '\0';
     if (r->stats.standby)
         pgs_log(LOG_INFO, "standby producer taking over the slot", "slot=%s", r->slot);
     r->stats.standby = 0;

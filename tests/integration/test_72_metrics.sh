@@ -93,7 +93,7 @@ done
 pass "both expose the operational series"
 
 # 2. the counters move with the work
-slot_l="{slot=\"pgsync_${PGDATABASE}_${index}\"}"
+slot_l="{slot=\"pgsync_${PGDATABASE}\"}"
 ix_l="{index=\"$index\"}"
 written0=$(metric "$pport" "pgsync_producer_records_written_total$slot_l")
 indexed0=$(metric "$cport" "pgsync_consumer_documents_indexed_total$ix_l")

@@ -229,7 +229,7 @@ check_alive
 
 caught_up() {
     [ "$(psql_q "SELECT confirmed_flush_lsn >= pg_current_wal_lsn() FROM pg_replication_slots
-                 WHERE slot_name = 'pgsync_${PGDATABASE}_$index'")" = t ]
+                 WHERE slot_name = 'pgsync_${PGDATABASE}'")" = t ]
 }
 drained() {
     [ "$(redis_q XPENDING "$stream" pgsync | head -1)" = 0 ] &&

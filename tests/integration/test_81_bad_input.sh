@@ -164,7 +164,7 @@ start_bg badrows_producer pgsync-producer --config "$rschema"
 start_bg badrows_consumer pgsync-consumer --config "$rschema"
 psql_q "SELECT ins('S-')" >/dev/null
 rstream="pgsync:{$rix}:changes"
-if wait_until 60 caught_up "$rdb" "pgsync_${rdb}_$rix" && wait_until 120 drained "$rstream"; then
+if wait_until 60 caught_up "$rdb" "pgsync_${rdb}" && wait_until 120 drained "$rstream"; then
     pass "rows: the stream drains"
 else
     fail "rows: the stream drains" "pending $(redis_q XPENDING "$rstream" pgsync | head -1)"
@@ -234,7 +234,7 @@ start_bg many_consumer pgsync-consumer --config "$mschema"
 t0=$SECONDS
 psql_q "DELETE FROM book_author WHERE book_isbn = 'many' AND author_id % 2 = 0"
 mstream="pgsync:{$mix}:changes"
-if wait_until 60 caught_up "$mdb" "pgsync_${mdb}_$mix" && wait_until 180 drained "$mstream"; then
+if wait_until 60 caught_up "$mdb" "pgsync_${mdb}" && wait_until 180 drained "$mstream"; then
     pass "100,000 children: 50,000 link deletes drain ($((SECONDS - t0)) s)"
 else
     fail "100,000 children: 50,000 link deletes drain" "pending $(redis_q XPENDING "$mstream" pgsync | head -1)"
@@ -339,7 +339,7 @@ else
     start_bg html_producer pgsync-producer --config "$hschema"
     start_bg html_consumer_$$ env ELASTICSEARCH_URL="$fake" pgsync-consumer --config "$hschema" --name fake
     psql_q "UPDATE book SET title = title || ' (html)'; INSERT INTO book VALUES ('html1', 'new', NULL)"
-    wait_until 30 caught_up "$hdb" "pgsync_${hdb}_$hix"
+    wait_until 30 caught_up "$hdb" "pgsync_${hdb}"
     wait_until 20 grep -q 'not a bulk response\|not a search engine' "$PGS_STACK_DIR/logs/html_consumer_$$.log"
     sleep 3
     if kill -0 "$(bg_pid html_consumer_$$)" 2>/dev/null; then
@@ -398,7 +398,7 @@ if kill -0 "$(bg_pid oom_producer_$$)" 2>/dev/null; then
 else
     fail "OOM: the producer keeps retrying" "it exited"
 fi
-wait_until 60 caught_up "$odb" "pgsync_${odb}_$oix"
+wait_until 60 caught_up "$odb" "pgsync_${odb}"
 wait_until 60 drained "$ostream"
 oom_titles() { [ "$(es_doc "$oix" 9781471331435 | jq -r .title)" = "1984 (oom)" ]; }
 if wait_until 30 oom_titles; then

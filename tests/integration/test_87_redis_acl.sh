@@ -84,7 +84,7 @@ unset REDIS_URL REDIS_SENTINELS REDIS_CLUSTER_NODES
 # --- 3. end to end as that user --------------------------------------------------------------
 new_db redis_acl >/dev/null
 index=$(unique_name redis_acl)
-slot=pgsync_${PGDATABASE}_$index
+slot=pgsync_${PGDATABASE}
 stream="pgsync:{$index}:changes"
 schema=$PGS_STACK_DIR/$index.json
 psql_q <"$PGS_ROOT/tests/fixtures/book.sql" >/dev/null

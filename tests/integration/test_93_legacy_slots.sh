@@ -48,8 +48,8 @@ made=$(psql_q "SELECT confirmed_flush_lsn >= '$before'::pg_lsn FROM pg_replicati
 check_eq "legacy slots: the database's slot starts past the changes only the old slots hold" t "$made"
 psql_q "UPDATE book SET title = 'in every slot' WHERE isbn = '9785811243570'"
 
-start_bg legacy_p pgsync-producer --config "$schema"
-start_bg legacy_c pgsync-consumer --config "$schema"
+start_bg legacy_p_$$ pgsync-producer --config "$schema"
+start_bg legacy_c_$$ pgsync-consumer --config "$schema"
 
 title_of() { es_doc "$1" "$2" | jq -r .title; }
 seen() {
@@ -77,7 +77,7 @@ fi
 check_eq "legacy slots: the old publications are dropped" "$shared" \
     "$(psql_q "SELECT string_agg(pubname, ',') FROM pg_publication")"
 check_eq "legacy slots: the producer says so for each" 2 \
-    "$(grep -c 'legacy slot done' "$PGS_STACK_DIR/logs/legacy_p.log")"
+    "$(grep -c 'legacy slot done' "$PGS_STACK_DIR/logs/legacy_p_$$.log")"
 
 # changes after the move come through the database's slot
 psql_q "UPDATE book SET title = 'after the move' WHERE isbn = '9781471331435'"
@@ -88,8 +88,8 @@ if wait_until 30 after; then
 else
     fail "legacy slots: changes after the move reach both indices" "$(title_of "$a" 9781471331435)"
 fi
-stop_bg legacy_p 30
-stop_bg legacy_c 30
+stop_bg legacy_p_$$ 30
+stop_bg legacy_c_$$ 30
 out=$(pgsync-verify --config "$schema" 2>&1)
 rc=$?
 if [ "$rc" -eq 0 ]; then
