@@ -18,6 +18,7 @@
  * version of every change its snapshot misses, for the same reason.
  */
 #include "outbox.h"
+#include "outbox_row.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -132,18 +133,6 @@ static int exec_cmd(struct outbox *n, const char *sql, const char *what, struct 
     return 0;
 }
 
-static json_t *parse_jsonb(PGresult *res, int row, int col)
-{
-    if (PQgetisnull(res, row, col))
-        return NULL;
-    json_t *v = json_loadb(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col), 0, NULL);
-    if (v && !json_is_object(v)) {
-        json_decref(v);
-        v = NULL;
-    }
-    return v;
-}
-
 /* The drain's rows as records of version "version", their ids into n->ids. */
 static void records_from_rows(struct outbox *n, PGresult *res, int rows, uint64_t version)
 {
@@ -151,28 +140,22 @@ static void records_from_rows(struct outbox *n, PGresult *res, int rows, uint64_
     sb_addc(&n->ids, '{');
     for (int i = 0; i < rows; i++) {
         struct change *c = &n->recs[i];
-        const char *op = PQgetvalue(res, i, 4);
-        memset(c, 0, sizeof(*c));
-        /*
-         * Only what the triggers write. Anything else (a row inserted by hand,
-         * say) must not become a TRUNCATE: it goes on as an op the consumers
-         * refuse, and they dead-letter it with the reason.
-         */
-        if (strlen(op) == 1 && strchr("IUDT", op[0]) != NULL) {
-            c->op = op[0];
-        } else {
-            c->op = op[0] != '\0' && op[0] != 'L' && strlen(op) == 1 ? op[0] : '?';
-            pgs_log(LOG_WARN, "outbox row with an unknown op: passed on to be dead-lettered",
-                    "id=%s op=\"%.16s\" table=%s.%s", PQgetvalue(res, i, 0), op,
-                    PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+        struct outbox_row row = {.id = PQgetvalue(res, i, 0),
+                                 .xid = PQgetvalue(res, i, 1),
+                                 .schema = PQgetvalue(res, i, 2),
+                                 .table = PQgetvalue(res, i, 3),
+                                 .op = PQgetvalue(res, i, 4)};
+        if (!PQgetisnull(res, i, 5)) {
+            row.oldv = PQgetvalue(res, i, 5);
+            row.old_len = (size_t)PQgetlength(res, i, 5);
         }
-        c->schema = xstrdup(PQgetvalue(res, i, 2));
-        c->table = xstrdup(PQgetvalue(res, i, 3));
-        c->lsn = version;
-        /* the consumers' visibility check takes the low 32 bits and the current epoch */
-        c->xid = (uint32_t)strtoull(PQgetvalue(res, i, 1), NULL, 10);
-        c->oldv = parse_jsonb(res, i, 5);
-        c->newv = parse_jsonb(res, i, 6);
+        if (!PQgetisnull(res, i, 6)) {
+            row.newv = PQgetvalue(res, i, 6);
+            row.new_len = (size_t)PQgetlength(res, i, 6);
+        }
+        if (outbox_row_record(&row, version, c) != 0)
+            pgs_log(LOG_WARN, "outbox row with an unknown op: passed on to be dead-lettered",
+                    "id=%s op=\"%.16s\" table=%s.%s", row.id, row.op, row.schema, row.table);
         sb_printf(&n->ids, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
     }
     sb_addc(&n->ids, '}');

@@ -10,7 +10,7 @@
 # $PGS_FUZZ_DIR (default build/fuzz) with -fsanitize=fuzzer-no-link, and each
 # target links against them, so a target needs no build line of its own.
 # Seeds: tests/fixtures/<name without fuzz_>/ when that folder exists
-# (pgoutput, schema), plus built-in ones for fuzz_change. libFuzzer writes the
+# (pgoutput, schema), plus built-in ones for fuzz_change and fuzz_outbox_row. libFuzzer writes the
 # new inputs it finds into its first corpus folder, so the seeds are copied to
 # a scratch folder first: fixtures are never written. A crash leaves its input
 # in $PGS_FUZZ_DIR/artifacts/ (reproduce: BINARY ARTIFACT).
@@ -109,6 +109,13 @@ seeds() {
         printf 'op\nT\ns\npublic\nt\nbook\nlsn\n18446744073709551615\nxid\n0' >"$2/truncate"
         printf 'op\nL\nlsn\n99\nxid\n0\nlo\n(0,1)\nhi\n(42,0)\nload\n1a17390-21812\nsnap\n00000003-00000002-1\npart\n7' >"$2/load"
         printf 'op\nI\ns\npublic\nt\nbook\nlsn\n5\nxid\n5\nnew\n{"k":"\\u00e9\\ud83d\\ude00","n":[1,2.5,{"x":null}]}\nfuture\nfield' >"$2/unicode"
+        ;;
+    fuzz_outbox_row)
+        # a flag byte (bit 0: old NULL, bit 1: new NULL), then id\nxid\ns\nt\nop\nold\nnew
+        printf '\001%s' $'17\n745\npublic\nbook\nI\n\n{"isbn":"9788374950978"}' >"$2/insert"
+        printf '\000%s' $'18\n746\npublic\nbook_author\nU\n{"id":"3","book_isbn":"a"}\n{"id":"3","book_isbn":"b"}' >"$2/update"
+        printf '\003%s' $'19\n4294967295\npublic\nbook\nT\n\n' >"$2/truncate"
+        printf '\000%s' $'20\n-1\npub"lic\nbo$$ok\nTRUNCATE\n[1]\n"x"' >"$2/hostile"
         ;;
     esac
 }
