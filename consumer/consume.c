@@ -34,6 +34,7 @@
 #define CONSUME_LAG_INTERVAL 5.0 /* seconds between XINFO GROUPS / XPENDING rounds */
 #define CONSUME_TRIM_EVERY   12  /* lag rounds between two trims of the streams (a minute) */
 #define CONSUME_STOP_CHECK   0.1 /* how often the stop flag is looked at while waiting */
+#define KEEP_CLAIMS_MAX      10000 /* entries kept per stream while the engine refuses */
 
 struct stream_state {
     const char *key;
@@ -86,6 +87,7 @@ struct consumer {
     int engine_failing;
     char engine_why[300];
     unsigned long long bulk_ok; /* answered _bulk requests: progress within a long batch */
+    double claims_kept;         /* when keep_claims last ran */
     /* metrics */
     struct metrics *m;
     struct metric *bulk_latency, *bulk_retries, *bulk_retried_items, *failures;
@@ -559,10 +561,43 @@ static void hook_bulk_retry(void *arg, int items, const char *why)
     snprintf(c->engine_why, sizeof(c->engine_why), "%s", why);
 }
 
+/*
+ * While the engine refuses (429, 503, a block) this consumer retries what it
+ * holds: keep those entries its own, or others would take them over after
+ * PGSYNC_CLAIM_IDLE_MS and send the same work to an engine already
+ * overloaded. Every third of that time, during the retries only.
+ */
+static void keep_claims(struct consumer *c)
+{
+    struct pgs_error err;
+    char buf[1600];
+    double now = clock_now_s();
+    if (!c->engine_failing || c->rc == NULL || now - c->claims_kept < c->cfg->claim_idle_ms / 3000.0)
+        return;
+    c->claims_kept = now;
+    for (int i = 0; i < c->app->nentries; i++)
+        for (int k = 0; k < 2; k++) {
+            const char *key = c->states[i].streams[k].key;
+            int kept = 0;
+            if (key == NULL)
+                continue;
+            if (rstream_keep_claims(c->rc, key, RSTREAM_GROUP, c->opts->name, KEEP_CLAIMS_MAX,
+                                    &kept, &err) < 0) {
+                pgs_log(LOG_DEBUG, "cannot keep the claim on the entries in hand", "stream=%s error=%s",
+                        key, log_error(&err, buf, sizeof(buf)));
+                return; /* the round's own Redis calls will say what is wrong */
+            }
+            if (kept > 0)
+                pgs_log(LOG_DEBUG, "claim kept while the engine refuses", "stream=%s entries=%d", key,
+                        kept);
+        }
+}
+
 static void hook_waiting(void *arg)
 {
     struct consumer *c = arg;
     metrics_poll(c->m);
+    keep_claims(c);
 }
 
 static double connected_redis(const void *arg)

@@ -537,6 +537,48 @@ int rstream_pending_oldest(struct redis_conn *rc, const char *stream, const char
     return 0;
 }
 
+int rstream_keep_claims(struct redis_conn *rc, const char *stream, const char *group,
+                        const char *consumer, int max, int *kept, struct pgs_error *err)
+{
+    char count[16];
+    *kept = 0;
+    snprintf(count, sizeof(count), "%d", max);
+    const char *q[7] = {"XPENDING", stream, group, "-", "+", count, consumer};
+    redisReply *r = redis_command_argv(rc, err, 7, q, NULL);
+    if (r == NULL)
+        return -1;
+    /* [[id, consumer, idle, deliveries], ...] */
+    int n = r->type == REDIS_REPLY_ARRAY ? (int)r->elements : 0;
+    if (n == 0) {
+        freeReplyObject(r);
+        return 0;
+    }
+    const char **argv = xcalloc((size_t)n + 6, sizeof(char *));
+    int argc = 0;
+    argv[argc++] = "XCLAIM";
+    argv[argc++] = stream;
+    argv[argc++] = group;
+    argv[argc++] = consumer;
+    argv[argc++] = "0";
+    for (int i = 0; i < n; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1 &&
+            e->element[0]->type == REDIS_REPLY_STRING)
+            argv[argc++] = e->element[0]->str;
+    }
+    /* JUSTID: the idle time starts again, the delivery count stays (no redelivery) */
+    argv[argc++] = "JUSTID";
+    redisReply *c = argc > 6 ? redis_command_argv(rc, err, argc, argv, NULL) : NULL;
+    int rv = argc > 6 && c == NULL ? -1 : 0;
+    if (c != NULL && c->type == REDIS_REPLY_ARRAY)
+        *kept = (int)c->elements;
+    if (c != NULL)
+        freeReplyObject(c);
+    free(argv);
+    freeReplyObject(r);
+    return rv;
+}
+
 /* ---- trimming ---- */
 
 int rstream_clock_ms(struct redis_conn *rc, uint64_t *now_ms, struct pgs_error *err)

@@ -98,6 +98,14 @@ int rstream_read_own_pending(struct redis_conn *rc, const char *stream, const ch
 int rstream_autoclaim(struct redis_conn *rc, const char *stream, const char *group,
                       const char *consumer, int min_idle_ms, char *cursor, size_t cursor_len,
                       int count, struct rstream_batch *out, struct pgs_error *err) PGS_MUSTCHECK;
+/*
+ * The entries "consumer" holds pending (up to "max") claimed again by it
+ * (XCLAIM ... 0 ... JUSTID): their idle time starts over, so others do not
+ * take them over while it retries them; *kept says how many.
+ */
+int rstream_keep_claims(struct redis_conn *rc, const char *stream, const char *group,
+                        const char *consumer, int max, int *kept, struct pgs_error *err)
+    PGS_MUSTCHECK;
 /* XACK every id in one command. */
 int rstream_ack(struct redis_conn *rc, const char *stream, const char *group, char **ids, int n,
                 struct pgs_error *err) PGS_MUSTCHECK;

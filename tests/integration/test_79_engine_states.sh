@@ -31,10 +31,21 @@ trap restore EXIT
 cport=$(free_port)
 start_bg "es_p_$$" pgsync-producer --config "$schema"
 start_bg "es_c_$$" pgsync-consumer --config "$schema" --metrics-port "$cport"
+# a second consumer, to take over what the first leaves idle (it must not, below)
+cport2=$(free_port)
+start_bg "es_c2_$$" pgsync-consumer --config "$schema" --name second --metrics-port "$cport2"
 title_of() { es_doc "$index" "$1" | jq -r .title; }
 is_title() { [ "$(title_of "$1")" = "$2" ]; }
-says() { [ "$(healthz_code "$cport")" = 503 ] && healthz "$cport" | grep -q "$1"; }
-healthy() { [ "$(healthz_code "$cport")" = 200 ]; }
+# whichever consumer holds the change says why it stalls
+says() {
+    local p
+    for p in "$cport" "$cport2"; do
+        [ "$(healthz_code "$p")" = 503 ] && healthz "$p" | grep -q "$1" && return 0
+    done
+    return 1
+}
+healthy() { [ "$(healthz_code "$cport")" = 200 ] && [ "$(healthz_code "$cport2")" = 200 ]; }
+both_healthz() { echo "first: $(healthz "$cport") / second: $(healthz "$cport2")"; }
 dlq() { redis_q XLEN "pgsync:{$index}:dlq" 2>/dev/null || echo 0; }
 psql_q "UPDATE item SET title = 'start' WHERE id = 1" >/dev/null
 wait_until 30 is_title 1 start || fail "engine states: changes flow at first" "$(title_of 1)"
@@ -48,19 +59,20 @@ stall() {
     n=$((n + 1))
     psql_q "UPDATE item SET title = '$what' WHERE id = $n" >/dev/null
     if wait_until 40 says "$want"; then
-        pass "engine states: $what: /healthz 503 says why ($(healthz "$cport" | grep -o ".\{0,40\}$want.\{0,60\}" | head -1))"
+        pass "engine states: $what: /healthz 503 says why ($(both_healthz | grep -o ".\{0,40\}$want.\{0,60\}" | head -1))"
     else
-        fail "engine states: $what: /healthz 503 says why" "$(healthz "$cport")"
+        fail "engine states: $what: /healthz 503 says why" "$(both_healthz)"
     fi
     sleep 2
     check_eq "engine states: $what: nothing dead-lettered" "0" "$(dlq)"
-    kill -0 "$(bg_pid "es_c_$$")" 2>/dev/null && pass "engine states: $what: the consumer still runs" ||
-        fail "engine states: $what: the consumer still runs" "it exited"
+    kill -0 "$(bg_pid "es_c_$$")" 2>/dev/null && kill -0 "$(bg_pid "es_c2_$$")" 2>/dev/null &&
+        pass "engine states: $what: the consumers still run" ||
+        fail "engine states: $what: the consumers still run" "one exited"
     "$@"
     if wait_until 60 is_title "$n" "$what" && wait_until 30 healthy; then
         pass "engine states: $what: fixed, the change arrives and /healthz is 200"
     else
-        fail "engine states: $what: fixed, the change arrives" "$(title_of "$n") / $(healthz "$cport")"
+        fail "engine states: $what: fixed, the change arrives" "$(title_of "$n") / $(both_healthz)"
     fi
 }
 reopen() { es POST "/$phys/_open?wait_for_active_shards=1" >/dev/null; }
@@ -68,8 +80,26 @@ unblock() { es PUT "/$phys/_settings" '{"index.blocks.read_only_allow_delete": n
 
 es POST "/$phys/_close" >/dev/null
 stall "closed index" "index_closed_exception" reopen
+# While a consumer retries what the block refuses, it keeps its claim: the
+# entries stay delivered once, though they wait longer than PGSYNC_CLAIM_IDLE_MS
+# (3 s) and the second consumer would take over anything idle that long.
+deliveries() { # the pending entries' delivery counts, one per line
+    redis_q XPENDING "pgsync:{$index}:changes" pgsync - + 100 | awk 'NR % 4 == 0'
+}
+unblock_after_claims() {
+    sleep 8
+    local d
+    d=$(deliveries | sort | uniq -c | xargs)
+    if [ -n "$d" ] && [ "$(deliveries | sort -u)" = 1 ]; then
+        pass "engine states: flood-stage block: the retrying consumer keeps its claim 8 s ($d)"
+    else
+        fail "engine states: flood-stage block: the retrying consumer keeps its claim" \
+            "delivery counts (count value): ${d:-no entry pending}"
+    fi
+    unblock
+}
 es PUT "/$phys/_settings" '{"index.blocks.read_only_allow_delete": true}' >/dev/null
-stall "flood-stage block" "cluster_block_exception" unblock
+stall "flood-stage block" "cluster_block_exception" unblock_after_claims
 
 # the index itself is gone and may not be auto-created: pgsync --resync makes it again
 es PUT /_cluster/settings '{"persistent": {"action.auto_create_index": "false"}}' >/dev/null
@@ -85,7 +115,7 @@ if pgsync-verify --config "$schema" >"$dir/verify.out" 2>&1; then
 else
     fail "engine states: the index converges exactly" "$(tail -5 "$dir/verify.out")"
 fi
-for b in "es_p_$$" "es_c_$$"; do stop_bg "$b" >/dev/null 2>&1; done
+for b in "es_p_$$" "es_c_$$" "es_c2_$$"; do stop_bg "$b" >/dev/null 2>&1; done
 pgsync-bootstrap --config "$schema" --teardown >/dev/null 2>&1 || fail "teardown" "failed"
 restore
 trap - EXIT
