@@ -553,13 +553,10 @@ int rstream_keep_claims(struct redis_conn *rc, const char *stream, const char *g
         freeReplyObject(r);
         return 0;
     }
+    const char *head[5] = {"XCLAIM", stream, group, consumer, "0"};
     const char **argv = xcalloc((size_t)n + 6, sizeof(char *));
-    int argc = 0;
-    argv[argc++] = "XCLAIM";
-    argv[argc++] = stream;
-    argv[argc++] = group;
-    argv[argc++] = consumer;
-    argv[argc++] = "0";
+    int argc = 5;
+    memcpy(argv, head, sizeof(head));
     for (int i = 0; i < n; i++) {
         const redisReply *e = r->element[i];
         if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1 &&

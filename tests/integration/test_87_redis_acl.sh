@@ -30,14 +30,14 @@ spelled='redis_command(_argv)?\([^,]+, *[^,]+, *"|redisCommand\([^,]+, *"'
 spelled+='|redisFormatCommand\(&buf, *"|redisAppendCommand\([^,]+, *"|bare_command\([^,]+, *"'
 spelled+="|argv\\[0\\] = \"|\\{ *\"|redis\\.call\\('|redis\\.call, '"
 # (in a script a subcommand is an argument of its own: redis.call('XGROUP', 'CREATE', ...))
-sent=$(grep -ohE "($spelled)[A-Z][A-Z]+(( |', ')[A-Za-z]+)?" "$PGS_ROOT"/common/io/{redis,rstream,rstate}.c |
+sent=$(grep -ohE "($spelled)[A-Z][A-Z]+(( |', ')[A-Za-z]+)?" "$PGS_ROOT"/common/io/{redis,rstream,rstate}.c "$PGS_ROOT"/common/routes.c |
     sed -E "s/', '/ /; s/.*[\"'{] *//" | tr 'A-Z' 'a-z' |
     awk '$1 ~ /^(xgroup|xinfo|cluster)$/ { print $1 "|" $2; next } { print $1 }' |
     grep -vxE 'auth|sentinel' | LC_ALL=C sort -u)
 if [ "$(wc -l <<<"$sent")" -ge 30 ]; then
-    pass "rule: $(wc -l <<<"$sent") commands found in common/io/{redis,rstream,rstate}.c"
+    pass "rule: $(wc -l <<<"$sent") commands found in common/io/{redis,rstream,rstate}.c and common/routes.c"
 else
-    fail "rule: the commands of common/io/{redis,rstream,rstate}.c found" "only: $(echo $sent)"
+    fail "rule: the commands of common/io/{redis,rstream,rstate}.c and common/routes.c found" "only: $(echo $sent)"
 fi
 check_eq "rule: every command the sources send is allowed" "" \
     "$(LC_ALL=C comm -23 <(echo "$sent") <(echo "$allowed") | xargs)"
