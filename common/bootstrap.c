@@ -85,18 +85,35 @@ int bootstrap_plan_step(struct bootstrap_plan *p, const char *sql, int dep, cons
     return -1;
 }
 
+/*
+ * A name for a comment line of the DBA's script: a newline in it would end
+ * the comment, and what follows would run when the script is pasted into
+ * psql (a backslash command, say). Control characters become '?'.
+ */
+static const char *comment_safe(const char *s, char *out, size_t len)
+{
+    size_t j = 0;
+    for (; s[j] && j + 1 < len; j++)
+        out[j] = (unsigned char)s[j] < 0x20 || s[j] == 0x7f ? '?' : s[j];
+    out[j] = '\0';
+    return out;
+}
+
 /* Print the DBA's script (stderr, as app_load prints schema problems) and fail. */
 static int plan_finish(struct bootstrap_plan *p, const char *what, const char *again,
                        struct pgs_error *err)
 {
+    char db[256], role[256];
     if (p->ndba == 0)
         return 0;
+    comment_safe(p->ae->e->database, db, sizeof(db));
+    comment_safe(p->role, role, sizeof(role));
     fprintf(stderr,
             "-- pgsync-bootstrap: database \"%s\", role \"%s\": %d step%s of %s need%s a "
             "superuser or the tables' owner.\n"
             "-- Run this as such (psql -d \"%s\"), then run %s again.\n%s%s\n",
-            p->ae->e->database, p->role, p->ndba, p->ndba == 1 ? "" : "s", what,
-            p->ndba == 1 ? "s" : "", p->ae->e->database, again, p->dba.buf,
+            db, role, p->ndba, p->ndba == 1 ? "" : "s", what, p->ndba == 1 ? "s" : "", db, again,
+            p->dba.buf,
             p->restart ? "-- then restart PostgreSQL (ALTER SYSTEM above)\n" : "");
     pgs_error_set(err, PGS_ERR_FATAL,
                   "database \"%s\": %d step%s need%s a superuser or the tables' owner",

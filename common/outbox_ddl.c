@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 void outbox_ddl_add_name(struct strbuf *sb, const char *slot)
 {
     sb_add(sb, OUTBOX_SCHEMA ".");
@@ -326,11 +328,66 @@ static int check_drain_rights(struct bootstrap_plan *p, const char *name, int cr
     return 0;
 }
 
+/*
+ * The schema pgsync, the outbox and its function are adopted when they
+ * exist. Their owner can change what the triggers run and what the
+ * producer reads, so one that is neither this role, a superuser nor the
+ * owner of one of the entry's tables is refused: someone else may have made
+ * them first. (Not role membership: a superuser belongs to every role.)
+ */
+static int check_owners(struct bootstrap_plan *p, struct pgs_error *err)
+{
+    const struct app_entry *ae = p->ae;
+    json_t *tables = json_array();
+    for (int i = 0; i < ae->ntables; i++)
+        json_array_append_new(tables, json_pack("[ss]", ae->tables[i].schema, ae->tables[i].table));
+    char *tj = json_dumps(tables, JSON_COMPACT);
+    json_decref(tables);
+    const char *params[2] = {ae->outbox, tj};
+    char *v = bootstrap_query_value(
+        p->conn,
+        "WITH trusted AS ("
+        "  SELECT c.relowner AS oid FROM json_array_elements($2::json) j"
+        "  JOIN pg_namespace n ON n.nspname = j->>0"
+        "  JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = j->>1),"
+        " objs AS ("
+        "  SELECT 1 AS k, 'schema " OUTBOX_SCHEMA "' AS what, n.nspowner AS owner"
+        "  FROM pg_namespace n WHERE n.nspname = '" OUTBOX_SCHEMA "'"
+        "  UNION ALL SELECT 2, 'table " OUTBOX_SCHEMA ".' || quote_ident(c.relname), c.relowner"
+        "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        "  WHERE n.nspname = '" OUTBOX_SCHEMA "' AND c.relname = $1"
+        "  UNION ALL SELECT 3, 'function " OUTBOX_SCHEMA ".' || quote_ident(f.proname) || '()',"
+        "  f.proowner FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace"
+        "  WHERE n.nspname = '" OUTBOX_SCHEMA "' AND f.proname = $1)"
+        " SELECT coalesce((SELECT o.what || ' is owned by role ' || quote_ident(r.rolname)"
+        "  FROM objs o JOIN pg_roles r ON r.oid = o.owner"
+        "  WHERE NOT (r.rolsuper OR r.rolname = current_user OR r.oid IN (SELECT oid FROM trusted))"
+        "  ORDER BY o.k LIMIT 1), '')",
+        2, params, err);
+    free(tj);
+    if (v == NULL)
+        return -1;
+    int rv = 0;
+    if (*v) {
+        pgs_error_set(err, PGS_ERR_FATAL,
+                      "database \"%s\": the %s, neither this role (%s), a superuser nor the "
+                      "owner of one of the schema's tables: pgsync-bootstrap does not adopt it "
+                      "(its owner could change what the triggers run). Drop it, or give it to a "
+                      "trusted role (ALTER ... OWNER TO), then run pgsync-bootstrap again",
+                      ae->e->database, v, p->role);
+        rv = -1;
+    }
+    free(v);
+    return rv;
+}
+
 int outbox_ddl_setup(struct bootstrap_plan *p, struct pgs_error *err)
 {
     struct strbuf name;
     int created = 0, deferred = 0, rv;
 
+    if (check_owners(p, err) < 0)
+        return -1;
     sb_init(&name);
     outbox_ddl_add_name(&name, p->ae->outbox);
     rv = setup_table(p, name.buf, &created, &deferred, err);

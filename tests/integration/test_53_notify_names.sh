@@ -3,7 +3,8 @@
 # names go into the function's body, so a name that holds the dollar-quote
 # tag ($pgsync$) must not end the quoting; the SECURITY DEFINER function is
 # nobody else's to call (EXECUTE revoked from PUBLIC); and changes still
-# flow through the triggers.
+# flow through the triggers. A schema pgsync that another role made first is
+# refused, and the SQL printed for a DBA is safe to paste into psql.
 . "$(dirname "$0")/lib.sh"
 
 export PGSYNC_BLOCK_MS=200 PGSYNC_CLAIM_IDLE_MS=3000 PGSYNC_MODE=notify
@@ -18,6 +19,22 @@ cat >"$schema" <<EOF
 [{"database": "$PGDATABASE", "index": "$index",
   "nodes": {"table": "odd\$pgsync\$name", "columns": ["id", "ti\$pgsync\$tle"]}}]
 EOF
+# a schema "pgsync" someone else made first is not adopted
+mal=$(unique_name mallory)
+psql_q "CREATE ROLE \"$mal\"; CREATE SCHEMA pgsync AUTHORIZATION \"$mal\"" >/dev/null
+if pgsync-bootstrap --config "$schema" >"$dir/hostile.log" 2>&1; then
+    fail "notify names: a pgsync schema owned by another role is refused" "bootstrap succeeded"
+elif grep -q "schema pgsync is owned by role $mal" "$dir/hostile.log"; then
+    pass "notify names: a pgsync schema owned by another role is refused, naming both"
+else
+    fail "notify names: a pgsync schema owned by another role is refused, naming both" \
+        "$(tail -3 "$dir/hostile.log")"
+fi
+check_eq "notify names: nothing was made in the refused schema" 0 \
+    "$(psql_q "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'pgsync'")"
+psql_q "ALTER SCHEMA pgsync OWNER TO CURRENT_USER" >/dev/null
+
 if pgsync-bootstrap --config "$schema" >"$dir/bootstrap.log" 2>&1; then
     pass "notify names: bootstrap makes the function for a table named with the tag"
 else
@@ -33,6 +50,23 @@ check_eq "notify names: EXECUTE is revoked from PUBLIC" "f" \
         WHERE p.oid = '$fn'::regprocedure AND a.grantee = 0 AND a.privilege_type = 'EXECUTE')")"
 pgsync-bootstrap --config "$schema" >>"$dir/bootstrap.log" 2>&1 ||
     fail "notify names: bootstrap runs again" "$(tail -3 "$dir/bootstrap.log")"
+# the script printed for a DBA is safe to paste into psql: a role whose name
+# holds a newline and a psql backslash command cannot end a comment line
+evil="sync_$$"$'\n\\! touch '"$dir/pwned #"
+psql_q "CREATE ROLE \"$evil\" LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"$evil\";
+        GRANT USAGE ON SCHEMA pgsync TO \"$evil\"" >/dev/null
+jq --arg ix "${index}_b" '.[0].index = $ix' "$schema" >"$dir/schema_b.json"
+PG_USER=$evil pgsync-bootstrap --config "$dir/schema_b.json" >"$dir/evil.out" 2>&1
+sed -n '/^-- pgsync-bootstrap/,$p' "$dir/evil.out" >"$dir/evil.sql"
+if grep -q '^GRANT' "$dir/evil.sql"; then
+    psql_q <"$dir/evil.sql" >>"$dir/evil.log" 2>&1
+    check_eq "notify names: the DBA script of a role named with a newline and \\! runs no command" \
+        absent "$([ -e "$dir/pwned" ] && echo created || echo absent)"
+else
+    fail "notify names: the unprivileged role gets a DBA script" "$(tail -5 "$dir/evil.out")"
+fi
+psql_q "DROP OWNED BY \"$evil\"; DROP ROLE \"$evil\"" >/dev/null 2>&1
+
 pgsync --config "$schema" --quiet >"$dir/load.log" 2>&1 || fail "notify names: loads" "$(tail -3 "$dir/load.log")"
 start_bg "nn_p_$$" pgsync-producer --config "$schema"
 start_bg "nn_c_$$" pgsync-consumer --config "$schema"
