@@ -77,5 +77,11 @@ if wait_until 30 title_is; then
 else
     fail "notify names: a change flows through the trigger" "$(es_doc "$index" 3)"
 fi
+if pgsync-verify --config "$schema" >"$PGS_STACK_DIR/logs/test_53_notify_names-verify-$$.log" 2>&1; then
+    pass "notify names: the index converges exactly (pgsync-verify clean)"
+else
+    fail "notify names: the index converges exactly" "$(tail -3 "$PGS_STACK_DIR/logs/test_53_notify_names-verify-$$.log")"
+fi
+check_eq "notify names: nothing dead-lettered" 0 "$(redis_q XLEN "pgsync:{$index}:dlq")"
 for b in "nn_p_$$" "nn_c_$$"; do stop_bg "$b" >/dev/null 2>&1; done
 pgsync-bootstrap --config "$schema" --teardown >/dev/null 2>&1 || fail "teardown" "failed"

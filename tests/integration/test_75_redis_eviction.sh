@@ -85,6 +85,12 @@ if wait_until 60 is_title 2 meanwhile && wait_until 60 healthy; then
 else
     fail "eviction: the change made meanwhile arrives" "$(title_of 2) / $(healthz "$pport") / $(healthz "$cport")"
 fi
+if pgsync-verify --config "$schema" >"$PGS_STACK_DIR/logs/test_75_redis_eviction-verify-$$.log" 2>&1; then
+    pass "eviction: the index converges exactly (pgsync-verify clean)"
+else
+    fail "eviction: the index converges exactly" "$(tail -3 "$PGS_STACK_DIR/logs/test_75_redis_eviction-verify-$$.log")"
+fi
+check_eq "eviction: nothing dead-lettered" 0 "$(rq XLEN "pgsync:{$index}:dlq")"
 for b in "evict_p_$$" "evict_c_$$"; do
     kill -0 "$(bg_pid "$b")" 2>/dev/null || fail "eviction: $b kept running" "it exited"
     stop_bg "$b" >/dev/null 2>&1
