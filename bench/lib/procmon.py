@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """procmon.py - memory and CPU of process trees, sampled every 100 ms.
 
-  procmon.py OUT.json GROUP=PID[,PID...] [GROUP=PID...]
+  procmon.py OUT.json GROUP=PID[,PID...][~TEXT] [GROUP=PID...]
 
 For each group: the peak of the summed VmRSS (and of the summed Pss, which
 does not count pages shared between forked processes twice) over every
 process of the trees rooted at the PIDs, and the CPU seconds (user + system)
-those processes used while watched. Stops on SIGTERM/SIGINT, or when every
-root of the first group is gone; then writes OUT.json.
+those processes used while watched. With ~TEXT, only the processes of those
+trees whose command line holds TEXT (e.g. pg=PID~walsender: PostgreSQL's
+walsenders, also those that connect while watched). Stops on SIGTERM/SIGINT,
+or when every root of the first group is gone; then writes OUT.json.
 """
 import json
 import os
@@ -49,11 +51,22 @@ def rss_kb(pid, field):
     return 0
 
 
+def cmdline_has(pid, text):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return text.encode() in f.read()
+    except OSError:
+        return False
+
+
 def main():
     out = sys.argv[1]
     groups = []
+    match = {}  # group -> the text its processes' command lines must hold
     for arg in sys.argv[2:]:
         name, pids = arg.split("=", 1)
+        if "~" in pids:
+            pids, match[name] = pids.split("~", 1)
         groups.append((name, [int(p) for p in pids.split(",") if p]))
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -81,6 +94,10 @@ def main():
                 p = todo.pop()
                 tree.append(p)
                 todo.extend(children.get(p, []))
+            if g in match:
+                # once matched, always counted: a process title may change
+                tree = [p for p in tree
+                        if (g, p, stats[p][2]) in seen or cmdline_has(p, match[g])]
             rss = sum(rss_kb(p, "VmRSS:") for p in tree)
             pss = sum(rss_kb(p, "Pss:") for p in tree) if g == groups[0][0] else 0
             r = res[g]

@@ -8,6 +8,7 @@ For each scenario, size and metric: the median and min-max of each tool
 (ours, pgsync) over its runs, the ratio of the medians ours/theirs, and the
 median (min-max) of the per-run ratios (run i of ours against run i of
 PGSync, measured side by side). "limit" rows are the machine's own rates.
+The indices scenario (two builds of ours, no PGSync) is indices.py's.
 """
 import collections
 import statistics
@@ -58,6 +59,8 @@ def main():
         if len(parts) != 6 or parts[5] in ("", "nan"):
             continue
         scen, size, tool, run, metric, value = parts
+        if scen == "indices":
+            continue
         key = (scen, size, metric)
         if key not in order:
             order.append(key)
