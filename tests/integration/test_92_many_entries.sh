@@ -278,7 +278,7 @@ check_eq "20 entries: a comment index holds every comment" 400 "$(count_of 20)"
 
 start_daemons "$schema1" 1
 start_writer 0.17
-sleep 10
+sleep "${PGS_MANY_WRITE_SECONDS:-10}" # CI scales it down (.ci/run)
 stop_writer
 converge "$schema1" "20 entries" $entries1
 routed "20 entries" $entries1
@@ -306,7 +306,7 @@ fi
 start_bg "consumer_2_1" pgsync-consumer --config "$schema2" --name c1
 start_bg "consumer_2_2" pgsync-consumer --config "$schema2" --name c2
 # writes after the restart, on every table
-sleep 5
+sleep $(((${PGS_MANY_WRITE_SECONDS:-10} + 1) / 2))
 stop_writer
 converge "$schema2" "after the change" $entries2
 check_eq "after the change: the new index holds every author" 20 "$(count_of 21)"
