@@ -88,6 +88,7 @@ struct repl {
     int legacy;
     uint64_t drain_until;
     int drained;
+    unsigned long routes_conn; /* the Redis connection the routes were published on */
     struct redis_conn **rcp;
     PGconn *conn;
     struct pgo_decoder *dec;
@@ -123,6 +124,7 @@ struct repl {
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void legacy_target(struct repl *r);
+static int publish_routes(struct repl *r, struct pgs_error *err);
 static void legacy_done(struct repl *r, const char *why, int was_there);
 static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents);
@@ -702,6 +704,13 @@ static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (r->legacy)
         legacy_target(r);
+    /*
+     * Redis replaced (a failover may have lost the hash): publish the routes
+     * again, or a load would wait for them in vain.
+     */
+    if (!r->legacy && *r->rcp != NULL && redis_connect_count() != r->routes_conn &&
+        publish_routes(r, &err) < 0)
+        pgs_log(LOG_DEBUG, "cannot publish the routes yet", "slot=%s", r->slot);
     /* a legacy slot asks for a reply: the keepalive's position drains an idle slot */
     if (send_status(r, r->legacy, &err) < 0)
         fail(r, &err);
@@ -779,16 +788,23 @@ static void wait_as_standby(struct repl *r)
  * must not route a change without the new ones; otherwise publish which
  * streams this walsender feeds (routes.h). 0: go on; 1: closed, retried.
  */
-static int serve_or_wait(struct repl *r, struct pgs_error *err)
+static int publish_routes(struct repl *r, struct pgs_error *err)
 {
     const char **streams = xcalloc((size_t)r->nae, sizeof(char *));
-    int changed = app_versions_changed(r->app, *r->rcp, err), rv = 0;
     for (int i = 0; i < r->nae; i++)
         streams[i] = r->aes[i]->stream;
-    if (changed == 0)
-        rv = routes_publish(*r->rcp, r->cfg, r->slot, PQbackendPID(r->conn), streams, r->nae,
-                            err);
+    int rv = routes_publish(*r->rcp, r->cfg, r->slot, PQbackendPID(r->conn), streams, r->nae, err);
     free(streams);
+    if (rv == 0)
+        r->routes_conn = redis_connect_count();
+    return rv;
+}
+
+static int serve_or_wait(struct repl *r, struct pgs_error *err)
+{
+    int changed = app_versions_changed(r->app, *r->rcp, err), rv = 0;
+    if (changed == 0)
+        rv = publish_routes(r, err);
     if (changed < 0 || rv < 0) {
         if (*r->rcp != NULL && redis_broken(*r->rcp)) {
             redis_close(*r->rcp);
