@@ -10,16 +10,24 @@
 #include <signal.h>
 #include <stdio.h>
 
+/* PGSync's command-line overrides of the PostgreSQL settings, and --verbose, for every binary */
 #define CLI_COMMON_LONGOPTS                                                                        \
     {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},                    \
         {"version", no_argument, NULL, 'V'}, {"log-level", required_argument, NULL, 1001},         \
-        {"log-format", required_argument, NULL, 1002}
+        {"log-format", required_argument, NULL, 1002}, {"host", required_argument, NULL, 1003},    \
+        {"port", required_argument, NULL, 1004}, {"user", required_argument, NULL, 1005},          \
+        {"password", no_argument, NULL, 1006}, {"sslmode", required_argument, NULL, 1007},         \
+        {"sslrootcert", required_argument, NULL, 1008}, {"verbose", no_argument, NULL, 'v'}
 
 struct cli_common {
     const char *prog;
     const char *config;
     const char *log_level;
     const char *log_format;
+    /* PostgreSQL overrides (PGSync's --host ...): NULL when not given */
+    const char *pg_host, *pg_port, *pg_user, *pg_sslmode, *pg_sslrootcert;
+    int ask_password; /* --password: prompt for it */
+    int verbose;      /* -v: --log-level debug */
 };
 
 /*

@@ -45,7 +45,9 @@ static const struct cfg_key cfg_keys[] = {
     {"ELASTICSEARCH_PORT", S(es_url_buf), "9200", 0, 0, CFG_MANUAL, "search engine port (one for every host, or one per host)"},
     {"ELASTICSEARCH_USER", S(es_user), NULL, 0, 0, 0, "basic auth user"},
     {"ELASTICSEARCH_PASSWORD", S(es_password), NULL, 0, 0, CFG_SECRET, "basic auth password"},
-    {"ELASTICSEARCH_API_KEY", S(es_api_key), NULL, 0, 0, CFG_SECRET, "API key (base64 id:key)"},
+    {"ELASTICSEARCH_API_KEY", S(es_api_key), NULL, 0, 0, CFG_SECRET, "API key: base64 of id:key, or the key alone with ELASTICSEARCH_API_KEY_ID"},
+    {"ELASTICSEARCH_API_KEY_ID", S(es_url_buf), NULL, 0, 0, CFG_MANUAL, "API key id (as PGSync): sent with ELASTICSEARCH_API_KEY as base64 of id:key"},
+    {"ELASTICSEARCH_USE_SSL", S(es_url_buf), "false", 0, 0, CFG_MANUAL, "true: https, unless ELASTICSEARCH_SCHEME says otherwise (as PGSync)"},
     {"ELASTICSEARCH_CA_CERTS", S(es_ca_file), NULL, 0, 0, 0, "CA file for HTTPS"},
     {"ELASTICSEARCH_CLIENT_CERT", S(es_client_cert), NULL, 0, 0, 0, "client certificate (PEM)"},
     {"ELASTICSEARCH_CLIENT_KEY", S(es_client_key), NULL, 0, 0, 0, "client key (PEM)"},
@@ -79,10 +81,12 @@ static const struct cfg_key cfg_keys[] = {
     {"PGSYNC_CLAIM_IDLE_MS", I(claim_idle_ms), "30000", 100, 86400000, 0, "pending entries idle this long are taken over from a dead consumer"},
     {"PGSYNC_DOC_CHUNK", I(doc_chunk), "500", 1, 100000, 0, "root keys per document query"},
     {"PGSYNC_BULK_BYTES", I(bulk_max_bytes), "5242880", 1024, 104857600, 0, "_bulk request size"},
+    {"ELASTICSEARCH_CHUNK_SIZE", I(bulk_max_docs), "0", 0, 1000000, 0, "documents per _bulk request at most (as PGSync; 0: only PGSYNC_BULK_BYTES cuts them)"},
+    {"QUERY_CHUNK_SIZE", I(query_chunk), "1000", 1, 1000000, 0, "rows fetched per round trip of a document query (as PGSync)"},
     {"PGSYNC_PRODUCER_BATCH", I(producer_batch), "500", 1, 100000, 0, "records per Redis pipeline"},
     {"PGSYNC_STREAM_RETAIN", I(stream_retain_s), "86400", 0, 31536000, 0, "seconds of acknowledged stream history kept for pgsync-replay; older entries every group acknowledged are trimmed"},
     {"PGSYNC_CONSUMER_NAME", S(consumer_name), NULL, 0, 0, 0, "consumer name in the group (default host:pid)"},
-    {"PGSYNC_SLOT", S(slot_name), NULL, 0, 0, 0, "replication slot name (default pgsync_<database>_<index>)"},
+    {"PGSYNC_SLOT", S(slot_name), NULL, 0, 0, 0, "replication slot name, with one schema entry (default pgsync_<database>, one per database)"},
     {"PGSYNC_MODE", M(mode), "logical", 0, 0, 0, "change capture: logical (replication slot, pgoutput) or notify (triggers and an outbox table; no wal_level=logical)"},
     {"PGSYNC_STREAM_PREFIX", S(stream_prefix), "pgsync", 0, 0, 0, "prefix of Redis keys"},
 };
@@ -215,6 +219,49 @@ static int build_es_url(struct config *cfg, const char *scheme, const char *host
     return 0;
 }
 
+/* RFC 4648 base64 of "len" bytes into "out" (room for 4 * ((len + 2) / 3) + 1). */
+static void base64(const unsigned char *in, size_t len, char *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t j = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0) |
+                     (i + 2 < len ? in[i + 2] : 0);
+        out[j++] = tab[v >> 18 & 63];
+        out[j++] = tab[v >> 12 & 63];
+        out[j++] = i + 1 < len ? tab[v >> 6 & 63] : '=';
+        out[j++] = i + 2 < len ? tab[v & 63] : '=';
+    }
+    out[j] = '\0';
+}
+
+/*
+ * PGSync gives an API key as two settings, ELASTICSEARCH_API_KEY_ID and
+ * ELASTICSEARCH_API_KEY; the engine takes base64 of "id:key".
+ */
+static int api_key_from_id(struct config *cfg, struct pgs_error *err)
+{
+    const char *id = getenv("ELASTICSEARCH_API_KEY_ID");
+    char raw[380];
+    if (id == NULL || !*id)
+        return 0;
+    if (cfg->es_api_key == NULL || !*cfg->es_api_key) {
+        pgs_error_set(err, PGS_ERR_USAGE,
+                      "ELASTICSEARCH_API_KEY_ID is set but ELASTICSEARCH_API_KEY is not: give the "
+                      "key too (or ELASTICSEARCH_API_KEY alone, as base64 of id:key)");
+        return -1;
+    }
+    int n = snprintf(raw, sizeof(raw), "%s:%s", id, cfg->es_api_key);
+    if (n < 0 || (size_t)n >= sizeof(raw)) {
+        pgs_error_set(err, PGS_ERR_USAGE, "ELASTICSEARCH_API_KEY_ID and ELASTICSEARCH_API_KEY: too long");
+        return -1;
+    }
+    base64((const unsigned char *)raw, (size_t)n, cfg->es_api_key_buf);
+    explicit_bzero(raw, sizeof(raw));
+    cfg->es_api_key = cfg->es_api_key_buf;
+    return 0;
+}
+
 int config_load(struct config *cfg, struct pgs_error *err)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -247,6 +294,20 @@ int config_load(struct config *cfg, struct pgs_error *err)
     }
     if (cfg->es_url == NULL || !*cfg->es_url) {
         const char *scheme = getenv("ELASTICSEARCH_SCHEME");
+        const char *ssl = getenv("ELASTICSEARCH_USE_SSL");
+        int use_ssl = 0;
+        if (ssl && parse_bool(ssl, &use_ssl) < 0) {
+            pgs_error_set(err, PGS_ERR_USAGE, "ELASTICSEARCH_USE_SSL=%s: expected true or false",
+                          ssl);
+            return -1;
+        }
+        if (use_ssl && scheme && *scheme && strcmp(scheme, "https") != 0) {
+            pgs_error_set(err, PGS_ERR_USAGE,
+                          "ELASTICSEARCH_USE_SSL=true but ELASTICSEARCH_SCHEME=%s: set one", scheme);
+            return -1;
+        }
+        if (use_ssl && !(scheme && *scheme))
+            scheme = "https";
         const char *host = getenv("ELASTICSEARCH_HOST");
         const char *port = getenv("ELASTICSEARCH_PORT");
         if (build_es_url(cfg, scheme && *scheme ? scheme : "http",
@@ -255,6 +316,8 @@ int config_load(struct config *cfg, struct pgs_error *err)
             return -1;
         cfg->es_url = cfg->es_url_buf;
     }
+    if (api_key_from_id(cfg, err) < 0)
+        return -1;
     if (cfg->redis_scheme && !strcmp(cfg->redis_scheme, "rediss")) {
         cfg->redis_tls = 1;
     } else if (cfg->redis_scheme && *cfg->redis_scheme && strcmp(cfg->redis_scheme, "redis")) {
@@ -345,6 +408,47 @@ int config_redis_tls_verify(const struct config *cfg)
     return !(cfg->redis_tls_verify && !strcmp(cfg->redis_tls_verify, "none"));
 }
 
+/* PGSync's settings that have no meaning here, and what does the job instead. */
+static const struct {
+    const char *env, *why;
+} pgsync_unused[] = {
+    {"ELASTICSEARCH_MAX_RETRIES", "transient failures are retried until they succeed; a document "
+                                  "the engine refuses is dead-lettered (pgsync-dlq)"},
+    {"ELASTICSEARCH_MAX_BACKOFF", "retries back off up to 30 s, then go on every 30 s"},
+    {"ELASTICSEARCH_THREAD_COUNT", "_bulk requests are pipelined per consumer; run more "
+                                   "consumers (pgsync --consumers N)"},
+    {"ELASTICSEARCH_QUEUE_SIZE", "see ELASTICSEARCH_THREAD_COUNT"},
+    {"ELASTICSEARCH_POOL_MAXSIZE", "one connection per node and consumer"},
+    {"ELASTICSEARCH_CLOUD_ID", "give the deployment's endpoint in ELASTICSEARCH_URL"},
+    {"ELASTICSEARCH_AWS_HOSTED", "AWS request signing is not supported: use basic auth or an API "
+                                 "key"},
+    {"OPENSEARCH_AWS_HOSTED", "AWS request signing is not supported: use basic auth"},
+    {"ELASTICSEARCH_BEARER_AUTH", "use ELASTICSEARCH_API_KEY or ELASTICSEARCH_USER/PASSWORD"},
+    {"NUM_WORKERS", "pgsync --consumers N (or -n): consumer processes"},
+    {"REDIS_READ_CHUNK_SIZE", "PGSYNC_BATCH_SIZE: stream entries per consumer batch"},
+    {"REDIS_WRITE_CHUNK_SIZE", "PGSYNC_PRODUCER_BATCH: records per Redis pipeline"},
+    {"REDIS_POLL_INTERVAL", "consumers block on the stream (PGSYNC_BLOCK_MS)"},
+    {"REDIS_SOCKET_TIMEOUT", "REDIS_TIMEOUT_MS"},
+    {"LOGICAL_SLOT_CHUNK_SIZE", "the producer streams the slot (START_REPLICATION)"},
+    {"POLL_TIMEOUT", "the producer is woken by PostgreSQL, not polled"},
+    {"CHECKPOINT_PATH", "positions live in the slot and in Redis: no checkpoint file"},
+    {"REDIS_CHECKPOINT", "positions live in the slot and in Redis: no checkpoint file"},
+    {"SCHEMA_URL", "give a local file: --config or SCHEMA"},
+    {"S3_SCHEMA_URL", "give a local file: --config or SCHEMA"},
+    {"PG_URL_RO", "one PostgreSQL connection setting serves every query"},
+    {"PG_HOST_RO", "one PostgreSQL connection setting serves every query"},
+};
+
+void config_warn_pgsync(void)
+{
+    for (size_t i = 0; i < sizeof(pgsync_unused) / sizeof(pgsync_unused[0]); i++) {
+        const char *v = getenv(pgsync_unused[i].env);
+        if (v && *v)
+            pgs_log(LOG_WARN, "a PGSync setting that does not apply here is ignored",
+                    "setting=%s instead=\"%s\"", pgsync_unused[i].env, pgsync_unused[i].why);
+    }
+}
+
 void config_log(const struct config *cfg)
 {
     char url[512], redis[600];
@@ -401,6 +505,13 @@ PGconn *config_pg_connect(const struct config *cfg, const char *dbname, int repl
     /* PG_URL first (expanded), then the discrete settings, then the database */
     if (cfg->pg_url && *cfg->pg_url) {
         keys[n] = "dbname", vals[n++] = cfg->pg_url;
+        /* --host, --port, --user on the command line win over the URL's (later keys win) */
+        if (cfg->pg_cli_override & CONFIG_CLI_HOST)
+            keys[n] = "host", vals[n++] = cfg->pg_host;
+        if (cfg->pg_cli_override & CONFIG_CLI_PORT)
+            keys[n] = "port", vals[n++] = cfg->pg_port;
+        if (cfg->pg_cli_override & CONFIG_CLI_USER)
+            keys[n] = "user", vals[n++] = cfg->pg_user;
     } else {
         keys[n] = "host", vals[n++] = cfg->pg_host;
         keys[n] = "port", vals[n++] = cfg->pg_port;

@@ -19,10 +19,15 @@ enum capture_mode {
     CAPTURE_NOTIFY = 1   /* "notify": triggers and an outbox table, no wal_level=logical */
 };
 
+#define CONFIG_CLI_HOST 1
+#define CONFIG_CLI_PORT 2
+#define CONFIG_CLI_USER 4
+
 struct config {
     /* PostgreSQL */
     const char *pg_url, *pg_host, *pg_port, *pg_user, *pg_password, *pg_sslmode;
     const char *pg_sslrootcert;
+    int pg_cli_override; /* CONFIG_CLI_*: given on the command line, they win over PG_URL's */
     /* search engine */
     const char *es_url; /* one node or several, comma-separated; built from
                            ELASTICSEARCH_SCHEME/HOST/PORT when unset */
@@ -53,6 +58,8 @@ struct config {
     int claim_idle_ms;   /* XAUTOCLAIM min idle */
     int doc_chunk;       /* root keys per document query */
     int bulk_max_bytes;  /* _bulk request size */
+    int bulk_max_docs;   /* ELASTICSEARCH_CHUNK_SIZE: documents per _bulk request (0: no cap) */
+    int query_chunk;     /* QUERY_CHUNK_SIZE: rows per FETCH of the document query's cursor */
     int producer_batch;  /* records per XADD pipeline */
     int stream_retain_s; /* acknowledged stream entries kept this long (for replays) */
     const char *consumer_name;
@@ -61,6 +68,7 @@ struct config {
     const char *stream_prefix;
     /* where strings of a built URL live */
     char es_url_buf[2048];
+    char es_api_key_buf[512]; /* base64 of ELASTICSEARCH_API_KEY_ID:ELASTICSEARCH_API_KEY */
 };
 
 /* Read every setting from the environment, with defaults; -1 on a bad value. */
@@ -72,6 +80,9 @@ int config_load(struct config *cfg, struct pgs_error *err) PGS_MUSTCHECK;
  */
 int config_set_mode(struct config *cfg, const char *setting, const char *value,
                     struct pgs_error *err) PGS_MUSTCHECK;
+
+/* A warning for each PGSync setting in the environment that has no meaning here, and the one that does the job. */
+void config_warn_pgsync(void);
 
 /* The "Environment:" section of --help: every variable, its default, its help. */
 void config_print_help(FILE *out);

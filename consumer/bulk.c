@@ -310,6 +310,7 @@ int bulk_flush(struct bulk_writer *w, struct pgs_error *err)
     if (w->bulk.n == 0)
         return 0;
     test_pause();
+    pgs_log(LOG_DEBUG, "bulk request", "items=%d bytes=%zu", w->bulk.n, w->bulk.bytes);
     if (w->pipe == NULL) {
         w->pipe = es_pipe_new(w->es, BULK_MAX_DEPTH, w->stop, err);
         if (w->pipe == NULL)
@@ -335,7 +336,8 @@ int bulk_flush(struct bulk_writer *w, struct pgs_error *err)
 
 int bulk_flush_if_full(struct bulk_writer *w, struct pgs_error *err)
 {
-    if (w->bulk.bytes >= (size_t)w->cfg->bulk_max_bytes)
+    if (w->bulk.bytes >= (size_t)w->cfg->bulk_max_bytes ||
+        (w->cfg->bulk_max_docs > 0 && w->bulk.n >= w->cfg->bulk_max_docs))
         return bulk_flush(w, err);
     return 0;
 }

@@ -92,7 +92,7 @@ void bulk_add_delete(struct bulk_writer *w, const char *id, uint64_t version, co
  * meanwhile failed.
  */
 int bulk_flush(struct bulk_writer *w, struct pgs_error *err) PGS_MUSTCHECK;
-/* bulk_flush once the bulk holds PGSYNC_BULK_BYTES or more. */
+/* bulk_flush once the bulk holds PGSYNC_BULK_BYTES or more, or ELASTICSEARCH_CHUNK_SIZE documents. */
 int bulk_flush_if_full(struct bulk_writer *w, struct pgs_error *err) PGS_MUSTCHECK;
 /* Take the answered bulks, without waiting: count them, dead-letter their rejects. */
 int bulk_poll(struct bulk_writer *w, struct pgs_error *err) PGS_MUSTCHECK;

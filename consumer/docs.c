@@ -16,8 +16,6 @@
 #include "rstream.h"
 #include "strbuf.h"
 
-/* rows fetched per cursor round trip */
-#define FETCH_ROWS 1000
 
 struct docs {
     const struct config *cfg;
@@ -270,9 +268,16 @@ static int fetch_chunk(struct docs *d, PGconn **pg, const struct keyset *keys, i
         rv = -1;
         goto out;
     }
-    for (int r = 0; r < PQntuples(res); r++)
+    for (int r = 0; r < PQntuples(res); r++) {
         bulk_add_index(d->w, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
                        (size_t)PQgetlength(res, r, 1), version);
+        /* a document cap (ELASTICSEARCH_CHUNK_SIZE) may cut a chunk */
+        if (bulk_flush_if_full(d->w, err) < 0) {
+            PQclear(res);
+            rv = -1;
+            goto out;
+        }
+    }
     PQclear(res);
     /* keys asked for and not found: the root row is gone (routed: deleted above) */
     for (int i = from; i < to && d->ae->e->routing == NULL; i++) {
@@ -327,7 +332,7 @@ int docs_index_query(struct docs *d, PGconn *conn, const char *sql, int nparams,
         return -1;
     }
     PQclear(res);
-    snprintf(fetch, sizeof(fetch), "FETCH %d FROM pgsync_docs", FETCH_ROWS);
+    snprintf(fetch, sizeof(fetch), "FETCH %d FROM pgsync_docs", d->cfg->query_chunk);
     for (;;) {
         res = PQexec(conn, fetch);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -338,16 +343,19 @@ int docs_index_query(struct docs *d, PGconn *conn, const char *sql, int nparams,
             return -1;
         }
         int rows = PQntuples(res);
-        for (int r = 0; r < rows; r++)
+        for (int r = 0; r < rows; r++) {
             bulk_add_index(d->w, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
                            (size_t)PQgetlength(res, r, 1), version);
+            if (bulk_flush_if_full(d->w, err) < 0) {
+                PQclear(res);
+                return -1;
+            }
+        }
         PQclear(res);
         done += rows;
-        if (bulk_flush_if_full(d->w, err) < 0)
-            return -1;
         if (progress)
             progress(arg, done);
-        if (rows < FETCH_ROWS)
+        if (rows < d->cfg->query_chunk)
             break;
         if (d->stop && *d->stop) {
             pgs_error_set(err, PGS_ERR_TRANSIENT, "interrupted");

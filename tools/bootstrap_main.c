@@ -29,6 +29,7 @@ static const char usage[] =
     "Options:\n"
     "  -m, --mode MODE        logical (default) or notify; also PGSYNC_MODE\n"
     "  -t, --teardown         remove everything of both modes instead\n"
+    "  -p PORT, -u ROLE       as --port, --user (PGSync's short flags)\n"
     "      --recreate-slot    drop a slot PostgreSQL invalidated (wal_status lost,\n"
     "                         after max_slot_wal_keep_size) or whose publication\n"
     "                         was dropped, and make both again; refused for a\n"
@@ -46,13 +47,16 @@ static int bootstrap_option(void *ctx, const char *prog, int opt, const char *ar
 {
     struct bootstrap_args *a = ctx;
 
-    (void)prog;
     if (opt == 't')
         a->teardown = 1;
     else if (opt == 'R')
         a->recreate_slot = 1;
     else if (opt == 'm')
         a->mode = arg;
+    else if (opt == 2001)
+        cli_die_usage(prog, "--no-create (-nc) does not apply: pgsync-bootstrap creates only what "
+                            "is missing; run it as a role that may not create, and it prints the "
+                            "SQL for a DBA instead");
     else
         return -1;
     return 0;
@@ -64,6 +68,7 @@ int main(int argc, char **argv)
                                              {"teardown", no_argument, NULL, 't'},
                                              {"recreate-slot", no_argument, NULL, 'R'},
                                              {"mode", required_argument, NULL, 'm'},
+                                             {"no-create", no_argument, NULL, 2001},
                                              {NULL, 0, NULL, 0}};
     struct cli_common cli = {.prog = "pgsync-bootstrap"};
     struct config cfg;
@@ -71,9 +76,14 @@ int main(int argc, char **argv)
     struct app app;
     char buf[1600];
     struct bootstrap_args a = {0};
-    struct cli_spec spec = {"c:hVtm:", longopts, usage, bootstrap_option, &a, 0};
+    struct cli_spec spec = {"c:hVtm:u:p:v", longopts, usage, bootstrap_option, &a, 0};
     int rv = 0;
 
+    /* PGSync spells --no-create "-nc", which getopt would read as -n -c */
+    static char no_create[] = "--no-create";
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-nc"))
+            argv[i] = no_create;
     cli_parse(&cli, &spec, argc, argv);
     cli_setup(&cli, &cfg);
     if (a.mode && config_set_mode(&cfg, "--mode", a.mode, &err) < 0)

@@ -39,17 +39,23 @@ static const char usage[] =
     "Options:\n"
     "  -d, --daemon           keep following changes after the load\n"
     "  -n, --consumers N      consumer processes to run with --daemon [1]\n"
+    "                         (PGSync's --num_workers)\n"
     "      --standby-producer with --daemon, a second producer that waits and takes\n"
     "                         the slot over within a second if the first one dies\n"
-    "  -w, --workers N        load worker processes [the number of cores]; with 0 the\n"
+    "      --workers N        load worker processes [the number of cores]; with 0 the\n"
     "                         running pgsync-consumers take the load's work items\n"
     "  -m, --mode MODE        logical (the replication slot, default) or notify\n"
     "                         (triggers and an outbox; no wal_level=logical)\n"
     "      --resync           load every document again, even if loaded before\n"
-    "      --analyze          print the plan of every generated query and warn about\n"
+    "  -a, --analyze          print the plan of every generated query and warn about\n"
     "                         foreign keys without an index; changes nothing\n"
     "      --no-load          skip the load\n"
     "  -q, --quiet            no progress output\n"
+    "\n"
+    "PGSync's other flags: -w/--wal and -b/--bootstrap are what pgsync always does\n"
+    "(logical replication; set up what is missing); -p PORT and -u ROLE are --port\n"
+    "and --user. --producer, --consumer, --polling, --schema_url and\n"
+    "--s3_schema_url do not apply: each says what to use instead.\n"
     "\n"
     "Schema changes: when the entry of an index differs from the version the\n"
     "index's alias serves, pgsync builds a new version (<index>_v<N>) beside it,\n"
@@ -220,7 +226,26 @@ static int pgsync_option(void *ctx, const char *prog, int opt, const char *arg)
         /* the environment carries it to the producer and consumers we start */
         setenv("PGSYNC_MODE", arg, 1);
         return 0;
-    case 'w':
+    case 'a':
+        a->analyze = 1;
+        return 0;
+    case 'w': /* PGSync's --wal: logical replication is what we do */
+    case 'b': /* PGSync's --bootstrap: pgsync sets up what is missing anyway */
+        return 0;
+    case 2001:
+        cli_die_usage(prog, "--producer: run pgsync-producer --config FILE (pgsync --daemon runs "
+                            "the producer and the consumers)");
+    case 2002:
+        cli_die_usage(prog, "--consumer: run pgsync-consumer --config FILE, as many as you like "
+                            "(pgsync --daemon runs the producer and the consumers)");
+    case 2003:
+        cli_die_usage(prog, "--polling does not apply: changes are streamed from the replication "
+                            "slot (or, without wal_level=logical, --mode notify)");
+    case 2004:
+    case 2005:
+        cli_die_usage(prog, "--schema_url and --s3_schema_url do not apply: download the file and "
+                            "give it with --config (or SCHEMA)");
+    case 'W':
         a->workers = atoi(arg);
         if (a->workers < 0 || a->workers > 256)
             cli_die_usage(prog, "--workers must be from 0 to 256");
@@ -448,10 +473,18 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
                                              {"daemon", no_argument, NULL, 'd'},
                                              {"consumers", required_argument, NULL, 'n'},
+                                             {"num_workers", required_argument, NULL, 'n'},
+                                             {"wal", no_argument, NULL, 'w'},
+                                             {"bootstrap", no_argument, NULL, 'b'},
+                                             {"producer", no_argument, NULL, 2001},
+                                             {"consumer", no_argument, NULL, 2002},
+                                             {"polling", no_argument, NULL, 2003},
+                                             {"schema_url", required_argument, NULL, 2004},
+                                             {"s3_schema_url", required_argument, NULL, 2005},
                                              {"resync", no_argument, NULL, 'r'},
                                              {"no-load", no_argument, NULL, 'N'},
                                              {"quiet", no_argument, NULL, 'q'},
-                                             {"workers", required_argument, NULL, 'w'},
+                                             {"workers", required_argument, NULL, 'W'},
                                              {"analyze", no_argument, NULL, 'A'},
                                              {"mode", required_argument, NULL, 'm'},
                                              {"grace", required_argument, NULL, 'G'},
@@ -465,7 +498,7 @@ int main(int argc, char **argv)
         .workers = (int)sysconf(_SC_NPROCESSORS_ONLN),
         .mo = {.grace_s = 60, .catchup_timeout_s = 3600, .stop = &stop},
     };
-    struct cli_spec spec = {"c:hVdn:qw:m:", longopts, usage, pgsync_option, &a, 0};
+    struct cli_spec spec = {"c:hVdn:qm:u:p:vawb", longopts, usage, pgsync_option, &a, 0};
     struct config cfg;
     struct pgs_error err;
     struct app app;

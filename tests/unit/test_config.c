@@ -35,6 +35,8 @@ static const char *const all_env[] = {
     "REDIS_TIMEOUT_MS", "PGSYNC_BATCH_SIZE", "PGSYNC_BLOCK_MS", "PGSYNC_CLAIM_IDLE_MS",
     "PGSYNC_DOC_CHUNK", "PGSYNC_BULK_BYTES", "PGSYNC_PRODUCER_BATCH", "PGSYNC_STREAM_RETAIN",
     "PGSYNC_CONSUMER_NAME", "PGSYNC_SLOT", "PGSYNC_MODE", "PGSYNC_STREAM_PREFIX", "PGPASSWORD",
+    "ELASTICSEARCH_API_KEY_ID", "ELASTICSEARCH_USE_SSL", "ELASTICSEARCH_CHUNK_SIZE",
+    "QUERY_CHUNK_SIZE",
     NULL,
 };
 
@@ -71,6 +73,18 @@ static void load_bad(const char *name, const char *value, const char *want)
         fail_msg("%s=%s: message \"%s\" should name %s and say \"%s\"", name, value, err.msg,
                  name, want);
     unsetenv(name);
+}
+
+/* The current environment must be refused with "want" in the message. */
+static void load_bad_keep(const char *want)
+{
+    struct config cfg;
+    struct pgs_error err;
+    pgs_error_clear(&err);
+    assert_int_equal(config_load(&cfg, &err), -1);
+    assert_int_equal(err.kind, PGS_ERR_USAGE);
+    if (strstr(err.msg, want) == NULL)
+        fail_msg("message \"%s\" should say \"%s\"", err.msg, want);
 }
 
 /* What "fn" writes to stderr (fd 2), as a new string. */
@@ -605,6 +619,48 @@ static void test_pg_connect_refused_names_the_place(void **state)
  * ELASTICSEARCH_TIMEOUT is refused naming both; the default follows a
  * shorter ELASTICSEARCH_TIMEOUT down.
  */
+/* PGSync's settings with PGSync's meaning: the API key in two parts, USE_SSL, the chunk sizes. */
+static void test_pgsync_settings(void **state)
+{
+    struct config cfg;
+    struct pgs_error err;
+    (void)state;
+
+    load_ok(&cfg);
+    assert_int_equal(cfg.bulk_max_docs, 0); /* no document cap unless asked */
+    assert_int_equal(cfg.query_chunk, 1000);
+    setenv("ELASTICSEARCH_API_KEY_ID", "VuaCfGcBCdbkQm-e5aOx", 1);
+    setenv("ELASTICSEARCH_API_KEY", "ui2lp2axTNmsyakw9tvNnw", 1);
+    load_ok(&cfg);
+    /* the engine's documented example: base64("VuaCfGcBCdbkQm-e5aOx:ui2lp2axTNmsyakw9tvNnw") */
+    assert_string_equal(cfg.es_api_key, "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==");
+    unsetenv("ELASTICSEARCH_API_KEY");
+    pgs_error_clear(&err);
+    assert_int_equal(config_load(&cfg, &err), -1);
+    assert_non_null(strstr(err.msg, "ELASTICSEARCH_API_KEY_ID is set but ELASTICSEARCH_API_KEY is not"));
+    unsetenv("ELASTICSEARCH_API_KEY_ID");
+
+    setenv("ELASTICSEARCH_USE_SSL", "true", 1);
+    setenv("ELASTICSEARCH_HOST", "es1,es2", 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.es_url, "https://es1:9200,https://es2:9200");
+    setenv("ELASTICSEARCH_SCHEME", "http", 1);
+    load_bad_keep("ELASTICSEARCH_USE_SSL=true but ELASTICSEARCH_SCHEME=http");
+    unsetenv("ELASTICSEARCH_SCHEME");
+    setenv("ELASTICSEARCH_USE_SSL", "maybe", 1);
+    load_bad_keep("ELASTICSEARCH_USE_SSL=maybe: expected true or false");
+    unsetenv("ELASTICSEARCH_USE_SSL");
+    unsetenv("ELASTICSEARCH_HOST");
+
+    setenv("ELASTICSEARCH_CHUNK_SIZE", "2000", 1);
+    setenv("QUERY_CHUNK_SIZE", "10000", 1);
+    load_ok(&cfg);
+    assert_int_equal(cfg.bulk_max_docs, 2000);
+    assert_int_equal(cfg.query_chunk, 10000);
+    load_bad("QUERY_CHUNK_SIZE", "0", "from 1 to");
+    load_bad("ELASTICSEARCH_CHUNK_SIZE", "-1", "from 0 to");
+}
+
 static void test_bulk_shard_timeout_below_request_timeout(void **state)
 {
     struct config cfg;
@@ -649,6 +705,7 @@ int main(void)
         cmocka_unit_test_setup(test_help_lists_every_setting, clear_env),
         cmocka_unit_test_setup(test_es_node_lists, clear_env),
         cmocka_unit_test_setup(test_bulk_shard_timeout_below_request_timeout, clear_env),
+        cmocka_unit_test_setup(test_pgsync_settings, clear_env),
         cmocka_unit_test_setup(test_dump_redacts_secrets, clear_env),
         cmocka_unit_test_setup(test_pg_connect_refused_names_the_place, clear_env),
     };
