@@ -117,7 +117,8 @@ int app_load(struct app *app, const char *schema_path, const struct config *cfg,
 
     memset(app, 0, sizeof(*app));
     app->cfg = cfg;
-    if (schema_parse_file(schema_path, &app->schema, &probs) < 0)
+    if (schema_parse_file_flags(schema_path, &app->schema, &probs,
+                                cfg->ignore_plugins ? SCHEMA_IGNORE_PLUGINS : 0) < 0)
         goto problems;
 
     app->nentries = app->nfile = app->schema.nentries;

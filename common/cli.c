@@ -43,6 +43,8 @@ int cli_common_option(struct cli_common *c, int opt, const char *arg, const char
                         "                         terminal, or a line of stdin)\n"
                         "      --sslmode MODE     overrides PG_SSLMODE\n"
                         "      --sslrootcert FILE overrides PG_SSLROOTCERT\n"
+                        "      --ignore-plugins   go on without the schema's \"plugins\" (Python\n"
+                        "                         classes that cannot run here; refused otherwise)\n"
                         "  (the schema file may also come from SCHEMA, as in PGSync)\n"
                         "  -h, --help             this help\n"
                         "  -V, --version          the version\n");
@@ -79,6 +81,9 @@ int cli_common_option(struct cli_common *c, int opt, const char *arg, const char
         return 1;
     case 'v':
         c->verbose = 1;
+        return 1;
+    case 1009:
+        c->ignore_plugins = 1;
         return 1;
     case '?':
         cli_die_usage(c->prog, "bad argument");
@@ -182,6 +187,8 @@ void cli_load_config(const struct cli_common *c, struct config *cfg)
         cfg->pg_sslmode = c->pg_sslmode;
     if (c->pg_sslrootcert)
         cfg->pg_sslrootcert = c->pg_sslrootcert;
+    if (c->ignore_plugins)
+        cfg->ignore_plugins = 1;
     if (c->ask_password) {
         static char pw[256];
         if (cli_read_password(c->prog, pw, sizeof(pw)) < 0)

@@ -17,7 +17,8 @@
         {"log-format", required_argument, NULL, 1002}, {"host", required_argument, NULL, 1003},    \
         {"port", required_argument, NULL, 1004}, {"user", required_argument, NULL, 1005},          \
         {"password", no_argument, NULL, 1006}, {"sslmode", required_argument, NULL, 1007},         \
-        {"sslrootcert", required_argument, NULL, 1008}, {"verbose", no_argument, NULL, 'v'}
+        {"sslrootcert", required_argument, NULL, 1008}, {"verbose", no_argument, NULL, 'v'},      \
+        {"ignore-plugins", no_argument, NULL, 1009}
 
 struct cli_common {
     const char *prog;
@@ -28,6 +29,7 @@ struct cli_common {
     const char *pg_host, *pg_port, *pg_user, *pg_sslmode, *pg_sslrootcert;
     int ask_password; /* --password: prompt for it */
     int verbose;      /* -v: --log-level debug */
+    int ignore_plugins; /* --ignore-plugins */
 };
 
 /*

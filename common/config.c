@@ -89,6 +89,7 @@ static const struct cfg_key cfg_keys[] = {
     {"PGSYNC_SLOT", S(slot_name), NULL, 0, 0, 0, "replication slot name, with one schema entry (default pgsync_<database>, one per database)"},
     {"PGSYNC_MODE", M(mode), "logical", 0, 0, 0, "change capture: logical (replication slot, pgoutput) or notify (triggers and an outbox table; no wal_level=logical)"},
     {"PGSYNC_STREAM_PREFIX", S(stream_prefix), "pgsync", 0, 0, 0, "prefix of Redis keys"},
+    {"PGSYNC_IGNORE_PLUGINS", B(ignore_plugins), "false", 0, 0, 0, "go on without a schema's \"plugins\" (Python classes pgsync-c cannot run; refused otherwise)"},
 };
 
 #define NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))

@@ -65,6 +65,7 @@ struct config {
     const char *consumer_name;
     const char *slot_name;   /* override of the derived name */
     enum capture_mode mode;
+    int ignore_plugins; /* PGSYNC_IGNORE_PLUGINS / --ignore-plugins: go on without "plugins" */
     const char *stream_prefix;
     /* where strings of a built URL live */
     char es_url_buf[2048];

@@ -425,6 +425,7 @@ static void w_value(struct walker *w, json_t *v, int depth)
 
 struct pctx {
     const char *file;
+    int flags; /* SCHEMA_IGNORE_PLUGINS */
     struct posidx pos;
     struct schema_problems *probs;
     struct schema_problems *warnings;
@@ -1253,6 +1254,44 @@ static struct schema_node *parse_node(struct pctx *c, json_t *j, struct schema_n
 
 /* ---------------------------------------------------------------- entries */
 
+/*
+ * PGSync's plugins are Python classes that change each document; we cannot
+ * run them. Going on without them would give other documents than PGSync
+ * does, unnoticed: refused, naming each, unless the user said to go on.
+ */
+static void parse_plugins(struct pctx *c, json_t *v, const char *p)
+{
+    json_t *name;
+    size_t i;
+    struct strbuf names;
+
+    if (!json_is_array(v)) {
+        prob(c, v, p, "\"plugins\" must be an array of plugin names, not %s", json_type_word(v));
+        return;
+    }
+    if (json_array_size(v) == 0)
+        return;
+    sb_init(&names);
+    json_array_foreach(v, i, name) {
+        if (!json_is_string(name)) {
+            prob(c, name, p, "a plugin name must be a string, not %s", json_type_word(name));
+            continue;
+        }
+        sb_printf(&names, "%s%s", i ? ", " : "", json_string_value(name));
+    }
+    if (c->flags & SCHEMA_IGNORE_PLUGINS)
+        warn(c, v, p, "plugins %s are ignored (--ignore-plugins): the documents lack what they "
+             "would add", names.buf ? names.buf : "");
+    else
+        prob(c, v, p,
+             "plugins %s are Python classes pgsync-c cannot run, and the documents would differ "
+             "from PGSync's without them: do the same with an ingest pipeline (\"pipeline\": "
+             "\"NAME\" in the entry), or run with --ignore-plugins (PGSYNC_IGNORE_PLUGINS=true) "
+             "to go on without them",
+             names.buf ? names.buf : "");
+    sb_free(&names);
+}
+
 static const char *const entry_keys[] = {"database", "index",    "nodes",   "setting", "mapping",
                                          "routing",  "pipeline", "plugins", NULL};
 
@@ -1297,12 +1336,7 @@ static void parse_entry(struct pctx *c, json_t *j, struct schema_entry *e, const
     }
     if ((v = json_object_get(j, "plugins")) != NULL) {
         char *p = jp_key(jpath, "plugins");
-        if (!json_is_array(v))
-            prob(c, v, p, "\"plugins\" must be an array of plugin names, not %s",
-                 json_type_word(v));
-        else if (json_array_size(v) > 0)
-            warn(c, v, p, "plugins are not supported: the %zu plugin(s) named here are ignored",
-                 json_array_size(v));
+        parse_plugins(c, v, p);
         free(p);
     }
 
@@ -1332,14 +1366,42 @@ static void parse_entry(struct pctx *c, json_t *j, struct schema_entry *e, const
     c->nnodes = c->capnodes = 0;
 }
 
+/*
+ * PGSync reads every optional key with dict.get(): a key given as null is
+ * absent. The same here, except inside what goes to the engine as written
+ * ("setting", "mapping", "mappings"), where null may mean something.
+ */
+static void strip_nulls(json_t *j, int depth)
+{
+    const char *key;
+    json_t *v;
+    void *tmp;
+    size_t i;
+
+    if (depth > SCHEMA_MAX_DEPTH * 4)
+        return;
+    if (json_is_array(j))
+        json_array_foreach(j, i, v) strip_nulls(v, depth + 1);
+    if (!json_is_object(j))
+        return;
+    json_object_foreach_safe(j, tmp, key, v) {
+        if (json_is_null(v))
+            json_object_del(j, key);
+        else if (strcmp(key, "setting") != 0 && strcmp(key, "mapping") != 0 &&
+                 strcmp(key, "mappings") != 0)
+            strip_nulls(v, depth + 1);
+    }
+}
+
 static int parse_buffer(const char *text, size_t len, struct schema *out,
-                        struct schema_problems *probs)
+                        struct schema_problems *probs, int flags)
 {
     struct pctx c;
     json_error_t jerr;
     json_t *root;
 
     memset(&c, 0, sizeof(c));
+    c.flags = flags;
     c.file = out->filename;
     c.probs = probs;
     c.warnings = &out->warnings;
@@ -1358,6 +1420,8 @@ static int parse_buffer(const char *text, size_t len, struct schema *out,
     struct walker w = {text, text + len, 1, 1, &c.pos};
     w_value(&w, root, 0);
     qsort(c.pos.v, (size_t)c.pos.n, sizeof(*c.pos.v), pos_cmp);
+    /* after the walk: it pairs the text with the values as written */
+    strip_nulls(root, 0);
 
     if (json_is_object(root)) {
         out->entries = xcalloc(1, sizeof(*out->entries));
@@ -1390,10 +1454,16 @@ int schema_parse_string(const char *text, const char *filename, struct schema *o
 {
     memset(out, 0, sizeof(*out));
     out->filename = xstrdup(filename ? filename : "<string>");
-    return parse_buffer(text, strlen(text), out, probs);
+    return parse_buffer(text, strlen(text), out, probs, SCHEMA_IGNORE_PLUGINS);
 }
 
 int schema_parse_file(const char *path, struct schema *out, struct schema_problems *probs)
+{
+    return schema_parse_file_flags(path, out, probs, 0);
+}
+
+int schema_parse_file_flags(const char *path, struct schema *out, struct schema_problems *probs,
+                            int flags)
 {
     FILE *f;
     char *buf = NULL;
@@ -1424,7 +1494,7 @@ int schema_parse_file(const char *path, struct schema *out, struct schema_proble
     fclose(f);
     buf[len] = '\0';
     out->filename = xstrdup(path);
-    rc = parse_buffer(buf, len, out, probs);
+    rc = parse_buffer(buf, len, out, probs, flags);
     free(buf);
     return rc;
 }

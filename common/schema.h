@@ -137,6 +137,10 @@ struct schema {
  * Problems are appended to "probs", which may be NULL; at most 200 are kept.
  */
 int schema_parse_file(const char *path, struct schema *out, struct schema_problems *probs) PGS_MUSTCHECK;
+/* "plugins" refused unless ignored (a warning) on request; a string (a stored schema) ignores them */
+#define SCHEMA_IGNORE_PLUGINS 1
+int schema_parse_file_flags(const char *path, struct schema *out, struct schema_problems *probs,
+                            int flags) PGS_MUSTCHECK;
 int schema_parse_string(const char *text, const char *filename, struct schema *out,
                         struct schema_problems *probs) PGS_MUSTCHECK;
 /*

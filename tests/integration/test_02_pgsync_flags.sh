@@ -4,6 +4,7 @@
 # --host, --port, --user, --password, --sslmode, --sslrootcert) and its
 # environment (SCHEMA, ELASTICSEARCH_CHUNK_SIZE, QUERY_CHUNK_SIZE) mean what
 # they mean in PGSync; what cannot apply says so and names what to use.
+# A schema's plugins are refused unless --ignore-plugins; null keys are absent.
 . "$(dirname "$0")/lib.sh"
 
 new_db flags >/dev/null
@@ -110,4 +111,22 @@ if grep -q "setting=ELASTICSEARCH_MAX_RETRIES" <<<"$out" && grep -q "setting=NUM
 else
     fail "flags: PGSync settings that do not apply are named" "$out"
 fi
+# a PGSync schema with plugins: refused, naming them, unless --ignore-plugins;
+# optional keys given as null are absent, as in PGSync
+jq --arg ix "${index}_p" '.[0].index = $ix | .[0].plugins = ["TitleCase", "Geo"] | .[0].routing = null | .[0].nodes.transform = null' \
+    "$schema" >"$schema.plugins"
+out=$(pgsync-bootstrap -c "$schema.plugins" 2>&1)
+if [ $? -ne 0 ] && grep -q 'plugins TitleCase, Geo are Python classes' <<<"$out" &&
+    grep -q -- '--ignore-plugins' <<<"$out"; then
+    pass "plugins: refused, naming each and the two ways on"
+else
+    fail "plugins: refused, naming each and the two ways on" "$out"
+fi
+out=$(pgsync-bootstrap -c "$schema.plugins" --ignore-plugins 2>&1)
+if [ $? -eq 0 ] && grep -q 'plugins TitleCase, Geo are ignored' <<<"$out"; then
+    pass "plugins: --ignore-plugins goes on with a warning; null keys are absent"
+else
+    fail "plugins: --ignore-plugins goes on with a warning" "$out"
+fi
+pgsync-bootstrap -c "$schema.plugins" --ignore-plugins -t >/dev/null 2>&1
 pgsync-bootstrap -c "$schema" -t >/dev/null 2>&1

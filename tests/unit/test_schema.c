@@ -357,15 +357,47 @@ static void test_parse_transform(void **state)
     schema_free(&s);
 }
 
-static void test_parse_plugins_warn_not_fail(void **state)
+static void test_parse_plugins_refused_unless_ignored(void **state)
 {
     (void)state;
     struct schema s;
     struct schema_problems p = {0};
-    assert_int_equal(schema_parse_file(FIXTURES "plugins.json", &s, &p), 0);
+    /* refused, naming each plugin, the pipeline way and the flag */
+    assert_int_equal(schema_parse_file(FIXTURES "plugins.json", &s, &p), -1);
+    assert_true(has_problem(&p, "$.plugins", "plugins Hero, Villain are Python classes", NULL));
+    assert_true(has_problem(&p, "$.plugins", "ingest pipeline", NULL));
+    assert_true(has_problem(&p, "$.plugins", "--ignore-plugins", NULL));
+    schema_problems_free(&p);
+    /* asked to go on: a warning */
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(
+        schema_parse_file_flags(FIXTURES "plugins.json", &s, &p, SCHEMA_IGNORE_PLUGINS), 0);
     assert_int_equal(p.n, 0);
     assert_int_equal(s.warnings.n, 1);
-    assert_true(has_problem(&s.warnings, "$.plugins", "plugins are not supported", NULL));
+    assert_true(has_problem(&s.warnings, "$.plugins", "plugins Hero, Villain are ignored", NULL));
+    schema_free(&s);
+}
+
+/* PGSync reads optional keys with dict.get(): null is absent, except in what goes to the engine */
+static void test_parse_null_is_absent(void **state)
+{
+    (void)state;
+    struct schema s;
+    parse_ok("[{\"database\": \"d\", \"index\": null, \"routing\": null, \"pipeline\": null,"
+             " \"plugins\": null, \"mapping\": null,"
+             " \"nodes\": {\"table\": \"t\", \"schema\": null, \"columns\": null,"
+             " \"transform\": null, \"label\": null,"
+             " \"children\": [{\"table\": \"c\", \"label\": null, \"children\": null,"
+             " \"relationship\": {\"type\": \"one_to_many\", \"variant\": \"object\","
+             " \"through_tables\": null, \"foreign_key\": null}}]},"
+             " \"setting\": {\"index\": {\"refresh_interval\": null}}}]",
+             &s);
+    assert_string_equal(s.entries[0].index, "d"); /* as absent: the database's name */
+    assert_null(s.entries[0].routing);
+    assert_int_equal(s.entries[0].root->nchildren, 1);
+    /* kept as written where the engine reads it */
+    assert_true(json_is_null(
+        json_object_get(json_object_get(s.entries[0].setting, "index"), "refresh_interval")));
     schema_free(&s);
 }
 
@@ -1000,7 +1032,8 @@ int main(void)
         cmocka_unit_test(test_parse_nested_depth4_ids_depth_first),
         cmocka_unit_test(test_parse_json_path_columns),
         cmocka_unit_test(test_parse_transform),
-        cmocka_unit_test(test_parse_plugins_warn_not_fail),
+        cmocka_unit_test(test_parse_plugins_refused_unless_ignored),
+        cmocka_unit_test(test_parse_null_is_absent),
         cmocka_unit_test(test_parse_old_nodes_list),
         cmocka_unit_test(test_bad_json_line_col),
         cmocka_unit_test(test_bad_unknown_key_suggests),
