@@ -16,7 +16,7 @@
 # PGS_SCHEMAS="library tree" runs only those.
 . "$(dirname "$0")/lib.sh"
 
-CATALOGUE=${PGS_SCHEMAS:-"library composite views jsonpath multischema transform tree"}
+CATALOGUE=${PGS_SCHEMAS:-"library composite views jsonpath multischema transform tree types"}
 FIX=$PGS_ROOT/tests/fixtures/schemas
 
 # canonical JSON: keys sorted at every level (jq 1.6 has no sort for tojson)
