@@ -528,14 +528,20 @@ int app_create_index(const struct app_entry *ae, struct es_client *es, struct pg
 
     json_t *settings = ae->e->setting ? json_deep_copy(ae->e->setting) : json_object();
     json_t *mappings;
+    /* "mapping" as PGSync reads it: field mappings, or a whole body when it looks like one */
     if (ae->e->mapping && (json_object_get(ae->e->mapping, "properties") ||
-                           json_object_get(ae->e->mapping, "dynamic")))
+                           json_object_get(ae->e->mapping, "dynamic") ||
+                           json_object_get(ae->e->mapping, "dynamic_templates")))
         mappings = json_deep_copy(ae->e->mapping);
+    else if (ae->e->mapping == NULL && ae->e->mappings != NULL)
+        mappings = json_deep_copy(ae->e->mappings);
     else {
         mappings = json_object();
         json_object_set_new(mappings, "properties",
                             ae->e->mapping ? json_deep_copy(ae->e->mapping) : json_object());
     }
+    if (!json_is_object(json_object_get(mappings, "properties")))
+        json_object_set_new(mappings, "properties", json_object());
     add_node_mappings(ae->e->root, json_object_get(mappings, "properties"));
     /* what rebuilds the version state when Redis lost it (version.h) */
     char fp[VERSION_FP_LEN];

@@ -1293,7 +1293,7 @@ static void parse_plugins(struct pctx *c, json_t *v, const char *p)
 }
 
 static const char *const entry_keys[] = {"database", "index",    "nodes",   "setting", "mapping",
-                                         "routing",  "pipeline", "plugins", NULL};
+                                         "mappings", "routing",  "pipeline", "plugins", NULL};
 
 static void parse_entry(struct pctx *c, json_t *j, struct schema_entry *e, const char *jpath)
 {
@@ -1332,6 +1332,18 @@ static void parse_entry(struct pctx *c, json_t *j, struct schema_entry *e, const
         else
             prob(c, v, p, "\"mapping\" must be an object (index mappings), not %s",
                  json_type_word(v));
+        free(p);
+    }
+    /* the engine's own "mappings" body; "mapping" wins over it, as in PGSync */
+    if ((v = json_object_get(j, "mappings")) != NULL) {
+        char *p = jp_key(jpath, "mappings");
+        if (!json_is_object(v))
+            prob(c, v, p, "\"mappings\" must be an object (the index's mappings), not %s",
+                 json_type_word(v));
+        else if (e->mapping != NULL)
+            warn(c, v, p, "both \"mapping\" and \"mappings\" are given: \"mapping\" is used");
+        else
+            e->mappings = json_incref(v);
         free(p);
     }
     if ((v = json_object_get(j, "plugins")) != NULL) {
@@ -1581,6 +1593,7 @@ void schema_free(struct schema *s)
         free(e->index);
         json_decref(e->setting);
         json_decref(e->mapping);
+        json_decref(e->mappings);
         free(e->routing);
         free(e->pipeline);
         free(e->jpath);

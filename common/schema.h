@@ -115,6 +115,7 @@ struct schema_entry {
     struct schema_node *root;
     json_t *setting;         /* owned references or NULL */
     json_t *mapping;
+    json_t *mappings; /* the engine's "mappings" body as given ("mapping" wins over it) */
     char *routing;
     char *pipeline;
     int nnodes;

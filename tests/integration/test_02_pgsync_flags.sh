@@ -129,4 +129,22 @@ else
     fail "plugins: --ignore-plugins goes on with a warning" "$out"
 fi
 pgsync-bootstrap -c "$schema.plugins" --ignore-plugins -t >/dev/null 2>&1
+
+# "mappings" (the engine's own body) is taken as given; "mapping" with only
+# dynamic_templates is a whole body too, as PGSync reads it
+jq --arg ix "${index}_m" '.[0].index = $ix |
+    .[0].mappings = {"properties": {"title": {"type": "keyword"}}}' "$schema" >"$schema.mappings"
+jq --arg ix "${index}_d" '.[0].index = $ix | .[0].mapping = {"dynamic_templates":
+    [{"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword"}}}]}' \
+    "$schema" >"$schema.dynamic"
+for kind in mappings dynamic; do
+    ix=$(jq -r '.[0].index' "$schema.$kind")
+    if pgsync -c "$schema.$kind" --quiet >>"$log" 2>&1; then
+        got=$(es GET "/$ix/_mapping" | jq -r '.[].mappings.properties.title.type')
+        check_eq "schema: \"$kind\" shapes the index (title is a keyword)" keyword "$got"
+    else
+        fail "schema: \"$kind\" loads" "$(tail -3 "$log")"
+    fi
+    pgsync-bootstrap -c "$schema.$kind" -t >/dev/null 2>&1
+done
 pgsync-bootstrap -c "$schema" -t >/dev/null 2>&1
