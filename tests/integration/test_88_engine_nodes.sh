@@ -231,9 +231,10 @@ check_eq "engine nodes: nothing dead-lettered" "0" "$(redis_q XLEN "pgsync:{$ind
 
 if [ "${PGS_RED_INDEX:-1}" = 1 ]; then # (the block is not indented: it holds heredocs)
 # --- a red index: the only copy of a shard is lost -------------------------------------------
-# Beside the routed index, one without routing, with its own producer and consumer: its writes
-# meet the missing shard in the bulk itself (the routed index's stop earlier, at the search for
-# every copy of a document).
+# Beside the routed index, one without routing, with a consumer of its own: its writes meet the
+# missing shard in the bulk itself (the routed index's stop earlier, at the search for every copy
+# of a document). One producer serves every index of a database: it restarts with a file that
+# has both, and the plain index loads beside it.
 pindex=$(unique_name engplain)
 pschema=$dir/$pindex.json
 cat >"$pschema" <<EOF
@@ -241,11 +242,13 @@ cat >"$pschema" <<EOF
   "setting": {"number_of_shards": 3, "number_of_replicas": 0},
   "nodes": {"table": "tag", "columns": ["id", "item_id", "name"]}}]
 EOF
+jq -s add "$schema" "$pschema" >"$dir/both.json"
+stop_bg "en_p_$$" >/dev/null 2>&1
+start_bg "en_pp_$$" pgsync-producer --config "$dir/both.json"
 ELASTICSEARCH_URL=$all pgsync --config "$pschema" --quiet >>"$log" 2>&1 ||
     fail "red index: the plain index loads" "$(tail -5 "$log")"
 pphys=$(es_physical "$pindex")
 mport3=$(free_port)
-start_bg "en_pp_$$" pgsync-producer --config "$pschema"
 ELASTICSEARCH_URL=$all start_bg "en_c3_$$" pgsync-consumer --config "$pschema" --name plain \
     --batch-size 50 --metrics-port "$mport3"
 # No replicas, and no shard on node 3 (the test's own): the one copy of a shard dies with its node.
@@ -346,8 +349,8 @@ else
     fail "red index: node 1 or 2 holds a primary of both indices" "$(es GET "/_cat/shards/$phys,$pphys")"
 fi
 for b in "en_pp_$$" "en_c3_$$"; do stop_bg "$b" >/dev/null 2>&1; done
-ELASTICSEARCH_URL=$all pgsync-bootstrap --config "$pschema" --teardown >/dev/null 2>&1 ||
-    fail "teardown" "pgsync-bootstrap --teardown failed (plain index)"
+ELASTICSEARCH_URL=$all pgsync-bootstrap --config "$dir/both.json" --teardown >/dev/null 2>&1 ||
+    fail "teardown" "pgsync-bootstrap --teardown failed (both indices)"
 else
     echo "INFO: red index phase not run (PGS_RED_INDEX=0)"
 fi
