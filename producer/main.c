@@ -1,8 +1,8 @@
 /*
  * main.c - pgsync-producer: the single reader of the database's changes.
- * One libev loop; one change source per schema entry (source.h: the
- * replication slot, or the trigger outbox with --mode notify); one Redis
- * connection shared by all of them.
+ * One libev loop; one change source per database (source.h: its
+ * replication slot, serving every entry on it) or, with --mode notify, per
+ * entry (its trigger outbox); one Redis connection shared by all of them.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -27,7 +27,9 @@ static const char usage[] =
     "\n"
     "Reads every committed change to the schema's tables from the logical\n"
     "replication slot (pgoutput) and appends a compact record per change to\n"
-    "the entry's Redis stream. Confirms a position to PostgreSQL only after\n"
+    "the Redis stream of every entry whose schema uses the table: one slot\n"
+    "per database, so run one producer per database, with a schema file\n"
+    "holding every entry on it. Confirms a position to PostgreSQL only after\n"
     "Redis accepted every record up to it. Run exactly one per slot; run\n"
     "pgsync-bootstrap first.\n"
     "\n"

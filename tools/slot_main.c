@@ -18,7 +18,8 @@
 static const char usage[] =
     "Usage: pgsync-slot --config FILE [--json] [--drop --yes]\n"
     "\n"
-    "Shows the logical replication slot of each schema entry: whether a\n"
+    "Shows the logical replication slot of each schema entry (one per\n"
+    "database, shared by its entries): whether a\n"
     "producer is attached (active, active_pid), restart_lsn and\n"
     "confirmed_flush_lsn, the WAL it keeps on the server (retained bytes)\n"
     "and wal_status. With --drop --yes, drops it; a slot in use (a producer\n"
