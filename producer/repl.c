@@ -79,6 +79,7 @@ struct repl {
     struct app_entry **aes; /* the entries served; aes[0] names the database */
     int nae;
     struct app_entry *ae;   /* aes[0] */
+    const char **streams;   /* aes[i]->stream, for the routes (routes.h); the array is owned */
     const char *slot, *publication;
     /*
      * A slot of one entry's own, from before one slot per database: read
@@ -149,6 +150,9 @@ static struct repl *repl_alloc(struct ev_loop *loop, const struct config *cfg,
     memcpy(r->aes, aes, sizeof(*r->aes) * (size_t)nae);
     r->nae = nae;
     r->ae = aes[0];
+    r->streams = xcalloc((size_t)nae, sizeof(*r->streams));
+    for (int i = 0; i < nae; i++)
+        r->streams[i] = aes[i]->stream;
     r->slot = r->ae->slot;
     r->publication = r->ae->publication;
     snprintf(r->stats.name, sizeof(r->stats.name), "%s", r->slot);
@@ -743,13 +747,9 @@ static void standby_check_routes(struct repl *r)
 {
     struct pgs_error err;
     int lacking = -1;
-    const char **streams = xcalloc((size_t)r->nae, sizeof(char *));
-    for (int i = 0; i < r->nae; i++)
-        streams[i] = r->aes[i]->stream;
     if (r->legacy || *r->rcp == NULL ||
-        routes_lacking(*r->rcp, r->cfg, r->slot, streams, r->nae, &lacking, &err) < 0)
+        routes_lacking(*r->rcp, r->cfg, r->slot, r->streams, r->nae, &lacking, &err) < 0)
         lacking = -1;
-    free(streams);
     if (lacking < 0) {
         r->stats.last_error[0] = '\0';
         return;
@@ -790,11 +790,8 @@ static void wait_as_standby(struct repl *r)
  */
 static int publish_routes(struct repl *r, struct pgs_error *err)
 {
-    const char **streams = xcalloc((size_t)r->nae, sizeof(char *));
-    for (int i = 0; i < r->nae; i++)
-        streams[i] = r->aes[i]->stream;
-    int rv = routes_publish(*r->rcp, r->cfg, r->slot, PQbackendPID(r->conn), streams, r->nae, err);
-    free(streams);
+    int rv = routes_publish(*r->rcp, r->cfg, r->slot, PQbackendPID(r->conn), r->streams, r->nae,
+                            err);
     if (rv == 0)
         r->routes_conn = redis_connect_count();
     return rv;
@@ -967,6 +964,7 @@ static void repl_free(struct change_source *src)
 
     close_stream(r);
     free(r->aes);
+    free(r->streams);
     free(r->pending);
     sb_free(&r->arena);
     free(r);
